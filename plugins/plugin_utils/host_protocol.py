@@ -1,0 +1,197 @@
+# Copyright (c) rdp.doctor contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The collection's own host protocol: run one named host script in one round trip.
+
+The command line is a constant bootstrap that this module encodes itself (never the shell plugin's
+deprecated ``_encode_script``). The script text and its parameters travel on stdin as data, so the
+command line is byte-identical for every script and parameter set and no parameter is ever pasted
+into script text. The script answers with exactly one JSON document; a failure is a JSON error with a
+non-zero exit code. The same bytes work over ``winrm``, ``psrp`` and ``ssh`` with the PowerShell
+shell (see docs/dev/contracts.md, section 1).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import typing as t
+
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
+from ansible.utils.display import Display
+
+display = Display()
+
+# Where the host scripts live, relative to this file: plugins/host_scripts/<name>.ps1
+HOST_SCRIPT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "host_scripts")
+
+# Windows cmd.exe refuses command lines longer than this (WINRS_SKIP_CMD_SHELL=FALSE routes through it).
+CMD_EXE_LIMIT = 8191
+
+# The bootstrap. Windows PowerShell 5.1. Kept free of blank-line or indentation significance.
+# - $input enumerates stdin (powershell.exe) or pipeline input (PSRP), as Ansible's own bootstrap does.
+# - The result is written with Write-Output so it reaches stdout (powershell.exe) and the PSRP output
+#   stream alike; non-ASCII characters are escaped as \uXXXX so the console code page never matters.
+# - 'exit 1' sets the process exit code (powershell.exe) or the SetShouldExit host call (PSRP).
+BOOTSTRAP = "\n".join(
+    [
+        "$ErrorActionPreference = 'Stop'",
+        "$ProgressPreference = 'SilentlyContinue'",
+        "Set-StrictMode -Version 2.0",
+        "$rdName = ''",
+        "function ConvertTo-RdAsciiJson($Value, [int]$Depth) {",
+        "$json = ConvertTo-Json -InputObject $Value -Depth $Depth -Compress",
+        "[regex]::Replace($json, '[^\\x00-\\x7F]', { param($m) '\\u{0:x4}' -f [int][char]$m.Value })",
+        "}",
+        "try {",
+        "$rdPayload = (@($input) -join \"`n\") | ConvertFrom-Json",
+        "$rdName = [string]$rdPayload.name",
+        "$rdText = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String([string]$rdPayload.script))",
+        "$rdScript = [ScriptBlock]::Create($rdText)",
+        "$rdResult = & $rdScript -Params $rdPayload.params",
+        "Write-Output (ConvertTo-RdAsciiJson -Value $rdResult -Depth 20)",
+        "exit 0",
+        "} catch {",
+        "$rdLine = 0",
+        "if ($null -ne $_.InvocationInfo) { $rdLine = $_.InvocationInfo.ScriptLineNumber }",
+        "$rdError = @{ type = $_.Exception.GetType().FullName; message = $_.Exception.Message;"
+        " line = $rdLine; category = [string]$_.CategoryInfo.Category }",
+        "Write-Output (ConvertTo-RdAsciiJson -Value @{ failed = $true; script = $rdName; error = $rdError } -Depth 5)",
+        "exit 1",
+        "}",
+    ]
+)
+
+COMMAND_PREFIX = "PowerShell -NoProfile -NonInteractive -ExecutionPolicy Unrestricted -EncodedCommand "
+COMMAND_LINE = COMMAND_PREFIX + base64.b64encode(BOOTSTRAP.encode("utf-16-le")).decode("ascii")
+
+
+class HostScriptError(AnsibleError):
+    """A host script ran and reported a failure (or answered something that is not its protocol)."""
+
+    def __init__(self, script: str, message: str, error_type: str = "", line: int = 0, rc: int | None = None,
+                 category: str = "") -> None:
+        self.script = script
+        self.error_type = error_type
+        self.line = line
+        self.rc = rc
+        self.category = category
+        where = f" at line {line}" if line else ""
+        kind = f" ({error_type})" if error_type else ""
+        super().__init__(f"host script '{script}' failed{where}{kind}: {message}")
+
+    def to_dict(self) -> dict[str, t.Any]:
+        """The structured error, as action plugins return it to the user."""
+        return {"script": self.script, "type": self.error_type, "message": str(self), "line": self.line,
+                "rc": self.rc, "category": self.category}
+
+
+def script_path(name: str) -> str:
+    """Path of the host script called ``name``; refuses anything that is not a plain script name."""
+    if not name or not name.replace("_", "").isalnum():
+        raise AnsibleError(f"invalid host script name {name!r}")
+    return os.path.join(HOST_SCRIPT_DIR, f"{name}.ps1")
+
+
+def load_script(name: str) -> str:
+    """The text of host script ``name`` as shipped in the collection."""
+    path = script_path(name)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise AnsibleError(f"host script '{name}' is not part of this collection ({path}): {exc}") from exc
+
+
+def script_digest(text: str) -> str:
+    """SHA-256 of a script text; the lab recognises collection scripts by it."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def build_payload(name: str, script: str, params: dict[str, t.Any]) -> bytes:
+    """The stdin document: one JSON line naming the script, carrying its text and its parameters."""
+    document = {
+        "name": name,
+        "script": base64.b64encode(script.encode("utf-8")).decode("ascii"),
+        "params": params,
+    }
+    return (json.dumps(document, separators=(",", ":"), sort_keys=True) + "\n").encode("utf-8")
+
+
+def parse_payload(data: bytes) -> tuple[str, str, dict[str, t.Any]]:
+    """Inverse of :func:`build_payload` (used by the lab and by tests)."""
+    document = json.loads(data.decode("utf-8"))
+    script = base64.b64decode(document["script"]).decode("utf-8")
+    return document["name"], script, document["params"]
+
+
+def _single_json_document(text: str) -> t.Any:
+    """Decode stdout that must hold exactly one JSON document (surrounding whitespace allowed)."""
+    decoder = json.JSONDecoder()
+    stripped = text.strip()
+    if not stripped:
+        raise ValueError("no output")
+    value, end = decoder.raw_decode(stripped)
+    if stripped[end:].strip():
+        raise ValueError(f"unexpected data after the JSON document: {stripped[end:end + 80]!r}")
+    return value
+
+
+def parse_result(name: str, rc: int, stdout: str, stderr: str) -> dict[str, t.Any]:
+    """Turn what the connection returned into the script's result, or raise :class:`HostScriptError`."""
+    try:
+        document = _single_json_document(stdout)
+    except ValueError as exc:
+        detail = (stderr or "").strip() or (stdout or "").strip()[:400] or str(exc)
+        raise HostScriptError(name, f"did not answer with one JSON document (rc={rc}): {detail}", rc=rc) from exc
+    if not isinstance(document, dict):
+        raise HostScriptError(name, f"answered a JSON {type(document).__name__}, expected an object", rc=rc)
+    if document.get("failed"):
+        error = document.get("error") or {}
+        raise HostScriptError(
+            name,
+            str(error.get("message") or "unknown error"),
+            error_type=str(error.get("type") or ""),
+            line=int(error.get("line") or 0),
+            rc=rc,
+            category=str(error.get("category") or ""),
+        )
+    if rc != 0:
+        raise HostScriptError(name, f"exited with rc={rc} without an error document: {(stderr or '').strip()}", rc=rc)
+    return document
+
+
+class LowLevelExecutor(t.Protocol):
+    """What an action plugin offers: ``ActionBase._low_level_execute_command``."""
+
+    def __call__(self, cmd: str, sudoable: bool = ..., in_data: bytes | None = ...) -> dict[str, t.Any]:
+        ...
+
+
+def run_host_script(execute: LowLevelExecutor, name: str, params: dict[str, t.Any], host: str = "") -> dict[str, t.Any]:
+    """Run host script ``name`` with ``params`` through the task's connection: exactly one round trip.
+
+    ``execute`` is the action plugin's ``_low_level_execute_command``. Connection problems become
+    :class:`AnsibleConnectionFailure` with the host and script named; script failures become
+    :class:`HostScriptError`.
+    """
+    script = load_script(name)
+    payload = build_payload(name, script, params)
+    display.vvv(f"rdp.doctor: running host script '{name}' ({len(payload)} bytes on stdin)", host=host)
+    # Parameter names only: values may name accounts or paths and are not needed to debug the protocol.
+    display.vvvv(f"rdp.doctor: '{name}' parameters: {sorted(params)}", host=host)
+    try:
+        result = execute(COMMAND_LINE, sudoable=False, in_data=payload)
+    except AnsibleConnectionFailure:
+        raise
+    except Exception as exc:  # pylint: disable=broad-except
+        # pywinrm/pypsrp/requests raise their own exception types; name the script and the cause.
+        raise AnsibleConnectionFailure(
+            f"could not run host script '{name}' on {host or 'the host'}: {type(exc).__name__}: {exc}"
+        ) from exc
+    rc = int(result.get("rc", 1) if result.get("rc") is not None else 1)
+    stdout = result.get("stdout", "") or ""
+    stderr = result.get("stderr", "") or ""
+    display.vvvvv(f"rdp.doctor: '{name}' rc={rc} stdout={len(stdout)} chars stderr={stderr[:2000]!r}", host=host)
+    return parse_result(name, rc, stdout, stderr)
