@@ -1,0 +1,96 @@
+# rdp.doctor — the two commands a newcomer needs:
+#   make demo   start the lab fleet, diagnose it through the real winrm connection, stop the lab
+#   make test   everything that checks the collection; ends with pytest's counts
+# Each target installs what it needs by itself, idempotently.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.rdp-doctor-installed
+COLLECTIONS := $(ROOT)/.cache/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/rdp/doctor
+GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
+LAB_STATE := $(ROOT)/.lab
+FLEET ?= tests/lab/fleets/default.yml
+PYTEST_ARGS ?=
+
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_HOST_KEY_CHECKING := False
+export ANSIBLE_NOCOLOR := 1
+export PATH := $(VENV)/bin:$(PATH)
+
+# The first Python 3.11-3.13 found (ansible-core 2.19 controller range; 3.11 is what CI uses).
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not ((3,11) <= sys.version_info[:2] <= (3,13)))' 2>/dev/null && { command -v $$p; break; }; done)
+
+.PHONY: help setup venv system-packages collection ansible-test-cache demo test bench \
+	lab-start lab-stop lab-status build clean
+
+help:
+	@echo "make demo    start the lab fleet, diagnose it, stop it"
+	@echo "make test    unit + sanity + lint + end-to-end + molecule (prints pytest's counts)"
+	@echo "make bench   benchmarks (probe, lab start-up), ratios against a baseline of the same run"
+	@echo "make lab-start | lab-status | lab-stop   run the simulated Windows fleet by hand"
+	@echo "make build   build the collection tarball into .cache/dist/"
+
+setup: venv collection ansible-test-cache
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	@if [ -z "$(PYTHON)" ]; then echo "error: Python 3.11 (3.11-3.13) not found; install python3.11" >&2; exit 1; fi
+	@echo "setup: virtual environment in .venv with $(PYTHON)"
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements-dev.txt
+	@touch $(STAMP)
+
+system-packages:
+	@tools/ensure-system-packages.sh
+
+# The repository root is the collection; Ansible finds it through this symlink.
+collection: $(COLLECTION_LINK)
+
+$(COLLECTION_LINK):
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@ln -sfn ../../../.. $(COLLECTION_LINK)
+
+# ansible-test bootstraps pip from a host this network cannot reach; it accepts a cached copy.
+ansible-test-cache: $(GET_PIP_CACHE)
+
+$(GET_PIP_CACHE): tools/get_pip_offline.py
+	@mkdir -p $(dir $(GET_PIP_CACHE))
+	@cp tools/get_pip_offline.py $(GET_PIP_CACHE)
+
+test: setup system-packages
+	@$(PY) -m pytest tests $(PYTEST_ARGS)
+
+demo: setup
+	@$(PY) -m tests.lab stop --state-dir $(LAB_STATE) >/dev/null 2>&1 || true
+	@$(PY) -m tests.lab start --fleet $(FLEET) --state-dir $(LAB_STATE)
+	@status=0; \
+	ansible-playbook -i $(LAB_STATE)/inventory.yml playbooks/demo.yml || status=$$?; \
+	$(PY) -m tests.lab stop --state-dir $(LAB_STATE); \
+	exit $$status
+
+bench: setup system-packages
+	@$(PY) -m tests.bench
+
+lab-start: setup
+	@$(PY) -m tests.lab start --fleet $(FLEET) --state-dir $(LAB_STATE)
+
+lab-status: setup
+	@$(PY) -m tests.lab status --state-dir $(LAB_STATE)
+
+lab-stop: setup
+	@$(PY) -m tests.lab stop --state-dir $(LAB_STATE)
+
+build: setup
+	@mkdir -p .cache/dist
+	@ansible-galaxy collection build --force --output-path .cache/dist .
+
+clean:
+	@rm -rf .cache/dist tests/output .pytest_cache reports
