@@ -72,7 +72,7 @@ demo: setup
 	@$(PY) -m tests.lab stop --state-dir $(LAB_STATE) >/dev/null 2>&1 || true
 	@$(PY) -m tests.lab start --fleet $(FLEET) --state-dir $(LAB_STATE)
 	@status=0; \
-	ansible-playbook -i $(LAB_STATE)/inventory.yml playbooks/demo.yml || status=$$?; \
+	ansible-playbook -i $(LAB_STATE)/inventory.yml rdp.doctor.diagnose || status=$$?; \
 	$(PY) -m tests.lab stop --state-dir $(LAB_STATE); \
 	exit $$status
 

@@ -24,6 +24,7 @@ def run_tool(args: list[str], cwd: str = ROOT, timeout: int = 900, **extra: str)
     """Run ``args``; on a non-zero exit, fail the calling test with the tool's last output lines."""
     proc = subprocess.run(args, cwd=cwd, env=tool_env(**extra), capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + "\n" + proc.stderr).strip().splitlines()[-80:])
-        raise AssertionError(f"{' '.join(args)} exited {proc.returncode}:\n{tail}")
+        lines = (proc.stdout + "\n" + proc.stderr).strip().splitlines()
+        errors = [line for line in lines if "ERROR" in line or "FATAL" in line][:120]
+        raise AssertionError(f"{' '.join(args)} exited {proc.returncode}:\n" + "\n".join(errors + ["..."] + lines[-40:]))
     return proc
