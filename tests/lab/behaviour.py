@@ -1,0 +1,161 @@
+"""How a host's RDP listener behaves, computed from the model the way Windows would (contracts section 9).
+
+Pure: ``listener_behaviour(host, now)`` reads the model and returns a frozen ``ListenerBehaviour``. The
+lab RDP listener calls it on every new connection, so changing the model changes the answers at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from tests.lab import certs
+from tests.lab.model import (
+    DEFAULT_DENY_TS_CONNECTIONS, DEFAULT_SECURITY_LAYER, DEFAULT_USER_AUTHENTICATION, FW_GPO_DOMAIN, FW_GPO_STANDARD,
+    MACHINEKEYS_PATH, RDP_TCP, SCHANNEL_PROTOCOL_NAMES, TERMSERVICE, TS, CertEntry, Host, effective, effective_port,
+    machinekeys_acl_ok, port_owner, schannel_key, version_tuple,
+)
+
+# Schannel registry protocol name -> the name the RDP listener / Python ssl uses.
+TLS_NAMES = {"TLS 1.0": "TLSv1", "TLS 1.1": "TLSv1.1", "TLS 1.2": "TLSv1.2", "TLS 1.3": "TLSv1.3"}
+
+
+@dataclass(frozen=True)
+class ListenerBehaviour:  # pylint: disable=too-many-instance-attributes  # mirrors contracts section 9
+    """What the listener does for the next connection (contracts section 9)."""
+
+    listening: bool
+    refuse_reason: str
+    port: int
+    security_layer: int
+    nla_required: bool
+    certificate_pem: bytes | None
+    private_key_pem: bytes | None
+    tls_versions: frozenset[str]
+    netbios_name: str
+    dns_name: str
+    domain: str
+    dns_domain: str
+    os_version: tuple[int, int, int]
+    clock_offset_seconds: float
+
+
+def schannel_enabled(host: Host, protocol: str, side: str = "Server") -> bool:
+    """Is a Schannel protocol on for new credentials? [S18]
+
+    Enabled=0 -> off; DisabledByDefault!=0 -> off for callers that take the defaults (TermService);
+    Enabled!=0 -> on; otherwise the OS default. TLS 1.3 exists only where the OS implements it.
+    """
+    if protocol == "TLS 1.3" and not host.release.tls13_supported:
+        return False
+    path = schannel_key(protocol, side)
+    enabled = host.registry.get(path, "Enabled")
+    disabled_by_default = host.registry.get(path, "DisabledByDefault")
+    if enabled == 0:
+        return False
+    if isinstance(disabled_by_default, int) and disabled_by_default != 0:
+        return False
+    if isinstance(enabled, int):
+        return True
+    return bool(host.release.tls_defaults.get(protocol, False))
+
+
+def tls_versions(host: Host) -> frozenset[str]:
+    """TLS versions the listener can negotiate (Server side keys); SSL 3.0 is never offered by the lab."""
+    return frozenset(TLS_NAMES[p] for p in SCHANNEL_PROTOCOL_NAMES if p in TLS_NAMES and schannel_enabled(host, p))
+
+
+def listener_entry(host: Host) -> CertEntry | None:
+    """The certificate TermService uses: SSLCertificateSHA1Hash in My or Remote Desktop [S1 S2].
+
+    With no hash configured Windows falls back to the self-signed certificate; a hash naming a
+    certificate in no store leaves the listener without a certificate.
+    """
+    bound = host.bound_thumbprint()
+    if bound is None:
+        return host.self_signed_entry()
+    found = host.find_cert(bound)
+    return found[1] if found else None
+
+
+def usable_key_pem(host: Host, entry: CertEntry) -> bytes | None:
+    """The private key PEM if NETWORK SERVICE can use it, else None (-> SSL_CERT_NOT_ON_SERVER) [S1 S2 S5]."""
+    if entry.key is None or not entry.has_private_key or not entry.key_readable_by_network_service:
+        return None
+    if entry.key_file is not None:
+        keys = host.machinekeys
+        # a legacy-CSP key lives in MachineKeys: folder gone, folder ACL broken or file missing -> unusable
+        if keys.path != MACHINEKEYS_PATH or not keys.exists or not machinekeys_acl_ok(keys.sddl):
+            return None
+        if entry.key_file not in keys.files:
+            return None
+    return certs.key_pem(entry.key)
+
+
+def refuse_reason(host: Host) -> str:
+    """Why no connection gets through, or "" (Windows checks, then the firewall) [S4 S13 S26 S37]."""
+    deny, source = effective(host, "fDenyTSConnections", TS, DEFAULT_DENY_TS_CONNECTIONS)
+    if deny:
+        return f"remote connections denied (fDenyTSConnections=1, {source})"
+    if host.registry.get(RDP_TCP, "fEnableWinStation", 1) == 0:
+        return "RDP-Tcp listener disabled (fEnableWinStation=0)"
+    service = host.services.get(TERMSERVICE)
+    if service is None or service.state != "Running":
+        return f"TermService not running ({service.state if service else 'missing'}, {service.start_mode if service else '-'})"
+    port = effective_port(host)
+    owner = port_owner(host, port)
+    if owner is not None:
+        return f"port {port} owned by {owner.process} (pid {owner.pid})"
+    return firewall_block_reason(host, port)
+
+
+def firewall_block_reason(host: Host, port: int) -> str:
+    """Why the firewall drops inbound TCP to ``port`` in the active profile, or ""."""
+    profile = host.active_profile
+    fw_profile = next((p for p in host.firewall_profiles if p.name.lower() == profile.lower()), None)
+    if fw_profile is not None and not fw_profile.enabled:
+        return ""
+    gpo_key = FW_GPO_DOMAIN if profile == "Domain" else FW_GPO_STANDARD
+    if host.registry.get(gpo_key, "Enabled") == 0:
+        # ADMX: Disabled -> RDP blocked, local port exceptions not honoured [S37]
+        return f"GPO 'Allow inbound Remote Desktop exceptions' disabled ({profile} profile)"
+    inbound = [r for r in host.firewall_rules
+               if r.enabled and r.direction == "Inbound" and r.protocol.upper() == "TCP" and r.applies_to(profile) and r.covers_port(port)]
+    if any(r.action == "Block" for r in inbound):
+        return f"an enabled inbound block rule covers TCP {port}"
+    if any(r.action == "Allow" and r.program.lower() != "%systemroot%\\system32\\rdpsa.exe" for r in inbound):
+        return ""
+    if fw_profile is not None and fw_profile.default_inbound_action == "Allow":
+        return ""
+    return f"no enabled inbound firewall rule allows TCP {port} ({profile} profile)"
+
+
+def listener_behaviour(host: Host, now: dt.datetime) -> ListenerBehaviour:  # pylint: disable=unused-argument
+    """Compute the listener's behaviour for a connection arriving at ``now``.
+
+    ``now`` is part of the contract so time-dependent behaviour (e.g. expiry-driven regeneration) can be
+    added without changing callers; the served certificate is returned even when expired, as Windows does.
+    """
+    reason = refuse_reason(host)
+    security_layer = effective(host, "SecurityLayer", default=DEFAULT_SECURITY_LAYER)[0]
+    nla = effective(host, "UserAuthentication", default=DEFAULT_USER_AUTHENTICATION)[0]
+    entry = listener_entry(host)
+    workgroup = not host.os.part_of_domain
+    build = version_tuple(host.os.version)
+    return ListenerBehaviour(
+        listening=reason == "",
+        refuse_reason=reason,
+        port=effective_port(host),
+        security_layer=int(security_layer) if isinstance(security_layer, int) else DEFAULT_SECURITY_LAYER,
+        nla_required=nla == 1,
+        certificate_pem=entry.pem if entry else None,
+        private_key_pem=usable_key_pem(host, entry) if entry else None,
+        tls_versions=tls_versions(host),
+        netbios_name=host.os.computer_name,
+        dns_name=host.os.fqdn,
+        # NTLM target info of a workgroup server names the computer itself as its domain
+        domain=host.os.computer_name if workgroup else host.os.netbios_domain,
+        dns_domain=host.os.dns_host_name if workgroup else host.os.domain,
+        os_version=(build[0], build[1], build[2]),
+        clock_offset_seconds=float(host.clock_offset_seconds),
+    )

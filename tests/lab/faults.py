@@ -1,0 +1,413 @@
+"""Named faults: each sets the model the way a broken Windows host is, with the events it logs (contracts section 8).
+
+``FAULTS`` holds exactly the faults of contracts section 8. Faults combine: ``apply_faults`` applies a
+list in the canonical order of ``FAULTS`` (so the result does not depend on the order given), rejects
+unknown names, conflicting pairs and OS releases a fault cannot exist on. ``build_host`` makes a
+healthy host and applies faults, picking an OS release the faults can exist on when none is given.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from tests.lab import certs
+from tests.lab.behaviour import listener_entry
+from tests.lab.model import (
+    CREDSSP, DEFAULT_OS_VERSION, FIPS, FW_GPO_DOMAIN, FW_GPO_STANDARD, LAB_ACCOUNT, LOG_RCM_ADMIN, POL, PROVIDER_RCM,
+    PROVIDER_SCHANNEL, PROVIDER_SCM, PROVIDER_SECURITY, RDP_FIREWALL_GROUP, RDP_TCP, RIGHT_DENY_RDP, RDS_STORE,
+    SCHANNEL_PROTOCOL_NAMES, SID_ADMINISTRATORS, SID_REMOTE_DESKTOP_USERS, SID_USERS, TERMSERVICE, TS, UMRDPSERVICE,
+    Account, CertEntry, Host, Session, Socket, as_utc, resolve_os_version, schannel_key,
+)
+
+
+class FaultError(ValueError):
+    """A fault list that cannot be applied (unknown name, conflict, unsupported OS)."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One named way a Windows host breaks RDP."""
+
+    name: str
+    description: str
+    finding_ids: tuple[str, ...]
+    action: Callable[[Host, dt.datetime], None]
+    os_versions: tuple[str, ...] = ()  # releases the fault can exist on; () = any
+    conflicts: frozenset[str] = field(default_factory=frozenset)
+    path_fault: bool = False  # outside the host: changes nothing in the model
+
+    def apply(self, host: Host, now: dt.datetime) -> None:
+        """Break ``host`` (mutates it) and record the fault name."""
+        if self.os_versions and host.os.version not in self.os_versions:
+            raise FaultError(f"fault {self.name!r} cannot exist on {host.release.caption} ({host.os.version}); "
+                             f"use os_version one of {', '.join(self.os_versions)}")
+        self.action(host, as_utc(now))
+        if self.name not in host.faults:
+            host.faults.append(self.name)
+
+
+# ---- helpers ----
+def _days_ago(now: dt.datetime, *days: float) -> list[dt.datetime]:
+    """Event times ``days`` before ``now`` (oldest first)."""
+    return sorted(now - dt.timedelta(days=d) for d in days)
+
+
+def _seed(host: Host, purpose: str) -> bytes:
+    """Stable bytes per host and purpose."""
+    return hashlib.sha256(f"{host.name.lower()}|{purpose}".encode("utf-8")).digest()
+
+
+def _reissue_self_signed(host: Host, now: dt.datetime, common_name: str | None = None, not_before: dt.datetime | None = None,
+                         not_after: dt.datetime | None = None) -> CertEntry:
+    """Replace the self-signed cert, keeping key, key flags and the parts not overridden; rebind if it was bound.
+
+    Keeping everything not overridden lets cert faults combine in any order (expired + wrong name, ...).
+    """
+    old = host.self_signed_entry() or host.install_self_signed(now, log=False)
+    was_bound = host.bound_thumbprint() in (None, old.thumbprint)
+    cn = common_name or certs.cert_names(old.cert)[0]
+    cert = certs.self_signed_rdp_cert(cn, old.key or certs.key_for(host.name), not_before or old.not_before, not_after or old.not_after)
+    new = CertEntry(**{**old.__dict__, "cert": cert})
+    host.cert_stores[RDS_STORE] = [new if e is old else e for e in host.cert_stores[RDS_STORE]]
+    if was_bound:
+        host.bind_cert(new)
+    return new
+
+
+def _target_entry(host: Host, now: dt.datetime) -> CertEntry:
+    """The listener's certificate, or the self-signed one when the binding names no certificate."""
+    return listener_entry(host) or host.self_signed_entry() or host.install_self_signed(now, log=False)
+
+
+def _next_session_id(host: Host) -> int:
+    """Session ids start at 2 on servers (0 services, 1 console)."""
+    return max([s.session_id for s in host.sessions] + [1]) + 1
+
+
+def _lab_account(host: Host) -> Account:
+    """The lab's rdpuser (every healthy host has it)."""
+    account = host.find_account(LAB_ACCOUNT)
+    if account is None:
+        raise FaultError(f"host {host.name} has no {LAB_ACCOUNT!r} account")
+    return account
+
+
+def _stop_termservice(host: Host, now: dt.datetime, start_mode: str) -> None:
+    """TermService (and its dependent UmRdpService) stopped, with the SCM events [S22]."""
+    for name in (UMRDPSERVICE, TERMSERVICE):
+        service = host.services[name]
+        service.state, service.pid = "Stopped", 0
+    service = host.services[TERMSERVICE]
+    if start_mode != service.start_mode:
+        host.add_event("System", PROVIDER_SCM, 7040, now - dt.timedelta(hours=2),
+                       f"The start type of the Remote Desktop Services service was changed from demand start to {start_mode.lower()}.",
+                       level="Information")
+        service.start_mode = start_mode
+    host.add_event("System", PROVIDER_SCM, 7036, now - dt.timedelta(hours=1),
+                   "The Remote Desktop Services service entered the stopped state.", level="Information")
+
+
+MSG_1057 = ("The RD Session Host Server has failed to create a new self signed certificate to be used for RD Session Host Server"
+            " authentication on SSL connections. The relevant status code was {status}.")
+MSG_1058 = ("The RD Session Host Server has failed to replace the expired self signed certificate used for RD Session Host Server"
+            " authentication on SSL connections. The relevant status code was Access is denied.")
+MSG_36870 = ("A fatal error occurred when attempting to access the TLS server credential private key. The error code returned from"
+             " the cryptographic module is {code}. The internal error state is 10001.")
+MSG_36871 = "A fatal error occurred while creating a TLS server credential. The internal error state is 10013."
+
+
+# ---- the faults, in canonical application order ----
+def _rdp_disabled(host: Host, _now: dt.datetime) -> None:
+    host.reg_set(TS, "fDenyTSConnections", 1)
+
+
+def _gpo_denies_connections(host: Host, _now: dt.datetime) -> None:
+    host.reg_set(POL, "fDenyTSConnections", 1)
+
+
+def _listener_disabled(host: Host, _now: dt.datetime) -> None:
+    host.reg_set(RDP_TCP, "fEnableWinStation", 0)
+
+
+def _termservice_stopped(host: Host, now: dt.datetime) -> None:
+    _stop_termservice(host, now, host.services[TERMSERVICE].start_mode)
+
+
+def _termservice_disabled(host: Host, now: dt.datetime) -> None:
+    _stop_termservice(host, now, "Disabled")
+
+
+def _port_conflict(host: Host, _now: dt.datetime) -> None:
+    port = host.reg_get(RDP_TCP, "PortNumber", 3389)
+    host.other_sockets.append(Socket("tcp", "0.0.0.0", int(port) if isinstance(port, int) else 3389, 4242, "nginx"))
+
+
+def _port_moved(host: Host, _now: dt.datetime) -> None:
+    host.reg_set(RDP_TCP, "PortNumber", 3390)  # the firewall rules keep 3389
+
+
+def _firewall_rdp_disabled(host: Host, _now: dt.datetime) -> None:
+    for rule in host.firewall_rules:
+        if rule.group == RDP_FIREWALL_GROUP:
+            rule.enabled = False
+
+
+def _firewall_gpo_blocks(host: Host, _now: dt.datetime) -> None:
+    for key in (FW_GPO_DOMAIN, FW_GPO_STANDARD):
+        host.reg_set(key, "Enabled", 0)
+
+
+def _dns_mismatch(host: Host, _now: dt.datetime) -> None:
+    host.path_faults.add("dns_mismatch")
+
+
+def _cert_expired(host: Host, now: dt.datetime) -> None:
+    _reissue_self_signed(host, now, not_before=now - dt.timedelta(days=200), not_after=now - dt.timedelta(days=18))
+    host.add_events("System", PROVIDER_RCM, 1058, _days_ago(now, 17, 9, 1), MSG_1058)
+
+
+def _old_computer_name(host: Host) -> str:
+    """A Windows-setup style name (WIN-XXXXXXXXXXX) the host had before it was renamed."""
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
+    name = "WIN-" + "".join(alphabet[b % len(alphabet)] for b in _seed(host, "old-name")[:11])
+    return f"{name}.{host.os.domain}".lower() if host.os.part_of_domain else name
+
+
+def _cert_wrong_name(host: Host, now: dt.datetime) -> None:
+    _reissue_self_signed(host, now, common_name=_old_computer_name(host))
+
+
+def _cert_key_unreadable(host: Host, now: dt.datetime) -> None:
+    entry = _target_entry(host, now)
+    entry.key_readable_by_network_service = False
+    key_file = host.machinekeys.files.get(entry.key_file or "")
+    if key_file is not None:
+        key_file.sddl = "O:SYG:SYD:P(A;;FA;;;SY)(A;;FA;;;BA)"  # NETWORK SERVICE's read ACE removed
+    host.add_events("System", PROVIDER_SCHANNEL, 36870, _days_ago(now, 2, 1, 0.01), MSG_36870.format(code="0x8009030d"))
+
+
+def _cert_bound_missing(host: Host, _now: dt.datetime) -> None:
+    host.reg_set(RDP_TCP, "SSLCertificateSHA1Hash", _seed(host, "missing-cert")[:20])
+
+
+def _machinekeys_acl_broken(host: Host, now: dt.datetime) -> None:
+    host.machinekeys.sddl = "O:SYG:SYD:PAI(A;;FA;;;BA)"  # Everyone's ACE gone [S5]
+    host.add_events("System", PROVIDER_RCM, 1057, _days_ago(now, 3, 1), MSG_1057.format(status="Access is denied"))
+    host.add_events("System", PROVIDER_SCHANNEL, 36870, _days_ago(now, 1, 0.01), MSG_36870.format(code="0x80090016"))
+
+
+def _listener_key_missing(host: Host, now: dt.datetime) -> None:
+    host.machinekeys.files.pop(host.listener_key_file_name, None)
+    entry = host.self_signed_entry()
+    if entry is not None:
+        entry.key_error = "Keyset does not exist"
+    host.add_events("System", PROVIDER_RCM, 1057, _days_ago(now, 2, 0.5), MSG_1057.format(status="Keyset does not exist"))
+    host.add_events("System", PROVIDER_SCHANNEL, 36870, _days_ago(now, 0.5, 0.01), MSG_36870.format(code="0x80090016"))
+
+
+def _credssp_server_unpatched(host: Host, _now: dt.datetime) -> None:
+    unpatched = host.release.tspkg_unpatched
+    if unpatched is None:  # guarded by os_versions; kept for direct callers
+        raise FaultError(f"{host.release.caption} shipped with the CredSSP fix")
+    host.os.tspkg_version = unpatched
+
+
+def _credssp_force_updated(host: Host, _now: dt.datetime) -> None:
+    host.reg_set(CREDSSP, "AllowEncryptionOracle", 0)
+
+
+def _credssp_vulnerable(host: Host, _now: dt.datetime) -> None:
+    host.reg_set(CREDSSP, "AllowEncryptionOracle", 2)
+
+
+def _security_layer_rdp(host: Host, _now: dt.datetime) -> None:
+    host.reg_set(RDP_TCP, "SecurityLayer", 0)
+
+
+def _gpo_overrides_security_layer(host: Host, _now: dt.datetime) -> None:
+    host.reg_set(POL, "SecurityLayer", 0)  # the local value (2) stays: the policy wins
+
+
+def _nla_disabled(host: Host, _now: dt.datetime) -> None:
+    host.reg_set(RDP_TCP, "UserAuthentication", 0)
+
+
+def _fips_encryption(host: Host, _now: dt.datetime) -> None:
+    host.reg_set(RDP_TCP, "MinEncryptionLevel", 4)
+    host.reg_set(FIPS, "Enabled", 1)
+
+
+def _tls12_disabled(host: Host, _now: dt.datetime) -> None:
+    host.reg_set(schannel_key("TLS 1.2"), "Enabled", 0)
+    host.reg_set(schannel_key("TLS 1.2"), "DisabledByDefault", 1)
+    host.reg_set(schannel_key("TLS 1.0"), "Enabled", 1)
+    host.reg_set(schannel_key("TLS 1.0"), "DisabledByDefault", 0)
+
+
+def _all_tls_disabled(host: Host, now: dt.datetime) -> None:
+    for protocol in SCHANNEL_PROTOCOL_NAMES:
+        host.reg_set(schannel_key(protocol), "Enabled", 0)
+        host.reg_set(schannel_key(protocol), "DisabledByDefault", 1)
+    host.add_events("System", PROVIDER_SCHANNEL, 36871, _days_ago(now, 1, 0.5, 0.01), MSG_36871)
+
+
+def _session_limit_reached(host: Host, now: dt.datetime) -> None:
+    host.reg_set(RDP_TCP, "MaxInstanceCount", 2)
+    for name in ("Administrator", "operator"):
+        account = host.ensure_account(name, (SID_ADMINISTRATORS,))
+        host.sessions.append(Session(_next_session_id(host), f"{host.os.computer_name}\\{account.name}", "Active",
+                                     logon_time=now - dt.timedelta(hours=5), last_input_time=now - dt.timedelta(minutes=3)))
+
+
+def _ghost_sessions(host: Host, now: dt.datetime) -> None:
+    host.reg_delete(POL, "MaxDisconnectionTime")
+    host.reg_set(RDP_TCP, "MaxDisconnectionTime", 0)  # 0 = never end disconnected sessions [S10]
+    for name, days in (("alice", 3), ("bob", 12), ("carol", 40)):
+        account = host.ensure_account(name, (SID_USERS, SID_REMOTE_DESKTOP_USERS))
+        gone = now - dt.timedelta(days=days)
+        host.sessions.append(Session(_next_session_id(host), f"{host.os.computer_name}\\{account.name}", "Disconnected",
+                                     logon_time=gone - dt.timedelta(hours=6), disconnect_time=gone, last_input_time=gone))
+
+
+def _licensing_grace_expired(host: Host, now: dt.datetime) -> None:
+    host.os.rdsh_installed = True
+    host.licensing.grace_period_days = 0
+    host.licensing.license_servers = []
+    host.licensing.licensing_type = 5  # not configured
+    host.reg_delete(POL, "LicenseServers")
+    host.reg_delete(POL, "LicensingMode")
+    host.add_events(LOG_RCM_ADMIN, PROVIDER_RCM, 1069, _days_ago(now, 2, 1, 0.01),
+                    "The RD Licensing grace period has expired and Licensing mode for the Remote Desktop Session Host server has"
+                    " not been configured. Licensing mode must be configured for continuous operation.")
+    host.add_events(LOG_RCM_ADMIN, PROVIDER_RCM, 1068, _days_ago(now, 20), "The RD Licensing mode has not been configured.",
+                    level="Warning")
+
+
+def _account_disabled(host: Host, _now: dt.datetime) -> None:
+    _lab_account(host).disabled = True
+
+
+def _account_locked_out(host: Host, now: dt.datetime) -> None:
+    account = _lab_account(host)
+    account.locked_out = True
+    host.add_event("Security", PROVIDER_SECURITY, 4740, now - dt.timedelta(minutes=30),
+                   f"A user account was locked out. Account That Was Locked Out: Security ID: {account.sid} Account Name: {account.name}",
+                   level="Information")
+
+
+def _account_denied_rdp(host: Host, _now: dt.datetime) -> None:
+    sid = _lab_account(host).sid
+    denied = host.user_rights.setdefault(RIGHT_DENY_RDP, [])
+    if sid not in denied:
+        denied.append(sid)
+
+
+def _account_not_in_rdu(host: Host, _now: dt.datetime) -> None:
+    host.remove_from_group(SID_REMOTE_DESKTOP_USERS, _lab_account(host).sid)
+
+
+_PRE_FIX_RELEASES = ("6.3.9600", "10.0.14393")
+
+_FAULT_LIST = [
+    Fault("rdp_disabled", "Remote Desktop switched off: TS fDenyTSConnections=1", ("RDP-CONNECTIONS-DENIED",), _rdp_disabled),
+    Fault("gpo_denies_connections", "policy fDenyTSConnections=1 overrides the local 0", ("RDP-CONNECTIONS-DENIED", "RDP-GPO-OVERRIDE"),
+          _gpo_denies_connections),
+    Fault("listener_disabled", "RDP-Tcp listener off: fEnableWinStation=0", ("RDP-LISTENER-DISABLED",), _listener_disabled),
+    Fault("termservice_stopped", "TermService stopped (start mode unchanged), nothing listens on 3389", ("RDP-SERVICE-STOPPED",),
+          _termservice_stopped),
+    Fault("termservice_disabled", "TermService stopped and start mode Disabled", ("RDP-SERVICE-DISABLED",), _termservice_disabled),
+    Fault("port_conflict", "nginx (pid 4242) owns TCP 3389, TermService runs but cannot listen", ("RDP-PORT-CONFLICT",), _port_conflict),
+    Fault("port_moved", "RDP-Tcp PortNumber=3390 while the firewall rules still allow 3389 only", ("RDP-PORT-NOT-ALLOWED",), _port_moved),
+    Fault("firewall_rdp_disabled", "the Remote Desktop firewall rule group is disabled", ("RDP-FIREWALL-RULES-DISABLED",),
+          _firewall_rdp_disabled),
+    Fault("firewall_gpo_blocks", "GPO 'Allow inbound Remote Desktop exceptions' Disabled (Enabled=0, both profiles)",
+          ("RDP-FIREWALL-GPO-BLOCKS",), _firewall_gpo_blocks),
+    Fault("dns_mismatch", "path fault: the inventory's probe name resolves to another address (localhost)", ("RDP-DNS-MISMATCH",),
+          _dns_mismatch, path_fault=True),
+    Fault("cert_expired", "the bound self-signed certificate expired 18 days ago; events 1058", ("RDP-CERT-EXPIRED",), _cert_expired),
+    Fault("cert_wrong_name", "the self-signed certificate names the computer's old name (renamed host)", ("RDP-CERT-NAME-MISMATCH",),
+          _cert_wrong_name),
+    Fault("cert_key_unreadable", "NETWORK SERVICE cannot read the bound certificate's private key; Schannel 36870",
+          ("RDP-CERT-KEY-UNREADABLE",), _cert_key_unreadable),
+    Fault("cert_bound_missing", "SSLCertificateSHA1Hash names a certificate that is in no store", ("RDP-CERT-MISSING",), _cert_bound_missing),
+    Fault("machinekeys_acl_broken", "MachineKeys folder ACL without Everyone; events 1057 and 36870", ("RDP-MACHINEKEYS-ACL",),
+          _machinekeys_acl_broken),
+    Fault("listener_key_missing", "the listener key file f686aace..._<MachineGuid> is gone; events 1057 and 36870",
+          ("RDP-LISTENER-KEY-BROKEN",), _listener_key_missing),
+    Fault("credssp_server_unpatched", "tspkg.dll older than the CredSSP (CVE-2018-0886) fix; 2012 R2 or 2016 only",
+          ("RDP-CREDSSP-UNPATCHED",), _credssp_server_unpatched, os_versions=_PRE_FIX_RELEASES),
+    Fault("credssp_force_updated", "AllowEncryptionOracle=0 (Force Updated Clients)", ("RDP-CREDSSP-FORCE-UPDATED",), _credssp_force_updated,
+          conflicts=frozenset({"credssp_vulnerable"})),
+    Fault("credssp_vulnerable", "AllowEncryptionOracle=2 (Vulnerable)", ("RDP-CREDSSP-VULNERABLE",), _credssp_vulnerable,
+          conflicts=frozenset({"credssp_force_updated"})),
+    Fault("security_layer_rdp", "RDP-Tcp SecurityLayer=0 (native RDP security)", ("RDP-SECURITY-LAYER-RDP",), _security_layer_rdp),
+    Fault("gpo_overrides_security_layer", "policy SecurityLayer=0 overrides the local 2", ("RDP-SECURITY-LAYER-RDP", "RDP-GPO-OVERRIDE"),
+          _gpo_overrides_security_layer),
+    Fault("nla_disabled", "RDP-Tcp UserAuthentication=0 (NLA off)", ("RDP-NLA-DISABLED",), _nla_disabled),
+    Fault("fips_encryption", "MinEncryptionLevel=4 (FIPS) and FIPSAlgorithmPolicy Enabled=1", ("RDP-ENCRYPTION-FIPS",), _fips_encryption),
+    Fault("tls12_disabled", "Schannel TLS 1.2 Server disabled, TLS 1.0 Server enabled", ("RDP-TLS12-DISABLED",), _tls12_disabled,
+          conflicts=frozenset({"all_tls_disabled"})),
+    Fault("all_tls_disabled", "every Schannel Server protocol disabled; Schannel 36871", ("RDP-TLS-ALL-DISABLED",), _all_tls_disabled,
+          conflicts=frozenset({"tls12_disabled"})),
+    Fault("session_limit_reached", "MaxInstanceCount=2 and two active sessions", ("RDP-SESSION-LIMIT-REACHED",), _session_limit_reached),
+    Fault("ghost_sessions", "disconnected sessions 3-40 days old and no MaxDisconnectionTime", ("RDP-GHOST-SESSIONS",), _ghost_sessions),
+    Fault("licensing_grace_expired", "RDSH role, licensing grace period over, no license server; events 1069",
+          ("RDP-LICENSING-GRACE-EXPIRED",), _licensing_grace_expired),
+    Fault("account_disabled", "rdpuser is disabled", ("RDP-ACCOUNT-DISABLED",), _account_disabled),
+    Fault("account_locked_out", "rdpuser is locked out; Security 4740", ("RDP-ACCOUNT-LOCKED-OUT",), _account_locked_out),
+    Fault("account_denied_rdp", "rdpuser's SID is in SeDenyRemoteInteractiveLogonRight", ("RDP-ACCOUNT-DENIED-LOGON",), _account_denied_rdp),
+    Fault("account_not_in_rdu", "rdpuser is not in Remote Desktop Users (S-1-5-32-555)", ("RDP-ACCOUNT-NOT-ALLOWED",), _account_not_in_rdu),
+]
+
+FAULTS: dict[str, Fault] = {fault.name: fault for fault in _FAULT_LIST}
+
+
+def validate_faults(names: list[str] | tuple[str, ...], os_version: str | None = None) -> list[str]:
+    """Check a fault list; return it in canonical order without duplicates, or raise FaultError."""
+    unknown = [n for n in names if n not in FAULTS]
+    if unknown:
+        raise FaultError(f"unknown fault(s) {', '.join(map(repr, unknown))}; known faults: {', '.join(FAULTS)}")
+    chosen = set(names)
+    for name in sorted(chosen):
+        clash = FAULTS[name].conflicts & chosen
+        if clash:
+            raise FaultError(f"fault {name!r} conflicts with {', '.join(sorted(clash))}")
+    if os_version is not None:
+        version = resolve_os_version(os_version)
+        for name in sorted(chosen):
+            allowed = FAULTS[name].os_versions
+            if allowed and version not in allowed:
+                raise FaultError(f"fault {name!r} cannot exist on os_version {version}; use one of {', '.join(allowed)}")
+    return [n for n in FAULTS if n in chosen]
+
+
+def apply_faults(host: Host, names: list[str] | tuple[str, ...], now: dt.datetime | None = None) -> Host:
+    """Apply faults in canonical order (order given does not matter); returns the same host."""
+    moment = as_utc(now)
+    for name in validate_faults(names, host.os.version):
+        FAULTS[name].apply(host, moment)
+    return host
+
+
+def os_version_for(names: list[str] | tuple[str, ...], preferred: str | None = None) -> str:
+    """``preferred`` (default Server 2022) unless a fault needs an older release, then the newest it allows."""
+    version = resolve_os_version(preferred or DEFAULT_OS_VERSION)
+    for name in names:
+        allowed = FAULTS[name].os_versions if name in FAULTS else ()
+        if allowed and version not in allowed:
+            if preferred is not None:
+                return version  # let validation report the explicit clash
+            version = allowed[-1]
+    return version
+
+
+def build_host(name: str, address: str, faults: list[str] | tuple[str, ...] = (), os_version: str | None = None,
+               now: dt.datetime | None = None, domain: str | None = None) -> Host:
+    """A healthy host with ``faults`` applied; the OS defaults to one every fault can exist on."""
+    validate_faults(faults)
+    moment = as_utc(now)
+    host = Host.healthy(name, address, os_version_for(faults, os_version), now=moment, domain=domain)
+    return apply_faults(host, faults, moment)

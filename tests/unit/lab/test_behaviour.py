@@ -1,0 +1,230 @@
+"""The lab listener's behaviour, computed from the model as Windows would (contracts section 9)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Callable
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from tests.lab import certs
+from tests.lab.behaviour import ListenerBehaviour, listener_behaviour, schannel_enabled
+from tests.lab.faults import FAULTS, build_host
+from tests.lab.model import (
+    FW_GPO_DOMAIN, FW_GPO_STANDARD, POL, RDP_TCP, TERMSERVICE, TS, CertEntry, FirewallRule, Host, schannel_key,
+)
+
+NOW = dt.datetime(2026, 11, 21, 7, 0, tzinfo=dt.timezone.utc)
+ALL_TLS = frozenset({"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"})
+
+
+def _behaviour(faults: list[str], os_version: str | None = None) -> ListenerBehaviour:
+    return listener_behaviour(build_host("win01", "127.0.0.2", faults, os_version=os_version, now=NOW), NOW)
+
+
+def _cert(b: ListenerBehaviour) -> x509.Certificate:
+    assert b.certificate_pem is not None
+    return x509.load_pem_x509_certificate(b.certificate_pem)
+
+
+def test_contract_fields() -> None:
+    names = [f.name for f in dataclasses.fields(ListenerBehaviour)]
+    assert names == ["listening", "refuse_reason", "port", "security_layer", "nla_required", "certificate_pem", "private_key_pem",
+                     "tls_versions", "netbios_name", "dns_name", "domain", "dns_domain", "os_version", "clock_offset_seconds"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        _behaviour([]).listening = False  # type: ignore[misc]
+
+
+def test_healthy_host() -> None:
+    b = _behaviour([])
+    assert b.listening and b.refuse_reason == "" and b.port == 3389
+    assert b.security_layer == 2 and b.nla_required
+    assert b.tls_versions == ALL_TLS
+    key = serialization.load_pem_private_key(b.private_key_pem, None)
+    assert key.public_key().public_numbers() == _cert(b).public_key().public_numbers()
+    assert (b.netbios_name, b.dns_name, b.domain, b.dns_domain) == ("WIN01", "win01", "WIN01", "win01")
+    assert b.os_version == (10, 0, 20348) and b.clock_offset_seconds == 0.0
+
+
+@pytest.mark.parametrize("version,expected", [
+    ("2022", ALL_TLS), ("2019", ALL_TLS - {"TLSv1.3"}), ("2016", ALL_TLS - {"TLSv1.3"}), ("2012r2", ALL_TLS - {"TLSv1.3"}),
+])
+def test_tls_defaults_per_os(version: str, expected: frozenset) -> None:
+    b = _behaviour([], version)
+    assert b.tls_versions == expected and b.listening
+
+
+REFUSED = ["rdp_disabled", "gpo_denies_connections", "listener_disabled", "termservice_stopped", "termservice_disabled",
+           "port_conflict", "port_moved", "firewall_rdp_disabled", "firewall_gpo_blocks"]
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_refusing_faults(name: str) -> None:
+    b = _behaviour([name])
+    assert not b.listening and b.refuse_reason
+
+
+def test_refuse_reasons_name_the_cause() -> None:
+    assert "policy" in _behaviour(["gpo_denies_connections"]).refuse_reason
+    assert "nginx" in _behaviour(["port_conflict"]).refuse_reason
+    assert "3390" in _behaviour(["port_moved"]).refuse_reason and _behaviour(["port_moved"]).port == 3390
+    assert "GPO" in _behaviour(["firewall_gpo_blocks"]).refuse_reason
+
+
+# Faults that leave the listener up but change what it answers.
+ANSWERS: dict[str, Callable[[ListenerBehaviour], bool]] = {
+    "dns_mismatch": lambda b: b.listening and b.private_key_pem is not None,
+    "cert_expired": lambda b: b.listening and _cert(b).not_valid_after_utc < NOW and b.private_key_pem is not None,
+    "cert_wrong_name": lambda b: certs.cert_names(_cert(b))[0].startswith("WIN-") and b.private_key_pem is not None,
+    "cert_key_unreadable": lambda b: b.certificate_pem is not None and b.private_key_pem is None,
+    "cert_bound_missing": lambda b: b.certificate_pem is None and b.private_key_pem is None,
+    "machinekeys_acl_broken": lambda b: b.certificate_pem is not None and b.private_key_pem is None,
+    "listener_key_missing": lambda b: b.certificate_pem is not None and b.private_key_pem is None,
+    "credssp_server_unpatched": lambda b: b.listening and b.os_version == (10, 0, 14393),
+    "credssp_force_updated": lambda b: b.listening and b.nla_required,
+    "credssp_vulnerable": lambda b: b.listening and b.nla_required,
+    "security_layer_rdp": lambda b: b.security_layer == 0,
+    "gpo_overrides_security_layer": lambda b: b.security_layer == 0,
+    "nla_disabled": lambda b: not b.nla_required and b.security_layer == 2,
+    "fips_encryption": lambda b: b.listening and b.private_key_pem is not None,
+    "tls12_disabled": lambda b: "TLSv1.2" not in b.tls_versions and "TLSv1" in b.tls_versions,
+    "all_tls_disabled": lambda b: b.tls_versions == frozenset(),
+    "session_limit_reached": lambda b: b.listening,
+    "ghost_sessions": lambda b: b.listening,
+    "licensing_grace_expired": lambda b: b.listening,
+    "account_disabled": lambda b: b.listening,
+    "account_locked_out": lambda b: b.listening,
+    "account_denied_rdp": lambda b: b.listening,
+    "account_not_in_rdu": lambda b: b.listening,
+}
+
+
+def test_every_fault_has_a_behaviour_test() -> None:
+    assert set(REFUSED) | set(ANSWERS) == set(FAULTS) and not set(REFUSED) & set(ANSWERS)
+
+
+@pytest.mark.parametrize("name", sorted(ANSWERS))
+def test_answering_faults(name: str) -> None:
+    b = _behaviour([name])
+    assert b.listening
+    assert ANSWERS[name](b)
+
+
+def test_model_changes_apply_at_once() -> None:
+    host = build_host("win01", "127.0.0.2", ["rdp_disabled", "cert_key_unreadable"], now=NOW)
+    assert not listener_behaviour(host, NOW).listening
+    host.reg_set(TS, "fDenyTSConnections", 0)
+    assert listener_behaviour(host, NOW).listening
+    assert listener_behaviour(host, NOW).private_key_pem is None
+    host.install_self_signed(NOW)  # what renewing the self-signed cert does
+    b = listener_behaviour(host, NOW)
+    assert b.private_key_pem is not None and _cert(b).not_valid_before_utc <= NOW
+    assert any(e.event_id == 1056 for e in host.events)
+
+
+def test_policy_beats_local_beats_default() -> None:
+    host = build_host("win01", "127.0.0.2", [], now=NOW)
+    host.reg_set(RDP_TCP, "SecurityLayer", 1)
+    assert listener_behaviour(host, NOW).security_layer == 1
+    host.reg_set(POL, "SecurityLayer", 2)
+    assert listener_behaviour(host, NOW).security_layer == 2
+    host.reg_delete(POL, "SecurityLayer")
+    host.reg_delete(RDP_TCP, "SecurityLayer")
+    host.reg_delete(RDP_TCP, "UserAuthentication")
+    b = listener_behaviour(host, NOW)
+    assert b.security_layer == 1 and b.nla_required  # defaults: Negotiate, NLA on
+    host.reg_set(POL, "UserAuthentication", 0)
+    assert not listener_behaviour(host, NOW).nla_required
+    host.reg_set(POL, "fDenyTSConnections", 0)
+    host.reg_set(TS, "fDenyTSConnections", 1)
+    assert listener_behaviour(host, NOW).listening  # the policy allows, whatever the local value
+
+
+def test_deny_default_when_no_value_exists() -> None:
+    host = build_host("win01", "127.0.0.2", [], now=NOW)
+    host.reg_delete(TS, "fDenyTSConnections")
+    assert not listener_behaviour(host, NOW).listening
+
+
+@pytest.mark.parametrize("values,expected", [
+    ({}, True), ({"Enabled": 0}, False), ({"Enabled": 1}, True), ({"Enabled": 1, "DisabledByDefault": 1}, False),
+    ({"DisabledByDefault": 1}, False), ({"Enabled": 0xFFFFFFFF, "DisabledByDefault": 0}, True), ({"DisabledByDefault": 0}, True),
+])
+def test_schannel_rules(values: dict, expected: bool) -> None:
+    host = build_host("win01", "127.0.0.2", [], now=NOW)
+    for name, value in values.items():
+        host.reg_set(schannel_key("TLS 1.2"), name, value)
+    assert schannel_enabled(host, "TLS 1.2") is expected
+    host.reg_set(schannel_key("TLS 1.2", "Client"), "Enabled", 0)  # the Client side does not matter to the listener
+    assert schannel_enabled(host, "TLS 1.2") is expected
+
+
+def test_tls13_needs_server_2022() -> None:
+    host = build_host("win01", "127.0.0.2", [], os_version="2019", now=NOW)
+    host.reg_set(schannel_key("TLS 1.3"), "Enabled", 1)
+    assert "TLSv1.3" not in listener_behaviour(host, NOW).tls_versions
+
+
+def test_custom_port_with_a_custom_rule_listens() -> None:
+    host = build_host("win01", "127.0.0.2", ["port_moved"], now=NOW)
+    host.firewall_rules.append(FirewallRule("RDP-3390", "RDP 3390", "", True, "TCP", ["3390"]))
+    assert listener_behaviour(host, NOW).listening
+
+
+def test_block_rule_and_disabled_profile() -> None:
+    host = build_host("win01", "127.0.0.2", [], now=NOW)
+    host.firewall_rules.append(FirewallRule("Block-RDP", "Block RDP", "", True, "TCP", ["3380-3399"], action="Block"))
+    assert "block" in listener_behaviour(host, NOW).refuse_reason
+    for profile in host.firewall_profiles:
+        profile.enabled = False
+    assert listener_behaviour(host, NOW).listening
+
+
+def test_shadow_rule_alone_does_not_open_rdp() -> None:
+    host = build_host("win01", "127.0.0.2", [], now=NOW)
+    for rule in host.firewall_rules:
+        rule.enabled = rule.name == "RemoteDesktop-Shadow-In-TCP"
+    assert not listener_behaviour(host, NOW).listening
+
+
+def test_gpo_exception_applies_to_the_active_profile_only() -> None:
+    host = build_host("win01", "127.0.0.2", [], now=NOW)
+    host.reg_set(FW_GPO_DOMAIN, "Enabled", 0)
+    assert listener_behaviour(host, NOW).listening  # workgroup host: Standard profile in force
+    host.reg_set(FW_GPO_STANDARD, "Enabled", 0)
+    assert not listener_behaviour(host, NOW).listening
+
+
+def test_stopped_termservice_with_other_port_owner() -> None:
+    host = build_host("win01", "127.0.0.2", ["port_conflict"], now=NOW)
+    host.services[TERMSERVICE].state = "Stopped"
+    assert "TermService" in listener_behaviour(host, NOW).refuse_reason
+
+
+def test_unbound_hash_falls_back_to_self_signed() -> None:
+    host = build_host("win01", "127.0.0.2", [], now=NOW)
+    host.reg_delete(RDP_TCP, "SSLCertificateSHA1Hash")
+    b = listener_behaviour(host, NOW)
+    assert b.certificate_pem == host.self_signed_entry().pem and b.private_key_pem is not None
+
+
+def test_ca_cert_in_my_is_served() -> None:
+    host = build_host("win01", "127.0.0.2", ["machinekeys_acl_broken"], now=NOW)
+    key = certs.key_for("ca-issued")
+    cert = certs.issue_server_cert(certs.lab_ca(), "win01", ["win01"], key, NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=365))
+    entry = CertEntry(cert=cert, key=key, key_container="{CNG}", key_file=None)  # a CNG key: not in MachineKeys
+    host.cert_stores["My"].append(entry)
+    host.bind_cert(entry)
+    b = listener_behaviour(host, NOW)
+    assert b.certificate_pem == entry.pem and b.private_key_pem is not None
+
+
+def test_domain_host_names() -> None:
+    host = Host.healthy("web01", "127.0.0.3", now=NOW, domain="contoso.com")
+    host.clock_offset_seconds = -90.0
+    b = listener_behaviour(host, NOW)
+    assert (b.netbios_name, b.dns_name, b.domain, b.dns_domain) == ("WEB01", "web01.contoso.com", "CONTOSO", "contoso.com")
+    assert b.clock_offset_seconds == -90.0
