@@ -1,0 +1,324 @@
+"""Twin of ``plugins/host_scripts/read_rdp_state.ps1``: reads the lab host model as the script reads Windows.
+
+``run(host, params)`` returns the raw document of docs/dev/contracts.md section 3 (validated against
+``read_rdp_state.schema.json`` ``result`` by the contract tests). Every choice the script makes (which
+services, which ports, which firewall rules, which events, what Windows lists as sessions) is made
+here the same way, so the controller cannot tell the lab from a real host by the document's shape.
+A failure the script would raise is a :class:`~tests.lab.twins.TwinError` with the script's line.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+import re
+import typing as t
+from dataclasses import dataclass
+
+from tests.lab import model as m
+from tests.lab.twins import TwinError
+
+SCHEMA_ID = "rdp.doctor/read_rdp_state/1"
+SCRIPT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "plugins", "host_scripts", "read_rdp_state.ps1")
+
+# Same lists as the script's constants.
+SERVICE_NAMES = ("TermService", "SessionEnv", "UmRdpService", "MpsSvc")
+USER_RIGHTS = (m.RIGHT_ALLOW_RDP, m.RIGHT_DENY_RDP)
+SID_REMOTE_DESKTOP_USERS = m.SID_REMOTE_DESKTOP_USERS
+LISTENER_SESSION_ID = 65536  # the RDP-Tcp listener's WTS session id, as qwinsta shows it
+MESSAGE_LIMIT = 2000
+# Win32_Service.State spells the pending states with a space; the model may not.
+SERVICE_STATES = {"startpending": "Start Pending", "stoppending": "Stop Pending", "continuepending": "Continue Pending",
+                  "pausepending": "Pause Pending"}
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    """One Get-WinEvent query of the script: ``ids`` empty = every id of the log, grouped by provider and id."""
+
+    log: str
+    provider: str | None
+    ids: tuple[int, ...]
+
+
+EVENT_QUERIES = (
+    EventQuery("System", "Schannel", (36870, 36871, 36874, 36888)),
+    EventQuery("System", "Microsoft-Windows-TerminalServices-RemoteConnectionManager", (1056, 1057, 1058, 1028)),
+    EventQuery("System", "TermDD", (50, 56)),
+    EventQuery("System", "Microsoft-Windows-TerminalServices-Licensing", ()),
+    EventQuery("Microsoft-Windows-TerminalServices-Licensing/Admin", None, ()),
+    EventQuery("Microsoft-Windows-TerminalServices-Licensing/Operational", None, ()),
+    EventQuery("Microsoft-Windows-TerminalServices-RemoteConnectionManager/Admin", None, ()),
+    EventQuery("Microsoft-Windows-TerminalServices-LocalSessionManager/Operational", None, ()),
+)
+
+
+# ---- pure helpers ----
+def utc_text(value: dt.datetime | None) -> str | None:
+    """ISO 8601 UTC with second precision, as the script writes times."""
+    if value is None:
+        return None
+    aware = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return aware.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def registry_value(value: m.RegValue) -> t.Any:
+    """A model value in the script's JSON form: bytes -> lower-case hex, lists copied, the rest as is."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, list):
+        return [str(item) for item in value]
+    return value
+
+
+def registry_key(host: m.Host, path: str) -> dict[str, t.Any] | None:
+    """Read-RdRegistryKey: None for an absent key; the unnamed default value is skipped."""
+    values = host.registry.get_key(path)
+    if values is None:
+        return None
+    return {name: registry_value(value) for name, value in values.items() if name != ""}
+
+
+def rule_matches_port(rule: m.FirewallRule, ports: t.Sequence[int]) -> bool:
+    """Test-RdRulePort: inbound rules naming one of the ports (single or range), and inbound Block rules on Any."""
+    if rule.direction != "Inbound":
+        return False
+    for spec in rule.local_ports:
+        if spec == "Any":
+            if rule.action == "Block":
+                return True
+            continue
+        match = re.fullmatch(r"(\d+)(-(\d+))?", spec)
+        if match is None:
+            continue
+        low = int(match.group(1))
+        high = int(match.group(3)) if match.group(3) else low
+        if any(low <= port <= high for port in ports):
+            return True
+    return False
+
+
+def seconds_between(later: dt.datetime, earlier: dt.datetime) -> int:
+    """Whole seconds, floored like the script's [Math]::Floor."""
+    return int((later - earlier).total_seconds() // 1)
+
+
+# ---- script errors ----
+def _script_line(needle: str) -> int:
+    """Line of the first occurrence of ``needle`` in the script (what InvocationInfo.ScriptLineNumber reports)."""
+    with open(SCRIPT_PATH, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if needle in line:
+                return number
+    return 0
+
+
+def _param(params: dict[str, t.Any], name: str) -> t.Any:
+    """``$Params.<name>`` under Set-StrictMode 2.0: a missing property is a PropertyNotFoundException."""
+    if name not in params:
+        raise TwinError("System.Management.Automation.PropertyNotFoundException",
+                        f"The property '{name}' cannot be found on this object. Verify that the property exists.",
+                        line=_script_line(f"$Params.{name}"), category="NotSpecified")
+    return params[name]
+
+
+def _check_registry_path(path: str) -> None:
+    """The script refuses anything but HKLM:\\ paths (it would read files or other hives otherwise)."""
+    if not path.upper().startswith("HKLM:\\"):
+        raise TwinError("System.Management.Automation.RuntimeException", f"registry_keys holds HKLM:\\ paths only, not '{path}'",
+                        line=_script_line("registry_keys holds HKLM"), category="OperationStopped")
+
+
+# ---- sections ----
+def read_os(host: m.Host, machine_guid: str | None) -> dict[str, t.Any]:
+    """Win32_OperatingSystem, Win32_ComputerSystem, MachineGuid (registry), RDSH role (Get-WindowsFeature)."""
+    info = host.os
+    return {"caption": info.caption, "version": info.version, "build": info.build, "product_type": info.product_type,
+            "computer_name": info.computer_name, "dns_host_name": info.dns_host_name, "domain": info.domain,
+            "part_of_domain": info.part_of_domain, "machine_guid": machine_guid, "rdsh_installed": info.rdsh_installed}
+
+
+def read_ts_setting(host: m.Host) -> dict[str, t.Any] | None:
+    """Win32_TerminalServiceSetting: same namespace as Win32_TSGeneralSetting, so gone with it."""
+    if host.wmi_broken:
+        return None
+    setting = m.ts_setting(host)
+    return {"AllowTSConnections": setting["AllowTSConnections"], "PolicySourceAllowTSConnections": setting["PolicySourceAllowTSConnections"],
+            "LicensingType": setting["LicensingType"], "TerminalServerMode": 1 if host.os.rdsh_installed else 0,
+            "GracePeriodDays": setting["GracePeriodDays"] if host.os.rdsh_installed else None}
+
+
+def read_services(host: m.Host) -> list[dict[str, t.Any]]:
+    """Win32_Service for the script's service names, in that order; services the host lacks are absent."""
+    out = []
+    for name in SERVICE_NAMES:
+        service = host.services.get(name)
+        if service is None:
+            continue
+        state = SERVICE_STATES.get(service.state.replace(" ", "").lower(), service.state)
+        out.append({"name": service.name, "state": state, "start_mode": service.start_mode,
+                    "pid": service.pid if state != "Stopped" else 0, "account": service.account})
+    return out
+
+
+def read_listening(host: m.Host, ports: t.Sequence[int]) -> dict[str, list[dict[str, t.Any]]]:
+    """Get-NetTCPConnection -State Listen / Get-NetUDPEndpoint on each port, with the owner's process name."""
+    sockets = m.listening_sockets(host)
+    out: dict[str, list[dict[str, t.Any]]] = {"tcp": [], "udp": []}
+    for protocol in ("tcp", "udp"):
+        for port in ports:
+            out[protocol].extend({"address": s.address, "port": s.port, "pid": s.pid, "process": s.process}
+                                 for s in sockets if s.protocol == protocol and s.port == port)
+    return out
+
+
+def _key_file_present(host: m.Host, name: str) -> bool:
+    """Windows file names are case-insensitive."""
+    return host.machinekeys.exists and any(existing.lower() == name.lower() for existing in host.machinekeys.files)
+
+
+def read_certificate(host: m.Host, entry: m.CertEntry) -> dict[str, t.Any]:
+    """One certificate. The container comes from the certificate (known even when the key is gone); opening the key
+    fails as on Windows when the model says so or its key file is gone, and then the file and its ACL are unknown."""
+    out: dict[str, t.Any] = {"thumbprint": entry.thumbprint, "der": base64.b64encode(entry.der).decode("ascii"),
+                             "has_private_key": entry.has_private_key, "key_container": None, "key_file": None,
+                             "key_readable_by_network_service": None, "key_error": None}
+    if not entry.has_private_key:
+        return out
+    out["key_container"] = entry.key_container
+    error = entry.key_error
+    if error is None and entry.key_file is not None and not _key_file_present(host, entry.key_file):
+        error = "Keyset does not exist"
+    if error is not None:
+        out["key_error"] = error
+        return out
+    out["key_file"] = entry.key_file
+    out["key_readable_by_network_service"] = entry.key_readable_by_network_service
+    return out
+
+
+def read_firewall(host: m.Host, ports: t.Sequence[int]) -> dict[str, list[dict[str, t.Any]]]:
+    """Remote Desktop group rules and inbound rules on the ports (ActiveStore), and the profiles."""
+    rules = [{"name": r.name, "display_name": r.display_name, "group": r.group, "enabled": r.enabled, "direction": r.direction,
+              "action": r.action, "profiles": list(r.profiles), "protocol": r.protocol, "local_ports": list(r.local_ports),
+              "policy_store_source": r.policy_store_source}
+             for r in host.firewall_rules if r.group == m.RDP_FIREWALL_GROUP or rule_matches_port(r, ports)]
+    profiles = [{"name": p.name, "enabled": p.enabled, "default_inbound_action": p.default_inbound_action} for p in host.firewall_profiles]
+    return {"rules": rules, "profiles": profiles}
+
+
+def read_sessions(host: m.Host, now: dt.datetime) -> list[dict[str, t.Any]]:
+    """What WTSEnumerateSessions lists: session 0 (Services), the console, user sessions and the listening RDP-Tcp."""
+    def system(session_id: int, station: str, state: str) -> dict[str, t.Any]:
+        """A session without a user (services, console, listener): no times."""
+        return {"id": session_id, "station": station, "user": None, "state": state, "logon_time": None, "disconnect_time": None,
+                "idle_seconds": None, "disconnected_seconds": None}
+
+    out = {0: system(0, "Services", "Disconnected"), 1: system(1, "Console", "Connected")}
+    for session in host.sessions:
+        disconnected = session.state == "Disconnected"
+        out[session.session_id] = {
+            "id": session.session_id, "station": "" if disconnected else f"RDP-Tcp#{session.session_id}", "user": session.user,
+            "state": session.state, "logon_time": utc_text(session.logon_time), "disconnect_time": utc_text(session.disconnect_time),
+            "idle_seconds": session.idle_seconds(now),
+            "disconnected_seconds": seconds_between(now, session.disconnect_time) if disconnected and session.disconnect_time else None,
+        }
+    if m.termservice_listens(host):
+        out[LISTENER_SESSION_ID] = system(LISTENER_SESSION_ID, "RDP-Tcp", "Listen")
+    return [out[key] for key in sorted(out)]
+
+
+def read_machinekeys(host: m.Host, machine_guid: str | None) -> dict[str, t.Any]:
+    """The MachineKeys folder and the self-signed listener's key file f686aace…_<MachineGuid>."""
+    folder = host.machinekeys
+    name = f"{m.LISTENER_KEY_PREFIX}_{machine_guid or ''}"
+    found = next((f for n, f in folder.files.items() if n.lower() == name.lower()), None) if folder.exists else None
+    key_file: dict[str, t.Any] = {"name": name, "exists": found is not None, "sddl": None, "size": None, "readable": None}
+    if found is not None:
+        key_file.update(sddl=found.sddl, size=found.size, readable=found.readable)
+    return {"path": folder.path, "exists": folder.exists, "sddl": folder.sddl if folder.exists else None,
+            "listener_key_file": key_file}
+
+
+def read_account(host: m.Host, name: str) -> dict[str, t.Any]:
+    """Get-RdAccount: "name" / ".\\name" / "COMPUTER\\name" are local; another domain is looked up there (none in the lab)."""
+    domain, _, short = name.rpartition("\\")
+    local = domain in ("", ".") or domain.lower() == host.os.computer_name.lower()
+    account = next((a for a in host.accounts if a.name.lower() == short.lower()), None) if local else None
+    if account is None:
+        return {"name": name, "exists": False, "sid": None, "disabled": None, "locked_out": None, "groups": []}
+    return {"name": name, "exists": True, "sid": account.sid, "disabled": account.disabled, "locked_out": account.locked_out,
+            "groups": host.groups_of(account.sid)}
+
+
+def read_accounts(host: m.Host, names: t.Sequence[str]) -> dict[str, t.Any]:
+    """Remote Desktop Users members, the RDP logon rights (secedit), the accounts asked for."""
+    members = [{"sid": member.sid, "name": member.name} for member in host.group_members(SID_REMOTE_DESKTOP_USERS)]
+    rights = {right: list(host.user_rights.get(right, [])) for right in USER_RIGHTS}
+    return {"remote_desktop_users": members, "rights": rights, "checked": [read_account(host, str(n)) for n in names]}
+
+
+def _matches(query: EventQuery, event: m.Event, since: dt.datetime) -> bool:
+    """Get-WinEvent -FilterHashtable: log, provider and id compare case-insensitively; StartTime inclusive."""
+    return (event.log.lower() == query.log.lower() and event.time >= since
+            and (query.provider is None or event.provider.lower() == query.provider.lower())
+            and (not query.ids or event.event_id in query.ids))
+
+
+def read_events(host: m.Host, since: dt.datetime, sample_size: int) -> list[dict[str, t.Any]]:
+    """Each query's events counted per (provider, id), newest first, with up to ``sample_size`` samples."""
+    out: list[dict[str, t.Any]] = []
+    for query in EVENT_QUERIES:
+        groups: dict[tuple[str, int], dict[str, t.Any]] = {}
+        for event_id in query.ids:
+            groups[("", event_id)] = {"log": query.log, "provider": query.provider, "id": event_id, "count": 0, "last": None, "samples": []}
+        found = sorted((e for e in host.events if _matches(query, e, since)), key=lambda e: e.time, reverse=True)
+        for event in found:
+            key = ("", event.event_id) if query.ids else (event.provider.lower(), event.event_id)
+            entry = groups.setdefault(key, {"log": query.log, "provider": event.provider, "id": event.event_id, "count": 0, "last": None,
+                                            "samples": []})
+            entry["count"] += 1
+            entry["last"] = entry["last"] or utc_text(event.time)
+            if len(entry["samples"]) < sample_size:
+                entry["samples"].append({"time": utc_text(event.time), "message": event.message[:MESSAGE_LIMIT]})
+        out.extend(groups.values())
+    return out
+
+
+# ---- the twin ----
+def run(host: m.Host, params: dict[str, t.Any], now: dt.datetime | None = None) -> dict[str, t.Any]:
+    """Read the host model as read_rdp_state.ps1 reads Windows. ``now``: real time (default: the current UTC time)."""
+    host_now = host.clock(now or dt.datetime.now(dt.timezone.utc))
+    machine_guid = host.registry.get(m.CRYPTOGRAPHY, "MachineGuid")
+    machine_guid = str(machine_guid) if machine_guid is not None else None
+    # Parameters are read, and fail, in the order the script reads them.
+    port = m.effective_port(host)
+    port_hint = _param(params, "port_hint")
+    ports = [port] + ([int(port_hint)] if port_hint is not None and int(port_hint) != port else [])
+    registry: dict[str, t.Any] = {}
+    for path in _param(params, "registry_keys"):
+        _check_registry_path(str(path))
+        registry[str(path)] = registry_key(host, str(path))
+    accounts = read_accounts(host, _param(params, "accounts"))
+    since = host_now - dt.timedelta(days=int(_param(params, "event_days")))
+    events = read_events(host, since, int(_param(params, "event_sample_size")))
+    return {
+        "schema": SCHEMA_ID,
+        "host_time_utc": utc_text(host_now),
+        "os": read_os(host, machine_guid),
+        "registry": registry,
+        "ts_general_setting": m.ts_general_setting(host),
+        "ts_setting": read_ts_setting(host),
+        "services": read_services(host),
+        "listening": read_listening(host, ports),
+        "certificates": {store: [read_certificate(host, e) for e in host.cert_stores.get(store, [])] for store in (m.RDS_STORE, m.MY_STORE)},
+        "tspkg_version": host.os.tspkg_version,
+        "firewall": read_firewall(host, ports),
+        "sessions": read_sessions(host, host_now),
+        "machinekeys": read_machinekeys(host, machine_guid),
+        "winrm_listeners": [{"transport": w.transport, "address": w.address, "port": w.port, "thumbprint": w.thumbprint or None,
+                             "enabled": w.enabled} for w in host.winrm_listeners],
+        "accounts": accounts,
+        "events": events,
+    }
