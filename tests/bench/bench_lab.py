@@ -60,7 +60,7 @@ def round_trip_ms(fleet: Path, state: Path, samples: int = 50) -> float:
     try:
         session = winrm.Session(f"http://{FIRST_ADDRESS}:5985/wsman", auth=("labadmin", "RdpDoctor-Lab-1!"), transport="basic")
         times = []
-        for _ in range(samples):
+        for _unused in range(samples):
             start = time.perf_counter()
             session.run_ps("Write-Output hi")
             times.append((time.perf_counter() - start) * 1000)
@@ -75,7 +75,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="rdp-doctor-bench-") as tmp:
         fleet = Path(tmp) / "fleet.yml"
         fleet.write_text(f"generate: {{count: {HOSTS}, prefix: win}}\n", encoding="utf-8")
-        base = statistics.median(baseline_seconds() for _ in range(RUNS))
+        base = statistics.median(baseline_seconds() for _unused in range(RUNS))
         lab = statistics.median(lab_start_seconds(fleet, Path(tmp) / f"state{i}") for i in range(RUNS))
         trip = round_trip_ms(fleet, Path(tmp) / "state-rt")
     result = {"hosts": HOSTS, "baseline_bind_s": round(base, 3), "lab_start_s": round(lab, 3),

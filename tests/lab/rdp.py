@@ -159,7 +159,7 @@ def parse_connection_request(tpkt: bytes) -> ConnectionRequest:
         return ConnectionRequest(src_ref, cookie, None)
     if len(rest) < 8 or rest[0] != TYPE_RDP_NEG_REQ:
         raise ProtocolError("trailing data is not an RDP_NEG_REQ")
-    _, flags, length, requested = struct.unpack("<BBHI", rest[:8])
+    _unused, flags, length, requested = struct.unpack("<BBHI", rest[:8])
     if length != 8:
         raise ProtocolError(f"RDP_NEG_REQ length {length} != 8")
     # Anything after it (RDP_NEG_CORRELATION_INFO when flags has CORRELATION_INFO_PRESENT) is ignored.
@@ -412,14 +412,14 @@ def parse_ts_request(data: bytes) -> TsRequest:
     version = _explicit_integer(fields[0xA0])
     tokens: list[bytes] = []
     if 0xA1 in fields:
-        tag, nego_data, _ = der_read(fields[0xA1])
+        tag, nego_data, _unused = der_read(fields[0xA1])
         if tag != 0x30:
             raise ProtocolError("negoTokens is not a SEQUENCE OF")
         for item_tag, item in der_children(nego_data):
             item_fields = dict(der_children(item)) if item_tag == 0x30 else {}
             if 0xA0 not in item_fields:
                 raise ProtocolError("NegoData item without negoToken")
-            token_tag, token, _ = der_read(item_fields[0xA0])
+            token_tag, token, _unused = der_read(item_fields[0xA0])
             if token_tag != 0x04:
                 raise ProtocolError("negoToken is not an OCTET STRING")
             tokens.append(token)
@@ -429,7 +429,7 @@ def parse_ts_request(data: bytes) -> TsRequest:
 
 def _explicit_integer(wrapped: bytes) -> int:
     """The INTEGER inside an explicit context tag's content."""
-    tag, value, _ = der_read(wrapped)
+    tag, value, _unused = der_read(wrapped)
     if tag != 0x02 or not value:
         raise ProtocolError("expected an INTEGER")
     return int.from_bytes(value, "big", signed=True)
@@ -510,17 +510,17 @@ def unwrap_nego_token(token: bytes) -> tuple[bytes, bool]:
     (RFC 4178 4.2.1) that offers NTLM. Returns (ntlm, was_spnego)."""
     if token.startswith(NTLM_SIGNATURE):
         return token, False
-    tag, content, _ = der_read(token)
+    tag, content, _unused = der_read(token)
     if tag != 0x60 or not content.startswith(SPNEGO_OID):
         raise ProtocolError("negoToken is neither NTLM nor SPNEGO")
-    tag, init, _ = der_read(content, len(SPNEGO_OID))
+    tag, init, _unused = der_read(content, len(SPNEGO_OID))
     if tag != 0xA0:
         raise ProtocolError("SPNEGO token is not a NegTokenInit")
-    tag, sequence, _ = der_read(init)
+    tag, sequence, _unused = der_read(init)
     fields = dict(der_children(sequence)) if tag == 0x30 else {}
     if 0xA0 not in fields or NTLM_OID not in fields[0xA0] or 0xA2 not in fields:
         raise ProtocolError("SPNEGO NegTokenInit without an NTLM mechToken")
-    tag, mech_token, _ = der_read(fields[0xA2])
+    tag, mech_token, _unused = der_read(fields[0xA2])
     if tag != 0x04:
         raise ProtocolError("mechToken is not an OCTET STRING")
     return mech_token, True

@@ -303,8 +303,8 @@ def test_healthy_document() -> None:
     assert [s["name"] for s in doc["services"]] == ["TermService", "SessionEnv", "UmRdpService"]
     assert {(s["address"], s["port"], s["process"]) for s in doc["listening"]["tcp"]} >= {("0.0.0.0", 3389, "svchost")}
     assert {(s["id"], s["state"]) for s in doc["sessions"]} == {(0, "Disconnected"), (1, "Connected"), (65536, "Listen")}
-    assert {r["name"] for r in doc["firewall"]["rules"]} == {"RemoteDesktop-UserMode-In-TCP", "RemoteDesktop-UserMode-In-UDP",
-                                                            "RemoteDesktop-Shadow-In-TCP"}
+    rdp_rules = {"RemoteDesktop-UserMode-In-TCP", "RemoteDesktop-UserMode-In-UDP", "RemoteDesktop-Shadow-In-TCP"}
+    assert {r["name"] for r in doc["firewall"]["rules"]} == rdp_rules
     checked = doc["accounts"]["checked"][0]
     assert checked["exists"] and "S-1-5-32-555" in checked["groups"]
     assert doc["accounts"]["rights"]["SeRemoteInteractiveLogonRight"] == ["S-1-5-32-544", "S-1-5-32-555"]

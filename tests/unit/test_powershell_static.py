@@ -142,7 +142,7 @@ def sets_stop(node: tree_sitter.Node) -> bool:
 
 
 SOURCES = sources()
-IDS = [label for label, _ in SOURCES]
+IDS = [label for label, _unused in SOURCES]
 
 
 def test_sources_found() -> None:
@@ -241,8 +241,8 @@ def test_ps51_text_is_not_flagged(snippet: bytes) -> None:
 def test_forbidden_commands_and_automatic_variables_are_detected() -> None:
     """The command and assignment checks see through case and aliases."""
     source = b"IEX 'x'\nwrite-host 'y'\n$Input = 1\nforeach ($event in $list) { }\n$fine = 2\n"
-    assert {name for _, name in command_names(source)} >= {"iex", "write-host"}
-    assert {name for _, name in assigned_variables(source) if name in AUTOMATIC_VARIABLES} == {"$input", "$event"}
+    assert {name for _unused, name in command_names(source)} >= {"iex", "write-host"}
+    assert {name for _unused, name in assigned_variables(source) if name in AUTOMATIC_VARIABLES} == {"$input", "$event"}
 
 
 def test_bare_foreach_assignment_is_detected() -> None:

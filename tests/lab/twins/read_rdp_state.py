@@ -243,7 +243,7 @@ def read_machinekeys(host: m.Host, machine_guid: str | None) -> dict[str, t.Any]
 
 def read_account(host: m.Host, name: str) -> dict[str, t.Any]:
     """Get-RdAccount: "name" / ".\\name" / "COMPUTER\\name" are local; another domain is looked up there (none in the lab)."""
-    domain, _, short = name.rpartition("\\")
+    domain, _unused, short = name.rpartition("\\")
     local = domain in ("", ".") or domain.lower() == host.os.computer_name.lower()
     account = next((a for a in host.accounts if a.name.lower() == short.lower()), None) if local else None
     if account is None:

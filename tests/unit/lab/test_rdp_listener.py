@@ -41,7 +41,7 @@ PROBE_TS_REQUEST = bytes.fromhex(
     "000000000000000000000000000000000a00614a0000000f")
 # CR with mstsc's mix (19 bytes) and the same with a cookie (real-rdp-servers.md section 2)
 MSTSC_CR = bytes.fromhex("030000130ee00000000000010008000b000000")
-COOKIE_CR = bytes.fromhex("0300002b26e0000000000043" "6f6f6b69653a206d737473686173683d616c6963650d0a" "010008000b000000")
+COOKIE_CR = bytes.fromhex("0300002b26e0000000000043" + "6f6f6b69653a206d737473686173683d616c6963650d0a" + "010008000b000000")
 
 
 def make_cr(requested: int | None, cookie: bytes = b"") -> bytes:
@@ -244,7 +244,7 @@ def tls_connect(port: int, requested: int = 0x0B, **versions: str) -> ssl.SSLSoc
 
 def wait_until(condition: Callable[[], bool]) -> bool:
     """Poll a condition the listener's loop makes true soon (no timing is asserted)."""
-    for _ in range(500):
+    for _unused in range(500):
         if condition():
             return True
         time.sleep(0.01)
@@ -288,13 +288,13 @@ def read_ts_request(sock: ssl.SSLSocket) -> bytes:
 
 def ts_request_fields(message: bytes) -> tuple[int, bytes]:
     """(version, first negoToken) of a TSRequest."""
-    tag, body, _ = tlv(message)
+    tag, body, _unused = tlv(message)
     assert tag == 0x30
     fields = tlvs(body)
     version = int.from_bytes(tlv(fields[0xA0])[1], "big")
-    _, nego_data, _ = tlv(fields[0xA1])
-    _, item, _ = tlv(nego_data)
-    _, token, _ = tlv(tlvs(item)[0xA0])
+    _unused, nego_data, _unused2 = tlv(fields[0xA1])
+    _unused, item, _unused2 = tlv(nego_data)
+    _unused, token, _unused2 = tlv(tlvs(item)[0xA0])
     return version, token
 
 
@@ -483,16 +483,16 @@ def test_ntlm_challenge_of_domain_member(pki: dict[str, Credential]) -> None:
 
 
 SPNEGO_INIT = bytes.fromhex(
-    "6048" "06062b0601050502" "a03e" "303c"
-    "a00e" "300c" "060a2b06010401823702020a"
-    "a22a" "0428") + bytes.fromhex("4e544c4d5353500001000000078288e2000000000000000000000000000000000a00614a0000000f")
+    "6048" + "06062b0601050502" + "a03e" + "303c"
+    + "a00e" + "300c" + "060a2b06010401823702020a"
+    + "a22a" + "0428") + bytes.fromhex("4e544c4d5353500001000000078288e2000000000000000000000000000000000a00614a0000000f")
 
 
 def test_spnego_wrapped_negotiate_gets_spnego_answer(pki: dict[str, Credential]) -> None:
     """An SPNEGO NegTokenInit with an NTLM mechToken is answered by a NegTokenResp carrying the CHALLENGE."""
     request = bytes.fromhex("3059a003020106a1523050304ea04c044a") + SPNEGO_INIT
-    _, token = ts_request_fields(rdp.credssp_answer(request, make_behaviour(pki["a"]), FIXED_CLOCK, b"\x02" * 8))
-    tag, resp, _ = tlv(token)
+    _unused, token = ts_request_fields(rdp.credssp_answer(request, make_behaviour(pki["a"]), FIXED_CLOCK, b"\x02" * 8))
+    tag, resp, _unused = tlv(token)
     assert tag == 0xA1
     fields = tlvs(tlv(resp)[1])
     assert fields[0xA0] == b"\x0a\x01\x01"                      # accept-incomplete
@@ -504,7 +504,7 @@ def test_non_ntlm_tokens_are_rejected() -> None:
     """An AUTHENTICATE as first message, or SPNEGO without NTLM, is a protocol error."""
     with pytest.raises(rdp.ProtocolError):
         rdp.parse_ntlm_negotiate(b"NTLMSSP\x00\x03\x00\x00\x00" + b"\x00" * 8)
-    kerberos_only = bytes.fromhex("601b" "06062b0601050502" "a011" "300f" "a00d" "300b" "06092a864886f712010202")
+    kerberos_only = bytes.fromhex("601b" + "06062b0601050502" + "a011" + "300f" + "a00d" + "300b" + "06092a864886f712010202")
     with pytest.raises(rdp.ProtocolError):
         rdp.unwrap_nego_token(kerberos_only)
 
@@ -576,8 +576,8 @@ def test_mstsc_mix_without_nla_selects_ssl(listen: Callable[..., rdp.RdpListener
     assert answer == rsp(1)
 
 
-def test_nla_selects_hybrid_and_answers_ntlm_challenge(listen: Callable[..., rdp.RdpListener], knob: Knob,
-                                                      pki: dict[str, Credential]) -> None:
+def test_nla_selects_hybrid_and_answers_ntlm_challenge(
+        listen: Callable[..., rdp.RdpListener], knob: Knob, pki: dict[str, Credential]) -> None:
     """0x0B with NLA -> HYBRID; TLS with the behaviour's cert; the TSRequest answer carries the CHALLENGE."""
     listener = listen(knob)
     sock, answer = negotiate(knob.value.port, COOKIE_CR)
@@ -676,8 +676,8 @@ def test_tls_versions_with_a_hole(listen: Callable[..., rdp.RdpListener], knob: 
         tls_connect(knob.value.port, minimum="TLSv1.2", maximum="TLSv1.2")
 
 
-def test_served_certificate_follows_the_model_without_sync(listen: Callable[..., rdp.RdpListener], knob: Knob,
-                                                          pki: dict[str, Credential]) -> None:
+def test_served_certificate_follows_the_model_without_sync(
+        listen: Callable[..., rdp.RdpListener], knob: Knob, pki: dict[str, Credential]) -> None:
     """The certificate is read per connection: a rebind shows on the next connection, no sync() needed."""
     listen(knob)
     first = tls_connect(knob.value.port)
@@ -744,7 +744,7 @@ def test_garbage_and_bad_bytes_close_the_connection_only(listen: Callable[..., r
         sock.sendall(junk)
         assert peer_closed(sock)
         sock.close()
-    sock, _ = negotiate(knob.value.port, MSTSC_CR)
+    sock, _unused = negotiate(knob.value.port, MSTSC_CR)
     sock.sendall(MSTSC_CR)  # a TPKT where the ClientHello belongs
     assert peer_closed(sock)
     sock.close()
@@ -775,7 +775,7 @@ def test_counters(listen: Callable[..., rdp.RdpListener], knob: Knob) -> None:
     listener = listen(knob)
     connect(knob.value.port).close()
     for request in (MSTSC_CR, make_cr(0x01), make_cr(0x01)):
-        sock, _ = negotiate(knob.value.port, request)
+        sock, _unused = negotiate(knob.value.port, request)
         sock.close()
     assert wait_until(lambda: listener.connections == 4 and sum(listener.negotiations.values()) == 3)
     stats = listener.stats()
