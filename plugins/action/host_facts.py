@@ -1,0 +1,75 @@
+# Copyright (c) rdp.doctor contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin for ``rdp.doctor.host_facts``: everything RDP about a Windows host in one round trip.
+
+Imperative shell around pure functions: options -> ``host_facts.build_params`` -> one run of the
+``read_rdp_state`` host script (``host_protocol.run_host_script``) -> ``host_facts.normalize`` ->
+``ansible_facts.rdp_doctor``. It only reads, so check mode behaves exactly like a normal run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.rdp.doctor.plugins.module_utils import host_facts
+from ansible_collections.rdp.doctor.plugins.plugin_utils.host_protocol import HostScriptError, run_host_script
+
+ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
+    "accounts": {"type": "list", "elements": "str", "default": []},
+    "event_days": {"type": "int", "default": host_facts.DEFAULT_EVENT_DAYS},
+    "event_sample_size": {"type": "int", "default": host_facts.DEFAULT_EVENT_SAMPLE_SIZE},
+    "port_hint": {"type": "int"},
+    "include_raw": {"type": "bool", "default": False},
+}
+
+
+def option_problems(args: dict[str, t.Any]) -> list[str]:
+    """Range checks the argument spec cannot express (the host script's schema limits)."""
+    problems = []
+    if not 1 <= args["event_days"] <= 365:
+        problems.append(f"event_days must be between 1 and 365, not {args['event_days']}")
+    if not 0 <= args["event_sample_size"] <= 50:
+        problems.append(f"event_sample_size must be between 0 and 50, not {args['event_sample_size']}")
+    if len(args["accounts"]) > 50:
+        problems.append(f"at most 50 accounts can be checked in one run, not {len(args['accounts'])}")
+    if args.get("port_hint") is not None and not 1 <= args["port_hint"] <= 65535:
+        problems.append(f"port_hint must be a TCP port (1-65535), not {args['port_hint']}")
+    return problems
+
+
+class ActionModule(ActionBase):
+    """Read the host's RDP state with one host-script run and return it as versioned facts."""
+
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+    _supports_async = False
+
+    def run(self, tmp: str | None = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
+        """Validate the options, run ``read_rdp_state`` once, normalise its answer."""
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        del tmp  # deprecated by ActionBase; never used
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        problems = option_problems(args)
+        if problems:
+            return dict(result, failed=True, changed=False, msg="; ".join(problems))
+        params = host_facts.build_params(args)
+        host = str(task_vars.get("inventory_hostname") or "")
+        try:
+            # Connection failures (AnsibleConnectionFailure) propagate: Ansible reports the host unreachable.
+            raw = run_host_script(self._low_level_execute_command, host_facts.SCRIPT_NAME, params, host=host)
+        except HostScriptError as exc:
+            return dict(result, failed=True, changed=False, msg=str(exc), error=exc.to_dict())
+        try:
+            facts = host_facts.normalize(raw, dt.datetime.now(dt.timezone.utc), args["accounts"])
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            # A document that breaks the contract: say which script and what, keep the raw answer for a bug report.
+            return dict(result, failed=True, changed=False, raw=raw,
+                        msg=f"host script '{host_facts.SCRIPT_NAME}' answered a document rdp.doctor cannot read: {type(exc).__name__}: {exc}")
+        result.update(changed=False, ansible_facts={"rdp_doctor": facts})
+        if args["include_raw"]:
+            result["raw"] = raw
+        return result

@@ -1,0 +1,94 @@
+# Copyright (c) rdp.doctor contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ``rdp.doctor.findings_summary`` filter: findings -> a few readable lines, cause first."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+name: findings_summary
+short_description: A short per-host summary of rdp.doctor findings, cause first
+version_added: 0.1.0
+author:
+  - rdp.doctor contributors (!UNKNOWN)
+description:
+  - Turns the list returned by P(rdp.doctor.findings#filter) into lines for a person - one line per finding with its
+    severity, id, title and fix, causes that explain 0x904 first.
+  - A host that could not be read is reported as C(UNREACHABLE) or C(FAILED) with the reason, never dropped.
+  - Without host facts (tags, unreachable host) the summary never claims the host is healthy.
+options:
+  _input:
+    description: The findings.
+    type: list
+    elements: dict
+    required: true
+  state:
+    description:
+      - How reading the host went - a dict with C(state) (C(ok), C(unreachable), C(failed), or C(skipped) when the facts
+        were not read in this run) and C(msg).
+    type: dict
+"""
+
+EXAMPLES = r"""
+- name: Print the summary
+  ansible.builtin.debug:
+    msg: "{{ rdp_doctor_findings | rdp.doctor.findings_summary(rdp_doctor_host_state) }}"
+"""
+
+RETURN = r"""
+_value:
+  description: Summary lines.
+  type: list
+  elements: str
+  sample:
+    - "1 finding, 1 explains 0x904"
+    - "[critical] RDP-CERT-EXPIRED (explains 0x904): The listener certificate has expired -> rdp.doctor.listener_certificate state=self_signed"
+"""
+
+import typing as t
+
+from ansible_collections.rdp.doctor.plugins.module_utils.findings import sort_key
+
+
+def _fix_text(fix: t.Any) -> str:
+    """``module key=value ...`` or the first sentence of a manual fix."""
+    if not isinstance(fix, dict):
+        return ""
+    if fix.get("module"):
+        params = " ".join(f"{key}={value}" for key, value in sorted((fix.get("params") or {}).items()))
+        return f"{fix['module']} {params}".strip()
+    manual = str(fix.get("manual") or "")
+    return "manual: " + manual.split(". ", maxsplit=1)[0].rstrip(".")
+
+
+def _line(finding: dict[str, t.Any]) -> str:
+    """One finding as one line."""
+    cause = " (explains 0x904)" if finding.get("explains_0x904") else ""
+    fix = _fix_text(finding.get("fix"))
+    return f"[{finding.get('severity')}] {finding.get('id')}{cause}: {finding.get('title')}" + (f" -> {fix}" if fix else "")
+
+
+def findings_summary(findings: t.Any, state: t.Any = None) -> list[str]:
+    """Summary lines; see DOCUMENTATION."""
+    items = sorted((f for f in (findings or []) if isinstance(f, dict)), key=sort_key)
+    lines = []
+    state = state if isinstance(state, dict) else {}
+    kind = str(state.get("state") or "ok").lower()
+    if kind in ("unreachable", "failed", "skipped"):
+        lines.append(f"{kind.upper()}: {state.get('msg') or 'no reason given'}")
+    causes = sum(1 for f in items if f.get("explains_0x904"))
+    if items:
+        plural = "finding" if len(items) == 1 else "findings"
+        lines.append(f"{len(items)} {plural}, {causes} explain{'s' if causes == 1 else ''} 0x904")
+    elif kind == "ok":
+        lines.append("no findings: RDP looks healthy from the host's side")
+    lines.extend(_line(f) for f in items)
+    return lines
+
+
+class FilterModule:
+    """rdp.doctor findings summary filter."""
+
+    def filters(self) -> dict[str, t.Callable[..., t.Any]]:
+        """Filters this file provides."""
+        return {"findings_summary": findings_summary}

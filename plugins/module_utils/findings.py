@@ -1,0 +1,909 @@
+# Copyright (c) rdp.doctor contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Findings: why RDP to a host fails (or will), from its facts and, when given, the probe's view.
+
+``evaluate(facts, probe=None)`` is pure. Each rule reads the versioned facts built by
+``host_facts.normalize`` and returns findings (docs/dev/contracts.md section 5); the probe joins add
+the client's evidence to the host's (section 6). Every id is documented in ``docs/findings.md``.
+
+Group Policy precedence: when the bad effective value comes from policy, the finding says so in its
+evidence, its fix is manual (the domain GPO must change; a local write would be reverted) and an
+``RDP-GPO-OVERRIDE`` finding lists every setting a policy forces.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.rdp.doctor.plugins.module_utils import rdp_registry as reg
+
+Finding = t.Dict[str, t.Any]
+Facts = t.Dict[str, t.Any]
+
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+_SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+
+
+class Entry(t.NamedTuple):
+    """A catalogue entry: what does not change from one host to the next."""
+
+    title: str
+    severity: str
+    category: str
+    explains_0x904: bool
+
+
+#: Every finding id this module can produce (docs/findings.md has one section per id).
+CATALOGUE: dict[str, Entry] = {
+    # enablement / listener
+    "RDP-CONNECTIONS-DENIED": Entry("Remote Desktop connections are not allowed (fDenyTSConnections=1)", "critical", "listener", True),
+    "RDP-LISTENER-DISABLED": Entry("The RDP-Tcp listener is disabled (fEnableWinStation=0)", "critical", "listener", True),
+    "RDP-SERVICE-STOPPED": Entry("Remote Desktop Services (TermService) is not running", "critical", "listener", True),
+    "RDP-SERVICE-DISABLED": Entry("Remote Desktop Services (TermService) is disabled", "critical", "listener", True),
+    "RDP-SERVICE-ACCOUNT": Entry("TermService does not run as NETWORK SERVICE", "high", "listener", True),
+    "RDP-SUPPORT-SERVICE-DISABLED": Entry("A Remote Desktop support service is disabled", "medium", "listener", False),
+    "RDP-PORT-CONFLICT": Entry("Another process owns the RDP port", "critical", "listener", True),
+    "RDP-NOT-LISTENING": Entry("Nothing listens on the RDP port although TermService runs", "critical", "listener", True),
+    "RDP-UDP-PORT-CONFLICT": Entry("Another process owns the RDP UDP port", "low", "listener", False),
+    "RDP-LAN-ADAPTER": Entry("The listener is bound to one network adapter (LanAdapter)", "medium", "listener", True),
+    "RDP-PORT-NON-DEFAULT": Entry("The listener uses a non-default port", "info", "listener", False),
+    "RDP-DRAIN-MODE": Entry("New logons are drained (TSServerDrainMode)", "high", "listener", True),
+    "RDP-SETUP-IN-PROGRESS": Entry("Windows setup / OOBE is still in progress", "high", "listener", True),
+    # network path
+    "RDP-FIREWALL-RULES-DISABLED": Entry("The Remote Desktop firewall rules are disabled", "critical", "network", True),
+    "RDP-PORT-NOT-ALLOWED": Entry("No firewall rule allows the RDP port", "critical", "network", True),
+    "RDP-FIREWALL-BLOCK-RULE": Entry("A firewall rule blocks the RDP port", "critical", "network", True),
+    "RDP-FIREWALL-GPO-BLOCKS": Entry("Group Policy disables the inbound Remote Desktop exception", "critical", "network", True),
+    "RDP-PATH-BLOCKED": Entry("The RDP port is unreachable from the client although the host allows it", "high", "network", True),
+    "RDP-DNS-MISMATCH": Entry("The host name resolves to another address than the host's", "high", "network", True),
+    # certificate / keys
+    "RDP-CERT-MISSING": Entry("The bound listener certificate does not exist", "critical", "certificate", True),
+    "RDP-CERT-NO-PRIVATE-KEY": Entry("The listener certificate has no private key", "critical", "certificate", True),
+    "RDP-CERT-EXPIRED": Entry("The listener certificate has expired", "critical", "certificate", True),
+    "RDP-CERT-NOT-YET-VALID": Entry("The listener certificate is not valid yet", "high", "certificate", True),
+    "RDP-CERT-EXPIRING-SOON": Entry("The listener certificate expires soon", "medium", "certificate", False),
+    "RDP-CERT-NAME-MISMATCH": Entry("The listener certificate is issued for another name", "high", "certificate", True),
+    "RDP-CERT-WRONG-EKU": Entry("The listener certificate is not for server authentication", "high", "certificate", True),
+    "RDP-CERT-KEY-UNREADABLE": Entry("NETWORK SERVICE cannot read the listener certificate's private key", "critical", "certificate", True),
+    "RDP-LISTENER-KEY-BROKEN": Entry("The self-signed listener key file in MachineKeys is missing or empty", "critical", "certificate", True),
+    "RDP-MACHINEKEYS-ACL": Entry("The MachineKeys folder permissions are broken", "high", "certificate", True),
+    "RDP-PATH-CERT-MISMATCH": Entry("The client receives another certificate than the host's listener certificate", "high", "network", True),
+    # CredSSP / security layer / TLS
+    "RDP-CREDSSP-UNPATCHED": Entry("The host lacks the CredSSP (CVE-2018-0886) update", "high", "credssp", True),
+    "RDP-CREDSSP-FORCE-UPDATED": Entry("CredSSP accepts only updated clients (AllowEncryptionOracle=0)", "medium", "credssp", True),
+    "RDP-CREDSSP-VULNERABLE": Entry("CredSSP allows vulnerable clients (AllowEncryptionOracle=2)", "high", "credssp", False),
+    "RDP-SECURITY-LAYER-RDP": Entry("The listener uses the legacy RDP security layer (no TLS)", "high", "security", True),
+    "RDP-NLA-DISABLED": Entry("Network Level Authentication is not required", "medium", "security", False),
+    "RDP-ENCRYPTION-FIPS": Entry("The listener requires FIPS encryption", "medium", "security", True),
+    "RDP-DOMAIN-CREDS-DISABLED": Entry("Domain credentials are disabled on a domain member (disabledomaincreds)", "medium", "security", False),
+    "RDP-TLS-ALL-DISABLED": Entry("Every TLS protocol is disabled for servers in Schannel", "critical", "tls", True),
+    "RDP-TLS12-DISABLED": Entry("TLS 1.2 is disabled for servers in Schannel", "high", "tls", True),
+    "RDP-TLS-LEGACY-ENABLED": Entry("Deprecated SSL/TLS versions are explicitly enabled", "low", "tls", False),
+    # sessions / licensing
+    "RDP-SESSION-LIMIT-REACHED": Entry("The session limit is reached", "high", "sessions", True),
+    "RDP-GHOST-SESSIONS": Entry("Old disconnected sessions pile up (no disconnected-session limit)", "medium", "sessions", True),
+    "RDP-LICENSING-GRACE-EXPIRED": Entry("The RDS licensing grace period is over and no license server is set", "critical", "licensing", True),
+    "RDP-LICENSING-NOT-CONFIGURED": Entry("The RD Session Host has no license server (grace period running)", "medium", "licensing", False),
+    # accounts
+    "RDP-ACCOUNT-NOT-FOUND": Entry("An expected account does not exist", "high", "accounts", False),
+    "RDP-ACCOUNT-DISABLED": Entry("An expected account is disabled", "high", "accounts", False),
+    "RDP-ACCOUNT-LOCKED-OUT": Entry("An expected account is locked out", "high", "accounts", False),
+    "RDP-ACCOUNT-DENIED-LOGON": Entry("An expected account is denied logon through Remote Desktop Services", "high", "accounts", False),
+    "RDP-ACCOUNT-NOT-ALLOWED": Entry("An expected account is not allowed to log on through Remote Desktop Services", "high", "accounts", False),
+    # meta
+    "RDP-GPO-OVERRIDE": Entry("Group Policy forces a setting that breaks RDP (a local fix would be reverted)", "high", "group_policy", False),
+    "RDP-CLOCK-SKEW": Entry("The host clock differs from the controller's", "medium", "host", False),
+    "RDP-PROBE-FAILED": Entry("The client-side probe fails and the host facts do not explain it", "high", "network", True),
+}
+
+#: Clock difference that breaks Kerberos (5 minutes by default) and so NLA for domain accounts.
+CLOCK_SKEW_SECONDS = 300
+#: A disconnected session older than this counts as a ghost.
+GHOST_SESSION_SECONDS = 86400
+#: Disconnected-session limit the fix proposes (8 hours, in milliseconds as Windows stores it).
+PROPOSED_MAX_DISCONNECTION_MS = 8 * 3600 * 1000
+
+MODULE_LISTENER_SECURITY = "rdp.doctor.listener_security"
+MODULE_LISTENER_CERTIFICATE = "rdp.doctor.listener_certificate"
+MODULE_CREDSSP = "rdp.doctor.credssp"
+MODULE_FIREWALL = "rdp.doctor.firewall"
+MODULE_SESSION_LIMITS = "rdp.doctor.session_limits"
+MODULE_MACHINEKEYS = "rdp.doctor.machinekeys"
+
+
+# ==================================================================================================
+# Building blocks
+# ==================================================================================================
+
+def make_finding(finding_id: str, evidence: dict[str, t.Any], fix: dict[str, t.Any], **overrides: t.Any) -> Finding:
+    """A finding with the catalogue's title, severity, category and explains_0x904 (overridable)."""
+    entry = CATALOGUE[finding_id]
+    finding = {"id": finding_id, "title": entry.title, "severity": entry.severity, "category": entry.category,
+               "explains_0x904": entry.explains_0x904, "evidence": evidence, "fix": fix}
+    finding.update(overrides)
+    return finding
+
+
+def module_fix(module: str, **params: t.Any) -> dict[str, t.Any]:
+    """A fix that a collection module applies."""
+    return {"module": module, "params": params}
+
+
+def manual_fix(text: str) -> dict[str, t.Any]:
+    """A fix a person must apply (domain GPO, DISM/SFC, license server...)."""
+    return {"manual": text}
+
+
+def _get(facts: t.Any, path: str, default: t.Any = None) -> t.Any:
+    """``facts['a']['b']`` for ``'a.b'``, tolerant of missing sections."""
+    current = facts
+    for part in path.split("."):
+        if not isinstance(current, dict) or part not in current:
+            return default
+        current = current[part]
+    return current
+
+
+def _int(value: t.Any) -> int | None:
+    """An int or None."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None
+
+
+def _setting_evidence(name: str, item: dict[str, t.Any] | None) -> dict[str, t.Any]:
+    """The exact values behind a setting: registry value name, effective value and where it comes from."""
+    spec = reg.SETTINGS[name]
+    item = item or {}
+    evidence = {"value_name": spec.value, "effective": item.get("effective"), "source": item.get("source"),
+                "local": item.get("local"), "policy": item.get("policy"), "default": item.get("default")}
+    if spec.local_key:
+        evidence["local_key"] = spec.local_key
+    if item.get("source") == "policy":
+        evidence["policy_key"] = spec.policy_key
+        evidence["policy_name"] = reg.POLICY_NAMES.get(name)
+    return evidence
+
+
+def _from_policy(item: dict[str, t.Any] | None) -> bool:
+    """True when a setting's effective value is forced by Group Policy."""
+    return bool(item) and item.get("source") == "policy"
+
+
+def _gpo_manual(name: str, item: dict[str, t.Any], wanted: str) -> dict[str, t.Any]:
+    """The manual fix for a bad value a GPO enforces."""
+    spec = reg.SETTINGS[name]
+    policy = reg.POLICY_NAMES.get(name, spec.value)
+    return manual_fix(
+        f"Group Policy sets {spec.value}={item.get('policy', item.get('effective'))} ({spec.policy_key}). Change the GPO "
+        f"'{reg.GPO_RDS_PATH} > {policy}' to {wanted} in the domain (gpresult /H on the host names the GPO), then "
+        "run gpupdate /force; a local change would be reverted at the next policy refresh."
+    )
+
+
+def _setting_fix(name: str, item: dict[str, t.Any], wanted: str, module: str, **params: t.Any) -> dict[str, t.Any]:
+    """Module fix for a local value, manual GPO fix for a policy value."""
+    return _gpo_manual(name, item, wanted) if _from_policy(item) else module_fix(module, **params)
+
+
+def _gpo_marker(name: str, item: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    """The internal note a finding carries when a policy forces the bad value (collected into RDP-GPO-OVERRIDE)."""
+    if not _from_policy(item):
+        return []
+    spec = reg.SETTINGS[name]
+    return [{"setting": name, "value_name": spec.value, "policy_key": spec.policy_key, "policy": item.get("policy"),
+             "local": item.get("local"), "effective": item.get("effective"), "policy_name": reg.POLICY_NAMES.get(name)}]
+
+
+def _with_gpo(finding: Finding, markers: list[dict[str, t.Any]]) -> Finding:
+    """Attach GPO markers to a finding (private key, removed by ``evaluate``)."""
+    if markers:
+        finding["_gpo"] = markers
+        finding["evidence"]["enforced_by_group_policy"] = True
+    return finding
+
+
+def _events(facts: Facts, *event_ids: int) -> list[dict[str, t.Any]]:
+    """Event groups with one of ``event_ids`` (compact: provider, id, count, last, meaning, one sample)."""
+    found = []
+    for group in _get(facts, "events.groups", []) or []:
+        if group.get("id") in event_ids:
+            samples = group.get("samples") or []
+            found.append({"log": group.get("log"), "provider": group.get("provider"), "id": group.get("id"),
+                          "count": group.get("count"), "last": group.get("last"), "meaning": group.get("meaning"),
+                          "sample": samples[0].get("message") if samples else None})
+    return found
+
+
+def _licensing_events(facts: Facts) -> list[dict[str, t.Any]]:
+    """TerminalServices-Licensing events (MSRD #57)."""
+    return [{"provider": g.get("provider"), "id": g.get("id"), "count": g.get("count"), "last": g.get("last"),
+             "sample": (g.get("samples") or [{}])[0].get("message")}
+            for g in _get(facts, "events.groups", []) or [] if "licensing" in str(g.get("provider", "")).lower()]
+
+
+def _add_events(evidence: dict[str, t.Any], events: list[dict[str, t.Any]]) -> dict[str, t.Any]:
+    """Evidence with an ``events`` list when there are any."""
+    if events:
+        evidence["events"] = events
+    return evidence
+
+
+# ==================================================================================================
+# Host rules: each takes the facts and returns a list of findings
+# ==================================================================================================
+
+def rule_connections(facts: Facts) -> list[Finding]:
+    """fDenyTSConnections, fEnableWinStation, drain mode, OOBE [S4][S10] MSRD #1 #2 #11 #13."""
+    found = []
+    deny = _get(facts, "listener.deny_ts_connections")
+    if deny and _int(deny.get("effective")) == 1:
+        found.append(_with_gpo(make_finding(
+            "RDP-CONNECTIONS-DENIED", _setting_evidence("deny_ts_connections", deny),
+            _setting_fix("deny_ts_connections", deny, "Enabled", MODULE_LISTENER_SECURITY, allow_connections=True)),
+            _gpo_marker("deny_ts_connections", deny)))
+    enable = _get(facts, "listener.enable_winstation")
+    if enable and _int(enable.get("effective")) == 0:
+        found.append(make_finding("RDP-LISTENER-DISABLED", _setting_evidence("enable_winstation", enable),
+                                  module_fix(MODULE_LISTENER_SECURITY, listener_enabled=True)))
+    drain = _get(facts, "listener.drain_mode")
+    if drain and _int(drain.get("effective")) in (1, 2):
+        evidence = _setting_evidence("drain_mode", drain)
+        evidence["meaning"] = reg.DRAIN_MODES.get(_int(drain.get("effective")))
+        found.append(make_finding("RDP-DRAIN-MODE", evidence, manual_fix(
+            "Allow new logons: run 'change logon /enable' on the host (or set TSServerDrainMode=0 and restart "
+            "TermService); on an RDS farm, check the Connection Broker's drain setting for this host.")))
+    setup = _get(facts, "os.setup") or {}
+    if setup.get("in_progress"):
+        found.append(make_finding("RDP-SETUP-IN-PROGRESS", {
+            "OOBEInProgress": _get(setup, "oobe_in_progress.effective"),
+            "SystemSetupInProgress": _get(setup, "system_setup_in_progress.effective"),
+            "key": reg.SETUP}, manual_fix(
+            "Finish Windows setup (OOBE / sysprep specialize) on the console, or fix the image that left "
+            "HKLM\\SYSTEM\\Setup OOBEInProgress/SystemSetupInProgress at 1, then reboot.")))
+    return found
+
+
+def _service_account_ok(account: t.Any) -> bool:
+    """NETWORK SERVICE in any of its spellings [S22]."""
+    text = str(account or "").replace(" ", "").lower()
+    return text in ("ntauthority\\networkservice", "networkservice", "nt authority\\networkservice", reg.SID_NETWORK_SERVICE.lower())
+
+
+def rule_services(facts: Facts) -> list[Finding]:
+    """TermService stopped/disabled/wrong account; SessionEnv, UmRdpService disabled [S21][S22] MSRD #14 #15."""
+    services = _get(facts, "listener.services") or {}
+    term = services.get(reg.TERMSERVICE) or {}
+    found = []
+    if term.get("present"):
+        evidence = {"service": reg.TERMSERVICE, "state": term.get("state"), "start_mode": term.get("start_mode"),
+                    "account": term.get("account")}
+        if term.get("disabled"):
+            found.append(make_finding("RDP-SERVICE-DISABLED", evidence, manual_fix(
+                "Set TermService back to Manual and start it: 'sc.exe config TermService start= demand' then "
+                "'Start-Service TermService' (ansible.windows.win_service: name=TermService start_mode=manual state=started). "
+                "If a GPO (System Services) disables it, change the GPO.")))
+        elif not term.get("running"):
+            found.append(make_finding("RDP-SERVICE-STOPPED", evidence, manual_fix(
+                "Start TermService ('Start-Service TermService'); if it stops again, read the System log "
+                "(Service Control Manager 7022/7023/7024) for the reason.")))
+        if term.get("account") and not _service_account_ok(term.get("account")):
+            found.append(make_finding("RDP-SERVICE-ACCOUNT", dict(evidence, expected_account=reg.TERMSERVICE_ACCOUNT), manual_fix(
+                "Restore the TermService logon account: 'sc.exe config TermService obj= \"NT Authority\\NetworkService\"' "
+                "then restart it (start error 1069 otherwise).")))
+    support = [{"service": name, "state": services[name].get("state"), "start_mode": services[name].get("start_mode")}
+               for name in (reg.SESSIONENV, reg.UMRDPSERVICE) if (services.get(name) or {}).get("disabled")]
+    if support:
+        found.append(make_finding("RDP-SUPPORT-SERVICE-DISABLED", {"services": support}, manual_fix(
+            "Set the service(s) back to Manual: 'sc.exe config <name> start= demand'. SessionEnv renews the "
+            "self-signed listener certificate; UmRdpService handles device redirection.")))
+    return found
+
+
+def _host_accepts(facts: Facts) -> bool:
+    """TermService runs, connections allowed, listener on: the state in which the port must be listening."""
+    return bool(_get(facts, f"listener.services.{reg.TERMSERVICE}.running") and _get(facts, "listener.connections_allowed")
+                and _get(facts, "listener.enabled"))
+
+
+def rule_sockets(facts: Facts) -> list[Finding]:
+    """Who owns the RDP port (TCP and UDP) [S3][S4] MSRD #16 #17 #20."""
+    if not _get(facts, "listener.sockets_read"):
+        return []
+    found = []
+    tcp = _get(facts, "listener.tcp") or {}
+    port = _get(facts, "listener.effective_port")
+    pid = _get(facts, f"listener.services.{reg.TERMSERVICE}.pid")
+    # Another owner blocks the listener whether or not TermService runs now: it cannot bind when it starts.
+    if tcp.get("other_owners") and not tcp.get("termservice_listening"):
+        owner = tcp["other_owners"][0]
+        found.append(make_finding("RDP-PORT-CONFLICT", {"port": port, "owners": tcp["other_owners"], "termservice_pid": pid},
+                                  manual_fix(f"Stop or reconfigure '{owner.get('process')}' (pid {owner.get('pid')}) so that it "
+                                             f"releases TCP {port}, then restart TermService; or move RDP to a free port "
+                                             f"({MODULE_LISTENER_SECURITY} port=<n>, then {MODULE_FIREWALL}).")))
+    elif not tcp.get("listening") and _host_accepts(facts):
+        found.append(make_finding("RDP-NOT-LISTENING", {"port": port, "termservice_pid": pid, "tcp_listeners_on_port": []},
+                                  manual_fix("Restart TermService and check 'qwinsta' shows rdp-tcp in state Listen; read "
+                                             "TermDD / RemoteConnectionManager events for the reason the listener failed.")))
+    udp = _get(facts, "listener.udp") or {}
+    if udp.get("other_owners") and not udp.get("termservice_listening"):
+        found.append(make_finding("RDP-UDP-PORT-CONFLICT", {"port": port, "owners": udp["other_owners"]},
+                                  manual_fix(f"Free UDP {port} for TermService (RDP falls back to TCP meanwhile).")))
+    return found
+
+
+def rule_listener_options(facts: Facts) -> list[Finding]:
+    """LanAdapter (MSRD #4) and a non-default port (MSRD #3)."""
+    found = []
+    lan = _get(facts, "listener.lan_adapter")
+    if lan and _int(lan.get("effective")) not in (0, None):
+        found.append(make_finding("RDP-LAN-ADAPTER", _setting_evidence("lan_adapter", lan),
+                                  module_fix(MODULE_LISTENER_SECURITY, lan_adapter=0)))
+    port = _get(facts, "listener.port")
+    if port and _int(port.get("effective")) not in (reg.DEFAULT_PORT, None):
+        found.append(make_finding("RDP-PORT-NON-DEFAULT", _setting_evidence("port", port), manual_fix(
+            f"Nothing to do if intended: clients must connect to <host>:{port.get('effective')} and the firewall must allow it. "
+            f"To go back: {MODULE_LISTENER_SECURITY} port={reg.DEFAULT_PORT}.")))
+    return found
+
+
+def rule_firewall(facts: Facts) -> list[Finding]:
+    """Remote Desktop rule group, custom port coverage, block rules, GPO exception [S13][S37] MSRD #47."""
+    firewall = _get(facts, "firewall") or {}
+    tcp = firewall.get("tcp") or {}
+    if not firewall.get("profiles"):
+        return []  # profiles unknown: nothing can be concluded
+    port = tcp.get("port")
+    found = []
+    gpo = firewall.get("gpo") or {}
+    blocking = {name: item for name, item in gpo.items() if item.get("blocks")}
+    if blocking:
+        found.append(make_finding("RDP-FIREWALL-GPO-BLOCKS", {
+            "policy": {name: {"key": reg.FW_GPO_KEYS[name], "Enabled": item.get("enabled"), "profiles": item.get("profiles")}
+                       for name, item in blocking.items()},
+            "blocked_profiles": firewall.get("gpo_blocked_profiles"), "port": port,
+        }, manual_fix(f"Group Policy disables the inbound Remote Desktop exception. Set '{reg.POLICY_FIREWALL}' to Enabled "
+                      "(or Not Configured) in the domain GPO; while it is Disabled, local firewall rules for RDP are not honoured.")))
+    block_rules = tcp.get("block_rules") or []
+    if block_rules and tcp.get("blocked_by_rule_in_all_profiles"):
+        found.append(make_finding("RDP-FIREWALL-BLOCK-RULE", {"port": port, "block_rules": block_rules}, manual_fix(
+            f"Remove or narrow the inbound Block rule(s) {', '.join(block_rules)} (a Block rule wins over every Allow rule). "
+            "rdp.doctor does not change rules outside the Remote Desktop group.")))
+    if tcp.get("allowed_by_rules_in_any_profile") is False:
+        found.extend(_firewall_rule_findings(firewall, port))
+    return found
+
+
+def _firewall_rule_findings(firewall: dict[str, t.Any], port: t.Any) -> list[Finding]:
+    """No allow rule for the listener port in any profile: rules disabled, or rules for another port."""
+    rdp_tcp = firewall.get("rdp_tcp_rules") or []
+    enabled = [r for r in rdp_tcp if r.get("enabled")]
+    covering = [r for r in rdp_tcp if r.get("covers_port")]
+    from_gpo = [r["name"] for r in rdp_tcp if str(r.get("policy_store_source") or "").lower() == "grouppolicy"]
+    evidence = {"port": port, "rdp_tcp_rules": rdp_tcp, "rdp_rules_disabled": firewall.get("rdp_rules_disabled"),
+                "profiles": {name: {"allow_rules": p.get("allow_rules"), "enabled": p.get("enabled")}
+                             for name, p in ((firewall.get("tcp") or {}).get("profiles") or {}).items()}}
+    if from_gpo:
+        evidence["rules_from_group_policy"] = from_gpo
+    found = []
+    if not enabled:
+        fix = (manual_fix("The Remote Desktop rules come from Group Policy: enable them in the domain GPO.") if from_gpo
+               else module_fix(MODULE_FIREWALL, state="enabled", port=port))
+        found.append(make_finding("RDP-FIREWALL-RULES-DISABLED", dict(evidence), fix))
+    if enabled or not covering:
+        found.append(make_finding("RDP-PORT-NOT-ALLOWED", dict(evidence, rule_ports=sorted({p for r in rdp_tcp for p in r.get("local_ports", [])})),
+                                  module_fix(MODULE_FIREWALL, state="enabled", port=port)))
+    return found
+
+
+def _cert_fix(cert: dict[str, t.Any], bound: dict[str, t.Any] | None) -> dict[str, t.Any]:
+    """How to get a usable listener certificate: renew the self-signed one, bind a valid one, or enroll."""
+    template = _get(cert, "cert_template_name.effective")
+    if template:
+        return manual_fix(f"A GPO enforces the certificate template '{template}': check autoenrollment from the enterprise CA "
+                          "(event 1063 when a template certificate is installed) and that the template allows Server Authentication.")
+    if bound is None or bound.get("self_signed_container") or bound.get("store") == reg.STORE_REMOTE_DESKTOP:
+        return module_fix(MODULE_LISTENER_CERTIFICATE, state="self_signed")
+    if cert.get("candidates"):
+        return module_fix(MODULE_LISTENER_CERTIFICATE, state="bound", thumbprint=cert["candidates"][0])
+    return manual_fix("Enroll a new certificate (Server Authentication EKU, the host's FQDN in the SAN, private key) in "
+                      f"Cert:\\LocalMachine\\My, then bind it: {MODULE_LISTENER_CERTIFICATE} state=bound thumbprint=<new>; "
+                      f"or fall back to a self-signed one: {MODULE_LISTENER_CERTIFICATE} state=self_signed.")
+
+
+def _cert_evidence(cert: dict[str, t.Any], bound: dict[str, t.Any] | None) -> dict[str, t.Any]:
+    """What the listener certificate is."""
+    evidence = {"bound_thumbprint": cert.get("bound_thumbprint"), "bound_source": cert.get("bound_source"),
+                "hash_type": cert.get("hash_type_name")}
+    if bound:
+        keys = ("store", "subject", "issuer", "self_signed", "not_before", "not_after", "days_remaining", "names", "ekus")
+        evidence.update({key: bound.get(key) for key in keys})
+    return evidence
+
+
+def rule_certificate(facts: Facts) -> list[Finding]:
+    """The listener certificate: present, key, validity, name, EKU, key readability [S1][S2][S27]."""
+    cert = _get(facts, "certificate") or {}
+    if not cert:
+        return []
+    if cert.get("stores_read") is False:
+        return []  # the host did not report its stores: nothing to conclude
+    bound = cert.get("bound")
+    evidence = _cert_evidence(cert, bound)
+    fix = _cert_fix(cert, bound)
+    cert_events = _events(facts, reg.EVENT_CERT_CREATE_FAILED, reg.EVENT_CERT_REPLACE_FAILED)
+    if bound is None:
+        evidence["stores_searched"] = list(reg.CERT_STORES)
+        evidence["candidates"] = cert.get("candidates")
+        return [make_finding("RDP-CERT-MISSING", _add_events(evidence, cert_events), fix)]
+    if bound.get("parse_error"):
+        evidence["parse_error"] = bound["parse_error"]
+    found = []
+    if not bound.get("has_private_key"):
+        found.append(make_finding("RDP-CERT-NO-PRIVATE-KEY", dict(evidence, has_private_key=False), fix))
+    if bound.get("expired"):
+        found.append(make_finding("RDP-CERT-EXPIRED", _add_events(dict(evidence), cert_events), fix))
+    elif bound.get("not_yet_valid"):
+        found.append(make_finding("RDP-CERT-NOT-YET-VALID", dict(evidence, host_clock_skew_seconds=_get(facts, "os.clock_skew_seconds")),
+                                  manual_fix("Check the clocks of the host and the client (w32tm /query /status); "
+                                             "renew the certificate if it was issued with a wrong date.")))
+    elif bound.get("days_remaining") is not None and bound["days_remaining"] < reg.CERT_EXPIRY_WARNING_DAYS:
+        found.append(make_finding("RDP-CERT-EXPIRING-SOON", dict(evidence, warn_days=reg.CERT_EXPIRY_WARNING_DAYS), fix))
+    if bound.get("name_matches_host") is False:
+        found.append(make_finding("RDP-CERT-NAME-MISMATCH", dict(evidence, host_names=cert.get("expected_names")), fix))
+    if bound.get("eku_ok") is False:
+        found.append(make_finding("RDP-CERT-WRONG-EKU", dict(evidence, eku_names=bound.get("eku_names"),
+                                                             accepted=[reg.EKU_SERVER_AUTH, reg.EKU_REMOTE_DESKTOP_AUTH]), fix))
+    found.extend(_key_findings(facts, cert, bound, evidence))
+    return found
+
+
+def _listener_key_broken(facts: Facts, bound: dict[str, t.Any]) -> dict[str, t.Any] | None:
+    """The self-signed listener's key file when the bound certificate uses it and it is missing or empty [S2][S26]."""
+    key_file = _get(facts, "machinekeys.listener_key_file")
+    if not key_file:
+        return None
+    uses_it = bound.get("self_signed_container") or (
+        bound.get("key_file") and str(bound["key_file"]).lower().startswith(reg.LISTENER_KEY_PREFIX))
+    if uses_it and (key_file.get("exists") is False or key_file.get("empty")):
+        return key_file
+    return None
+
+
+def _key_findings(facts: Facts, cert: dict[str, t.Any], bound: dict[str, t.Any], evidence: dict[str, t.Any]) -> list[Finding]:
+    """Listener key file broken, or the key unreadable for NETWORK SERVICE [S1][S2][S22]."""
+    key_events = _events(facts, reg.EVENT_CERT_CREATE_FAILED, reg.EVENT_CERT_REPLACE_FAILED, reg.EVENT_SCHANNEL_KEY_ACCESS)
+    broken = _listener_key_broken(facts, bound)
+    if broken is not None:
+        broken_evidence = _add_events(dict(evidence, key_file=broken, key_error=bound.get("key_error")), key_events)
+        return [make_finding("RDP-LISTENER-KEY-BROKEN", broken_evidence, module_fix(MODULE_MACHINEKEYS, repair="listener_key"))]
+    if bound.get("has_private_key") and (bound.get("key_readable_by_network_service") is False or bound.get("key_error")):
+        return [make_finding("RDP-CERT-KEY-UNREADABLE", _add_events(dict(
+            evidence, key_container=bound.get("key_container"), key_file=bound.get("key_file"),
+            key_readable_by_network_service=bound.get("key_readable_by_network_service"), key_error=bound.get("key_error")),
+            key_events), module_fix(MODULE_LISTENER_CERTIFICATE, state="key_permissions", thumbprint=cert.get("bound_thumbprint")))]
+    return []
+
+
+def rule_machinekeys(facts: Facts) -> list[Finding]:
+    """MachineKeys folder ACL against KB278381 [S5] (vmassist check, MSRD #37)."""
+    mk = _get(facts, "machinekeys") or {}
+    if mk.get("exists") is None and mk.get("acl_ok") is None:
+        return []
+    if mk.get("exists") is not False and mk.get("acl_ok") is not False:
+        return []
+    missing = []
+    if mk.get("everyone_access_ok") is False:
+        missing.append("Everyone: list/read/write data, attributes, read permissions (0x12019f)")
+    if mk.get("administrators_full") is False:
+        missing.append("Administrators: full control")
+    evidence = {"path": mk.get("path"), "exists": mk.get("exists"), "sddl": mk.get("sddl"), "default_sddl": mk.get("default_sddl"),
+                "missing": missing}
+    events = _events(facts, reg.EVENT_CERT_CREATE_FAILED, reg.EVENT_SCHANNEL_KEY_ACCESS)
+    return [make_finding("RDP-MACHINEKEYS-ACL", _add_events(evidence, events), module_fix(MODULE_MACHINEKEYS, repair="acl"))]
+
+
+def rule_credssp(facts: Facts) -> list[Finding]:
+    """CredSSP patch level and AllowEncryptionOracle [S7][S8][S9]."""
+    credssp = _get(facts, "credssp") or {}
+    item = credssp.get("allow_encryption_oracle") or {}
+    value = _int(item.get("effective"))
+    found = []
+    base = {"AllowEncryptionOracle": value, "meaning": credssp.get("allow_encryption_oracle_name"), "source": item.get("source"),
+            "key": reg.CREDSSP, "policy_name": reg.POLICY_CREDSSP,
+            "note": "the Encryption Oracle Remediation GPO writes this same key: if the value comes back, a GPO sets it"}
+    if credssp.get("patched") is False:
+        found.append(make_finding("RDP-CREDSSP-UNPATCHED", {
+            "tspkg_version": credssp.get("tspkg_version"), "required_tspkg_version": credssp.get("required_tspkg_version"),
+            "os_build": _get(facts, "os.build"), "AllowEncryptionOracle": value},
+            manual_fix("Install the latest cumulative update for this OS (the May 2018 CredSSP update or any later one), then "
+                       "reboot. Updated clients refuse an unpatched server under their default 'Mitigated' setting.")))
+    if value == reg.ORACLE_FORCE_UPDATED:
+        found.append(make_finding("RDP-CREDSSP-FORCE-UPDATED", dict(base), module_fix(MODULE_CREDSSP, allow_encryption_oracle="mitigated")))
+    elif value == reg.ORACLE_VULNERABLE:
+        found.append(make_finding("RDP-CREDSSP-VULNERABLE", dict(base), module_fix(MODULE_CREDSSP, allow_encryption_oracle="mitigated")))
+    return found
+
+
+def rule_security(facts: Facts) -> list[Finding]:
+    """SecurityLayer, NLA, MinEncryptionLevel/FIPS, disabledomaincreds [S6][S10][S20] MSRD #24 #25."""
+    security = _get(facts, "security") or {}
+    found = []
+    layer = security.get("security_layer")
+    if layer and _int(layer.get("effective")) == 0:
+        found.append(_with_gpo(make_finding(
+            "RDP-SECURITY-LAYER-RDP", dict(_setting_evidence("security_layer", layer), meaning=security.get("security_layer_name")),
+            _setting_fix("security_layer", layer, "Enabled with 'SSL'", MODULE_LISTENER_SECURITY, security_layer="tls")),
+            _gpo_marker("security_layer", layer)))
+    nla = security.get("user_authentication")
+    if nla and _int(nla.get("effective")) == 0:
+        found.append(_with_gpo(make_finding(
+            "RDP-NLA-DISABLED", _setting_evidence("user_authentication", nla),
+            _setting_fix("user_authentication", nla, "Enabled", MODULE_LISTENER_SECURITY, nla=True)),
+            _gpo_marker("user_authentication", nla)))
+    level = security.get("min_encryption_level")
+    level_value = _int((level or {}).get("effective"))
+    if level_value == reg.ENCRYPTION_LEVEL_FIPS or (security.get("fips_enabled") and layer and _int(layer.get("effective")) == 0):
+        evidence = dict(_setting_evidence("min_encryption_level", level), meaning=security.get("min_encryption_level_name"),
+                        fips_algorithm_policy=_get(security, "fips_algorithm_policy.effective"), fips_key=reg.FIPS)
+        fix = (_setting_fix("min_encryption_level", level, "'Client Compatible' or 'High'", MODULE_LISTENER_SECURITY,
+                            min_encryption_level="client_compatible")
+               if level_value == reg.ENCRYPTION_LEVEL_FIPS else
+               manual_fix("The FIPS policy restricts the legacy RDP security layer: use the TLS security layer "
+                          f"({MODULE_LISTENER_SECURITY} security_layer=tls) or disable 'System cryptography: Use FIPS compliant algorithms'."))
+        found.append(_with_gpo(make_finding("RDP-ENCRYPTION-FIPS", evidence, fix),
+                               _gpo_marker("min_encryption_level", level) if level_value == reg.ENCRYPTION_LEVEL_FIPS else []))
+    if security.get("domain_creds_disabled") and _get(facts, "os.part_of_domain"):
+        found.append(make_finding("RDP-DOMAIN-CREDS-DISABLED", _setting_evidence("disable_domain_creds", security.get("disable_domain_creds")),
+                                  manual_fix("Set 'Network access: Do not allow storage of passwords and credentials for network "
+                                             "authentication' to Disabled (Lsa\\disabledomaincreds=0) if domain users must log on.")))
+    return found
+
+
+def rule_schannel(facts: Facts) -> list[Finding]:
+    """Schannel Server protocols usable by the listener [S18][S2] MSRD #41."""
+    schannel = _get(facts, "schannel") or {}
+    protocols = schannel.get("protocols") or {}
+    if not protocols:
+        return []
+    server = {name: {"state": sides["server"]["state"], "Enabled": sides["server"]["enabled_value"],
+                     "DisabledByDefault": sides["server"]["disabled_by_default_value"], "source": sides["server"]["source"]}
+              for name, sides in protocols.items()}
+    evidence = {"server_protocols": server, "server_enabled": schannel.get("server_enabled"), "key": reg.SCHANNEL_ROOT}
+    found = []
+    if not schannel.get("any_tls_server_enabled"):
+        found.append(make_finding("RDP-TLS-ALL-DISABLED", _add_events(evidence, _events(facts, reg.EVENT_SCHANNEL_CREDENTIAL)), manual_fix(
+            "Enable TLS 1.2 for servers: HKLM\\...\\SCHANNEL\\Protocols\\TLS 1.2\\Server Enabled=1, DisabledByDefault=0 "
+            "(or delete both values to get the OS default), then reboot.")))
+    elif not schannel.get("tls12_server_enabled"):
+        found.append(make_finding("RDP-TLS12-DISABLED", evidence, manual_fix(
+            "Enable TLS 1.2 for servers: HKLM\\...\\SCHANNEL\\Protocols\\TLS 1.2\\Server Enabled=1, DisabledByDefault=0 "
+            "(or delete both values), then reboot. Current clients refuse legacy-only TLS.")))
+    legacy = schannel.get("legacy_server_enabled_explicitly") or []
+    if legacy:
+        found.append(make_finding("RDP-TLS-LEGACY-ENABLED", {"protocols": legacy, "server_protocols": {p: server[p] for p in legacy}},
+                                  manual_fix(f"Delete or set Enabled=0 under SCHANNEL\\Protocols\\<{', '.join(legacy)}>\\Server once "
+                                             "every client speaks TLS 1.2 (deprecated protocols; Windows 11 disables them).")))
+    return found
+
+
+def rule_sessions(facts: Facts) -> list[Finding]:
+    """Session cap reached; ghost disconnected sessions without a limit [S10][S15] MSRD #5 #50."""
+    limits = _get(facts, "session_limits") or {}
+    found = []
+    active = limits.get("active_count") or 0
+    instance_limit = limits.get("instance_limit")
+    admin_limit = limits.get("admin_mode_limit")
+    reasons = []
+    if instance_limit is not None and active >= instance_limit:
+        reasons.append("MaxInstanceCount")
+    if admin_limit is not None and active >= admin_limit:
+        reasons.append("Remote Desktop for Administration (2 sessions)")
+    if reasons:
+        item = limits.get("max_instance_count") or {}
+        sessions = [s for s in limits.get("sessions") or [] if str(s.get("state", "")).lower() in ("active", "connected")]
+        evidence = dict(_setting_evidence("max_instance_count", item), active_sessions=sessions, active_count=active,
+                        admin_mode_limit=admin_limit, limited_by=reasons)
+        if "MaxInstanceCount" in reasons and not _from_policy(item):
+            fix = module_fix(MODULE_SESSION_LIMITS, max_instance_count=reg.SETTINGS["max_instance_count"].default)
+        elif "MaxInstanceCount" in reasons:
+            fix = _gpo_manual("max_instance_count", item, "Not Configured or a higher limit")
+        else:
+            fix = manual_fix("Log off a session ('logoff <id>' / quser) or install the RD Session Host role with RDS CALs for more "
+                             "than two concurrent sessions.")
+        found.append(_with_gpo(make_finding("RDP-SESSION-LIMIT-REACHED", evidence, fix),
+                               _gpo_marker("max_instance_count", item) if "MaxInstanceCount" in reasons else []))
+    found.extend(_ghost_sessions(limits))
+    return found
+
+
+def _ghost_sessions(limits: dict[str, t.Any]) -> list[Finding]:
+    """Disconnected sessions older than a day while MaxDisconnectionTime is 0 (never)."""
+    item = limits.get("max_disconnection_time") or {}
+    if _int(item.get("effective")) not in (0, None):
+        return []
+    ghosts = [s for s in limits.get("sessions") or []
+              if str(s.get("state", "")).lower() == "disconnected" and (s.get("disconnected_seconds") or 0) >= GHOST_SESSION_SECONDS]
+    if not ghosts:
+        return []
+    evidence = dict(_setting_evidence("max_disconnection_time", item),
+                    sessions=[{k: s.get(k) for k in ("id", "user", "disconnect_time", "disconnected_seconds")} for s in ghosts])
+    fix = _setting_fix("max_disconnection_time", item, f"Enabled with a limit (e.g. {PROPOSED_MAX_DISCONNECTION_MS // 3600000} hours)",
+                       MODULE_SESSION_LIMITS, max_disconnection_time=PROPOSED_MAX_DISCONNECTION_MS,
+                       end_disconnected_sessions=[s.get("id") for s in ghosts])
+    return [_with_gpo(make_finding("RDP-GHOST-SESSIONS", evidence, fix), _gpo_marker("max_disconnection_time", item))]
+
+
+def rule_licensing(facts: Facts) -> list[Finding]:
+    """RD Session Host licensing: grace period and license servers [S16][S38][S39] MSRD #51-#57."""
+    lic = _get(facts, "licensing") or {}
+    if not lic.get("rdsh_installed"):
+        return []
+    servers = lic.get("license_server_list") or []
+    grace = lic.get("grace_period_days")
+    evidence = _add_events({"rdsh_installed": True, "grace_period_days": grace, "license_servers": servers,
+                            "licensing_mode": _get(lic, "licensing_mode.effective"), "licensing_type": lic.get("licensing_type_name")},
+                           _licensing_events(facts))
+    if servers:
+        return []
+    if grace == 0:
+        return [make_finding("RDP-LICENSING-GRACE-EXPIRED", evidence, manual_fix(
+            "Point the host at an activated RD License Server with CALs ('Use the specified Remote Desktop license servers' and "
+            "'Set the Remote Desktop licensing mode'), or remove the RD Session Host role if only administration is needed."))]
+    if grace is not None:
+        return [make_finding("RDP-LICENSING-NOT-CONFIGURED", evidence, manual_fix(
+            f"Configure a license server before the grace period ends (in {grace} days)."))]
+    return []
+
+
+_ACCOUNT_FIXES = {
+    "RDP-ACCOUNT-NOT-FOUND": "Create the account or correct rdp_doctor_accounts.",
+    "RDP-ACCOUNT-DISABLED": "Enable the account (Enable-LocalUser / Enable-ADAccount) if it must log on.",
+    "RDP-ACCOUNT-LOCKED-OUT": "Unlock the account (Unlock-ADAccount, or clear Lockout on the local account) and find the source "
+                              "of bad passwords (Security 4740/4625).",
+    "RDP-ACCOUNT-DENIED-LOGON": "Remove the account or its group from 'Deny log on through Remote Desktop Services' "
+                                "(SeDenyRemoteInteractiveLogonRight; CIS sets Guests and Local account) - usually a GPO.",
+    "RDP-ACCOUNT-NOT-ALLOWED": "Add the account to Remote Desktop Users (Add-LocalGroupMember -SID S-1-5-32-555 -Member <name>) "
+                               "and keep that group in 'Allow log on through Remote Desktop Services'.",
+}
+
+
+def _account_flags(account: dict[str, t.Any]) -> list[str]:
+    """Every problem of an account (an account can be disabled and denied at once)."""
+    flags = []
+    if account.get("exists") is False:
+        return ["RDP-ACCOUNT-NOT-FOUND"]
+    for key, finding_id in (("disabled", "RDP-ACCOUNT-DISABLED"), ("locked_out", "RDP-ACCOUNT-LOCKED-OUT"),
+                            ("denied_by", "RDP-ACCOUNT-DENIED-LOGON")):
+        if account.get(key):
+            flags.append(finding_id)
+    if account.get("exists") and not account.get("allowed_by"):
+        flags.append("RDP-ACCOUNT-NOT-ALLOWED")
+    return flags
+
+
+def rule_accounts(facts: Facts) -> list[Finding]:
+    """The accounts the user asked about: exist, enabled, unlocked, allowed and not denied [S23][S24][S32]."""
+    accounts = _get(facts, "accounts") or {}
+    rights = accounts.get("rights") or {}
+    by_id: dict[str, list[dict[str, t.Any]]] = {}
+    for account in accounts.get("checked") or []:
+        for finding_id in _account_flags(account):
+            by_id.setdefault(finding_id, []).append({k: account.get(k) for k in (
+                "name", "sid", "exists", "disabled", "locked_out", "groups", "in_remote_desktop_users", "allowed_by", "denied_by")})
+    found = []
+    for finding_id, items in by_id.items():
+        evidence = {"accounts": items, reg.RIGHT_ALLOW_RDP: rights.get(reg.RIGHT_ALLOW_RDP),
+                    reg.RIGHT_DENY_RDP: rights.get(reg.RIGHT_DENY_RDP)}
+        found.append(make_finding(finding_id, evidence, manual_fix(_ACCOUNT_FIXES[finding_id])))
+    return found
+
+
+def rule_clock(facts: Facts) -> list[Finding]:
+    """Host clock far from the controller's: Kerberos/NLA and certificate validity suffer."""
+    skew = _get(facts, "os.clock_skew_seconds")
+    if skew is None or abs(skew) <= CLOCK_SKEW_SECONDS:
+        return []
+    return [make_finding("RDP-CLOCK-SKEW", {"clock_skew_seconds": skew, "host_time_utc": _get(facts, "os.host_time_utc"),
+                                            "controller_time_utc": facts.get("collected_at"), "limit_seconds": CLOCK_SKEW_SECONDS},
+                         manual_fix("Fix time synchronisation (w32tm /resync; domain members follow the domain hierarchy)."))]
+
+
+HOST_RULES: tuple[t.Callable[[Facts], list[Finding]], ...] = (
+    rule_connections, rule_services, rule_sockets, rule_listener_options, rule_firewall, rule_certificate,
+    rule_machinekeys, rule_credssp, rule_security, rule_schannel, rule_sessions, rule_licensing, rule_accounts,
+    rule_clock,
+)
+
+
+# ==================================================================================================
+# Probe joins (contracts section 6)
+# ==================================================================================================
+
+#: Probe steps whose failure stops every client (contracts section 6).
+PROBE_BLOCKING_STEPS = ("dns", "tcp", "x224", "tls", "nla")
+
+
+def probe_step(probe: dict[str, t.Any] | None, name: str) -> dict[str, t.Any]:
+    """One step of a probe result, ``{}`` when absent."""
+    for step in (probe or {}).get("steps") or []:
+        if isinstance(step, dict) and step.get("step") == name:
+            return step
+    return {}
+
+
+def _probe_section(probe: dict[str, t.Any], name: str) -> dict[str, t.Any]:
+    """A probe section (``dns``, ``tcp``, ``certificate``...), ``{}`` when absent."""
+    section = probe.get(name)
+    return section if isinstance(section, dict) else {}
+
+
+def _probe_step_evidence(probe: dict[str, t.Any], name: str) -> dict[str, t.Any]:
+    """What the probe saw at one step, compact."""
+    step = probe_step(probe, name)
+    return {"target": probe.get("target"), "port": probe.get("port"), "step": name, "verdict": step.get("verdict"),
+            "summary": step.get("summary"), "details": step.get("details")}
+
+
+def _step_ids(probe: dict[str, t.Any], name: str) -> list[str]:
+    """Finding ids the probe attached to one step."""
+    return [str(i) for i in probe_step(probe, name).get("finding_ids") or []]
+
+
+def probe_tcp_failed(probe: dict[str, t.Any]) -> str | None:
+    """'refused', 'timeout' or 'failed' when the probe could not open TCP to the target; None otherwise."""
+    step = probe_step(probe, "tcp")
+    if step.get("verdict") != "fail":
+        return None
+    ids = _step_ids(probe, "tcp")
+    if "RDP-PROBE-TCP-REFUSED" in ids:
+        return "refused"
+    if "RDP-PROBE-TCP-TIMEOUT" in ids:
+        return "timeout"
+    return "failed"
+
+
+def probe_thumbprint(probe: dict[str, t.Any]) -> str | None:
+    """SHA-1 thumbprint of the certificate the probe received (upper hex), or None."""
+    section = _probe_section(probe, "certificate")
+    leaf = section.get("leaf") if isinstance(section.get("leaf"), dict) else section
+    for key in ("sha1_thumbprint", "thumbprint", "sha1"):
+        value = leaf.get(key) or section.get(key)
+        if value:
+            return "".join(ch for ch in str(value) if ch.isalnum()).upper()
+    return None
+
+
+def probe_cert_expired(probe: dict[str, t.Any]) -> bool:
+    """Whether the probe saw an expired certificate."""
+    section = _probe_section(probe, "certificate")
+    leaf = section.get("leaf") if isinstance(section.get("leaf"), dict) else section
+    validity = leaf.get("validity") if isinstance(leaf.get("validity"), dict) else {}
+    ids = list(leaf.get("problem_ids") or []) + list(section.get("problem_ids") or [])
+    return bool(validity.get("expired") or leaf.get("expired") or "RDP-CERT-EXPIRED" in ids)
+
+
+def probe_dns_mismatch(probe: dict[str, t.Any]) -> bool:
+    """Whether the probe found the name resolving elsewhere than the inventory address."""
+    return "RDP-DNS-MISMATCH" in _step_ids(probe, "dns")
+
+
+def _network_blockers(findings: list[Finding]) -> list[Finding]:
+    """Host findings that explain a refused or timed-out TCP connection."""
+    network = {"RDP-FIREWALL-RULES-DISABLED", "RDP-PORT-NOT-ALLOWED", "RDP-FIREWALL-BLOCK-RULE", "RDP-FIREWALL-GPO-BLOCKS",
+               "RDP-CONNECTIONS-DENIED", "RDP-LISTENER-DISABLED", "RDP-SERVICE-STOPPED", "RDP-SERVICE-DISABLED",
+               "RDP-PORT-CONFLICT", "RDP-NOT-LISTENING", "RDP-LAN-ADAPTER", "RDP-SERVICE-ACCOUNT", "RDP-DNS-MISMATCH"}
+    return [f for f in findings if f["id"] in network]
+
+
+def join_probe(findings: list[Finding], facts: Facts, probe: dict[str, t.Any]) -> list[Finding]:
+    """Add the probe's evidence to host findings, and the findings only the client's eye can see."""
+    by_id = {f["id"]: f for f in findings}
+    added: list[Finding] = []
+    if probe_dns_mismatch(probe):
+        added.append(make_finding("RDP-DNS-MISMATCH", dict(_probe_step_evidence(probe, "dns"), dns=_probe_section(probe, "dns")),
+                                  manual_fix("Fix the DNS record (or the client's hosts file / stale cache: ipconfig /flushdns) so "
+                                             "the name resolves to the host; connecting by IP address confirms it.")))
+    tcp_failure = probe_tcp_failed(probe)
+    if tcp_failure:
+        tcp_evidence = dict(_probe_step_evidence(probe, "tcp"), failure=tcp_failure)
+        blockers = _network_blockers(findings + added)
+        for finding in blockers:
+            finding["evidence"]["probe"] = tcp_evidence
+        if not blockers and facts:
+            added.append(make_finding("RDP-PATH-BLOCKED", {"probe": tcp_evidence, "host_listening": _get(facts, "listener.tcp.listening"),
+                                                           "host_firewall_open": _get(facts, "firewall.tcp.open_in_any_profile")},
+                                      manual_fix("The host listens and its firewall allows the port: look between client and host "
+                                                 "(network ACL / NSG / security group, NAT or port forwarding, a VPN, a proxy).")))
+    _join_certificate(by_id, facts, probe, added)
+    result = findings + added
+    _probe_unexplained(result, facts, probe)
+    return result
+
+
+def _join_certificate(by_id: dict[str, Finding], facts: Facts, probe: dict[str, t.Any], added: list[Finding]) -> None:
+    """Probe certificate vs the host's bound certificate: same and expired, or another one on the path."""
+    seen = probe_thumbprint(probe)
+    if not seen:
+        return
+    host_thumbprint = _get(facts, "certificate.bound_thumbprint")
+    evidence = {"probe_thumbprint": seen, "host_bound_thumbprint": host_thumbprint,
+                "probe_certificate": {k: v for k, v in _probe_section(probe, "certificate").items()
+                                      if k in ("subject", "issuer", "not_after", "san_dns", "problem_ids")}}
+    if host_thumbprint and seen != host_thumbprint:
+        added.append(make_finding("RDP-PATH-CERT-MISMATCH", evidence, manual_fix(
+            "The client is not talking to this host's listener: a TLS-inspecting proxy/firewall, a load balancer or RD Gateway "
+            "terminating TLS, or a name that resolves to another host. Compare the thumbprints and fix the path or the DNS record.")))
+        return
+    if probe_cert_expired(probe):
+        if "RDP-CERT-EXPIRED" in by_id:
+            by_id["RDP-CERT-EXPIRED"]["evidence"]["probe"] = evidence
+        elif not facts:
+            added.append(make_finding("RDP-CERT-EXPIRED", {"probe": evidence}, module_fix(MODULE_LISTENER_CERTIFICATE, state="self_signed")))
+
+
+def _probe_unexplained(findings: list[Finding], facts: Facts, probe: dict[str, t.Any]) -> None:
+    """The probe fails, yet nothing found explains it: say so rather than stay silent."""
+    verdict = probe.get("verdict") or {}
+    # A certificate the user can click through (name, trust) is not a connection failure; host rules judge validity.
+    if verdict.get("ok") is not False or verdict.get("failed_step") not in PROBE_BLOCKING_STEPS:
+        return
+    if any(f["explains_0x904"] for f in findings):
+        return
+    findings.append(make_finding("RDP-PROBE-FAILED", {
+        "failed_step": verdict.get("failed_step"), "client_sees": verdict.get("client_sees"),
+        "probe_finding_ids": verdict.get("finding_ids"), "step": _probe_step_evidence(probe, str(verdict.get("failed_step") or "")),
+        "host_facts": bool(facts)},
+        manual_fix("Read the probe's failed step; when the host facts are missing (unreachable over WinRM), fix that first "
+                   "and run diagnose again.")))
+
+
+# ==================================================================================================
+# Entry point
+# ==================================================================================================
+
+def _gpo_override(findings: list[Finding]) -> list[Finding]:
+    """One RDP-GPO-OVERRIDE listing every setting a policy forces, from the markers of the other findings."""
+    settings = []
+    for finding in findings:
+        for marker in finding.pop("_gpo", []):
+            settings.append(dict(marker, finding=finding["id"]))
+    if any(f["id"] == "RDP-FIREWALL-GPO-BLOCKS" for f in findings):
+        settings.append({"setting": "firewall_remote_desktop_exception", "policy_name": reg.POLICY_FIREWALL,
+                         "finding": "RDP-FIREWALL-GPO-BLOCKS"})
+    if not settings:
+        return []
+    return [make_finding("RDP-GPO-OVERRIDE", {"settings": settings}, manual_fix(
+        "Change the listed policies in the domain GPO that sets them (gpresult /H on the host names it), then gpupdate /force. "
+        "rdp.doctor writes local values only; a GPO puts its value back at the next refresh."))]
+
+
+def sort_key(finding: Finding) -> tuple[int, int, str]:
+    """Causes that explain 0x904 first, then by severity, then by id (stable)."""
+    return (0 if finding.get("explains_0x904") else 1, _SEVERITY_RANK.get(finding.get("severity", "info"), len(SEVERITIES)),
+            finding.get("id", ""))
+
+
+def evaluate(facts: Facts | None, probe: dict[str, t.Any] | None = None) -> list[Finding]:
+    """Findings for one host from its facts (``ansible_facts.rdp_doctor``) and an optional probe result.
+
+    ``facts`` may be empty or None (host unreachable): only the probe's findings are returned then.
+    Each id appears at most once; findings are ordered causes of 0x904 first, then by severity.
+    """
+    facts = facts if isinstance(facts, dict) else {}
+    findings: list[Finding] = []
+    if facts:
+        for rule in HOST_RULES:
+            findings.extend(rule(facts))
+    if isinstance(probe, dict) and probe:
+        findings = join_probe(findings, facts, probe)
+    findings.extend(_gpo_override(findings))
+    unique: dict[str, Finding] = {}
+    for finding in findings:
+        finding.pop("_gpo", None)
+        unique.setdefault(finding["id"], finding)
+    return sorted(unique.values(), key=sort_key)

@@ -1,0 +1,62 @@
+"""The findings and findings_summary filters, as the diagnose role uses them."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.rdp.doctor.plugins.filter.findings import FilterModule as FindingsFilters
+from ansible_collections.rdp.doctor.plugins.filter.findings_summary import FilterModule as SummaryFilters
+from ansible_collections.rdp.doctor.plugins.module_utils import host_facts as hf
+from tests.unit.plugins.module_utils import rdp_doctor_raw as samples
+
+findings = FindingsFilters().filters()["findings"]
+summary = SummaryFilters().filters()["findings_summary"]
+
+
+def facts_with(*faults: str) -> dict:
+    """Facts of a sample host with faults."""
+    return hf.normalize(samples.raw_with(*faults), samples.NOW, ["rdpuser"])
+
+
+def test_findings_from_facts_and_a_registered_probe_result() -> None:
+    """A registered probe task result (changed/failed keys around the document) is joined; a skipped one ignored."""
+    registered = dict(samples.probe_result(tcp="refused"), changed=False, failed=False)
+    result = findings(facts_with("firewall_rdp_disabled"), registered)
+    assert [f["id"] for f in result] == ["RDP-FIREWALL-RULES-DISABLED"] and result[0]["evidence"]["probe"]["failure"] == "refused"
+    assert findings(facts_with("firewall_rdp_disabled"), {"skipped": True, "changed": False})[0]["evidence"].get("probe") is None
+    assert findings(facts_with(), {"probe": samples.probe_result(tcp="timeout")})[0]["id"] == "RDP-PATH-BLOCKED"
+
+
+def test_filter_by_category_and_severity() -> None:
+    """categories keeps some areas; min_severity drops the less severe."""
+    facts = facts_with("cert_expired", "nla_disabled", "tls12_disabled")
+    assert {f["category"] for f in findings(facts, categories=["certificate"])} == {"certificate"}
+    assert [f["id"] for f in findings(facts, min_severity="high")] == ["RDP-CERT-EXPIRED", "RDP-TLS12-DISABLED"]
+    with pytest.raises(AnsibleFilterError, match="min_severity"):
+        findings(facts, min_severity="urgent")
+    with pytest.raises(AnsibleFilterError, match="host facts"):
+        findings(["not", "facts"])
+
+
+def test_unreachable_host() -> None:
+    """No facts (unreachable) and no probe: no findings; the summary says UNREACHABLE with the reason."""
+    assert findings(None) == [] and findings({}, None) == []
+    lines = summary([], {"state": "unreachable", "msg": "ntlm: connection refused"})
+    assert lines == ["UNREACHABLE: ntlm: connection refused"]
+    lines = summary(findings(None, samples.probe_result(tcp="refused")), {"state": "unreachable", "msg": "timed out"})
+    assert lines[0] == "UNREACHABLE: timed out" and lines[2].startswith("[high] RDP-PROBE-FAILED (explains 0x904)")
+
+
+def test_summary_lines_cause_first() -> None:
+    """A count line, then one line per finding with its fix; healthy hosts say so."""
+    lines = summary(list(reversed(findings(facts_with("rdp_disabled", "nla_disabled")))))
+    assert lines[0] == "2 findings, 1 explains 0x904"
+    assert lines[1] == ("[critical] RDP-CONNECTIONS-DENIED (explains 0x904): Remote Desktop connections are not allowed "
+                        "(fDenyTSConnections=1) -> rdp.doctor.listener_security allow_connections=True")
+    assert lines[2].startswith("[medium] RDP-NLA-DISABLED: ")
+    assert summary([]) == ["no findings: RDP looks healthy from the host's side"]
+    manual = summary(findings(facts_with("gpo_denies_connections")))
+    assert "-> manual: Group Policy sets fDenyTSConnections=1" in manual[1]
+    assert summary([], {"state": "failed", "msg": "Access is denied"}) == ["FAILED: Access is denied"]
+    assert summary([], {"state": "skipped", "msg": "not read"}) == ["SKIPPED: not read"]
