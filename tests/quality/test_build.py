@@ -27,7 +27,9 @@ def test_build_install_and_list_modules(tmp_path) -> None:
     assert [os.path.basename(path) for path in tarballs] == [f"rdp-doctor-{galaxy_version()}.tar.gz"]
 
     installed = tmp_path / "collections"
-    run_tool(["ansible-galaxy", "collection", "install", "--offline", "-p", str(installed), tarballs[0]])
+    # With the development path unset, the install cannot be satisfied by the working tree's symlink.
+    run_tool(["ansible-galaxy", "collection", "install", "--offline", "-p", str(installed), tarballs[0]],
+             ANSIBLE_COLLECTIONS_PATH=str(installed))
     collection_dir = installed / "ansible_collections" / "rdp" / "doctor"
     assert (collection_dir / "MANIFEST.json").is_file()
     for ignored in (".venv", ".cache", ".lab", "tests/output"):
