@@ -27,12 +27,17 @@ options:
       - How reading the host went - a dict with C(state) (C(ok), C(unreachable), C(failed), or C(skipped) when the facts
         were not read in this run) and C(msg).
     type: dict
+  probe:
+    description:
+      - The result of P(rdp.doctor.probe#module) for the host, when it was probed. The summary then shows the client's
+        view next to the findings - one line with each step's verdict, and the verdict of the first failing step.
+    type: dict
 """
 
 EXAMPLES = r"""
 - name: Print the summary
   ansible.builtin.debug:
-    msg: "{{ rdp_doctor_findings | rdp.doctor.findings_summary(rdp_doctor_host_state) }}"
+    msg: "{{ rdp_doctor_findings | rdp.doctor.findings_summary(rdp_doctor_host_state, rdp_doctor_probe) }}"
 """
 
 RETURN = r"""
@@ -43,6 +48,7 @@ _value:
   sample:
     - "1 finding, 1 explains 0x904"
     - "[critical] RDP-CERT-EXPIRED (explains 0x904): The listener certificate has expired -> rdp.doctor.listener_certificate state=self_signed"
+    - "client view 127.0.0.15:3389: dns ok, tcp ok, x224 ok, tls ok, certificate FAIL, nla ok -> certificate: ... has expired"
 """
 
 import typing as t
@@ -68,7 +74,27 @@ def _line(finding: dict[str, t.Any]) -> str:
     return f"[{finding.get('severity')}] {finding.get('id')}{cause}: {finding.get('title')}" + (f" -> {fix}" if fix else "")
 
 
-def findings_summary(findings: t.Any, state: t.Any = None) -> list[str]:
+def probe_line(probe: t.Any) -> str:
+    """The client's view in one line: every step's verdict, then the first failing step and why."""
+    if not isinstance(probe, dict) or not isinstance(probe.get("steps"), list):
+        return ""
+    marks = ", ".join(f"{step.get('step')} {_VERDICT_MARK.get(step.get('verdict'), step.get('verdict'))}"
+                      for step in probe["steps"] if isinstance(step, dict))
+    verdict = probe.get("verdict") or {}
+    outcome = str(verdict.get("explanation") or "")
+    if verdict.get("ok") and not outcome:
+        outcome = "a client can negotiate"
+    client = verdict.get("client_sees")
+    tail = f" -> {outcome}" if outcome else ""
+    if client and not verdict.get("ok"):
+        tail += f" (client sees: {client})"
+    return f"client view {probe.get('target')}:{probe.get('port')}: {marks}{tail}"
+
+
+_VERDICT_MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skipped": "-"}
+
+
+def findings_summary(findings: t.Any, state: t.Any = None, probe: t.Any = None) -> list[str]:
     """Summary lines; see DOCUMENTATION."""
     items = sorted((f for f in (findings or []) if isinstance(f, dict)), key=sort_key)
     lines = []
@@ -81,8 +107,12 @@ def findings_summary(findings: t.Any, state: t.Any = None) -> list[str]:
         plural = "finding" if len(items) == 1 else "findings"
         lines.append(f"{len(items)} {plural}, {causes} explain{'s' if causes == 1 else ''} 0x904")
     elif kind == "ok":
-        lines.append("no findings: RDP looks healthy from the host's side")
+        side = "the host's side and the client's" if probe_line(probe) else "the host's side"
+        lines.append(f"no findings: RDP looks healthy from {side}")
     lines.extend(_line(f) for f in items)
+    client = probe_line(probe)
+    if client:
+        lines.append(client)
     return lines
 
 

@@ -195,7 +195,9 @@ def test_diagnose_every_fault_alone_and_combined(diagnose_lab: t.Any, run_playbo
     for host in EXPECTED:
         counters = diagnose_lab.admin.counters(host)
         assert (counters["round_trips"], counters["scripts"]) == (1, {"read_rdp_state": 1}), (host, counters)
-    assert "no findings: RDP looks healthy from the host's side" in result.run.stdout
+    # The client's view is printed next to the host's findings: the probe ran from the controller.
+    assert "no findings: RDP looks healthy from the host's side and the client's" in result.run.stdout
+    assert "client view 127." in result.run.stdout
 
 
 def test_check_mode_gives_the_same_answer(diagnose_lab: t.Any, run_playbook: RunPlaybook, tmp_path: Path) -> None:

@@ -60,3 +60,16 @@ def test_summary_lines_cause_first() -> None:
     assert "-> manual: Group Policy sets fDenyTSConnections=1" in manual[1]
     assert summary([], {"state": "failed", "msg": "Access is denied"}) == ["FAILED: Access is denied"]
     assert summary([], {"state": "skipped", "msg": "not read"}) == ["SKIPPED: not read"]
+
+
+def test_summary_shows_the_clients_view_next_to_the_findings() -> None:
+    """With a probe result, one more line gives every step's verdict and the first failing step."""
+    probe = samples.probe_result(tcp="refused")
+    lines = summary(findings(facts_with("firewall_rdp_disabled")), {"state": "ok"}, probe)
+    client = lines[-1]
+    assert client.startswith("client view 127.0.0.2:3389: dns ok, tcp FAIL")
+    assert "-> tcp:" in client and "(client sees: " in client
+    healthy = summary([], {"state": "ok"}, samples.probe_result())
+    assert healthy[0] == "no findings: RDP looks healthy from the host's side and the client's"
+    assert healthy[1].startswith("client view 127.0.0.2:3389: dns ok, tcp ok, x224 ok")
+    assert summary([], {"state": "ok"}, {"no": "steps"}) == ["no findings: RDP looks healthy from the host's side"]
