@@ -15,7 +15,6 @@ import functools
 import importlib
 import json
 import pathlib
-import sys
 import typing as t
 
 import jsonschema
@@ -27,15 +26,6 @@ from hypothesis import strategies as st
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
-
-def _add_import_paths() -> None:
-    """Make ``tests.lab`` and ``ansible_collections.rdp.doctor`` importable however pytest is started."""
-    for entry in (REPO, REPO / ".cache" / "collections"):
-        if str(entry) not in sys.path:
-            sys.path.insert(0, str(entry))
-
-
-_add_import_paths()
 
 SCRIPT_DIR = REPO / "plugins" / "host_scripts"
 SCRIPTS = sorted(path.stem for path in SCRIPT_DIR.glob("*.ps1"))

@@ -13,7 +13,6 @@ import base64
 import importlib
 import pathlib
 import re
-import sys
 import typing as t
 
 import pytest
@@ -24,15 +23,6 @@ from hypothesis import strategies as st
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
-
-def _add_import_paths() -> None:
-    """Make ``tests.lab`` and ``ansible_collections.rdp.doctor`` importable however pytest is started."""
-    for entry in (REPO, REPO / ".cache" / "collections"):
-        if str(entry) not in sys.path:
-            sys.path.insert(0, str(entry))
-
-
-_add_import_paths()
 
 PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
 PS_FILES = sorted((REPO / "plugins").rglob("*.ps1"))
