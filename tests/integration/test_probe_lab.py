@@ -10,8 +10,9 @@ Each case is probed twice: through the Python API (``probe(ProbeOptions(...))``)
 (``rdp.doctor.probe`` delegated to localhost with the inventory's variables), in one playbook that also
 reads the host facts. A fault applied at runtime through the admin API changes the answer at once.
 
-Expectations follow Windows (``windows-rdp-facts.md``, ``docs/probe.md``); where the lab contract and
-Windows part ways the case is an ``xfail`` naming the decision the lead has to take.
+Expectations follow Windows (``windows-rdp-facts.md``, ``docs/probe.md``). Windows Defender Firewall drops a
+blocked SYN, so the hosts the firewall alone blocks run with ``firewall_blocks: drop`` (contracts section 9)
+and the client times out after ``CONNECT_TIMEOUT``; with nothing listening the client is refused (RST).
 """
 
 from __future__ import annotations
@@ -85,7 +86,6 @@ class Case:  # pylint: disable=too-many-instance-attributes  # one field per thi
     tls_version: str | None = None         # None when no TLS handshake ran
     credssp: bool = False                  # the NLA step read an NTLM CHALLENGE
     port: int = 3389
-    lab_deviation: str = ""                # a known lab deviation from Windows (the lead decides): xfail reason
 
     @property
     def finding_ids(self) -> list[str]:
@@ -93,19 +93,13 @@ class Case:  # pylint: disable=too-many-instance-attributes  # one field per thi
         return list(dict.fromkeys(fid for name in STEPS for fid in self.steps[name][1]))
 
 
-# The decision the lead has to take: contracts section 9 (and tests/lab/README.md) make a host whose
-# firewall blocks the port close its socket, so the client gets a RST ("refused"). Windows Defender
-# Firewall has no reject action: a blocked inbound SYN is dropped and the client times out. docs/probe.md
-# lists "firewall rules disabled / GPO block" under RDP-PROBE-TCP-TIMEOUT, docs/findings.md says the
-# firewall "drops the client's SYN". These cases are written to Windows; while the lab answers RST they
-# check everything else and end in pytest.xfail with this reason.
-FIREWALL_DROPS = "lab answers a firewall-blocked port with RST (contracts section 9); Windows drops the SYN: the client times out"
-
 CASES = [
     pytest.param(Case("ok-2022", healthy(), None, NLA_ANSWERS, "TLSv1.3", credssp=True), id="healthy-2022"),
     pytest.param(Case("p-rdp-disabled", tcp_fails(REFUSED), "tcp"), id="rdp_disabled"),
     pytest.param(Case("p-termservice-stopped", tcp_fails(REFUSED), "tcp"), id="termservice_stopped"),
-    pytest.param(Case("p-firewall-rdp-disabled", tcp_fails(TIMEOUT), "tcp", lab_deviation=FIREWALL_DROPS), id="firewall_rdp_disabled"),
+    # Windows Defender Firewall has no reject action: the SYN is dropped (fleet: firewall_blocks: drop) [docs/probe.md].
+    pytest.param(Case("p-firewall-rdp-disabled", tcp_fails(TIMEOUT), "tcp"), id="firewall_rdp_disabled"),
+    pytest.param(Case("p-firewall-gpo-blocks", tcp_fails(TIMEOUT), "tcp"), id="firewall_gpo_blocks"),
     pytest.param(Case("p-cert-expired", healthy(certificate=("fail", ("RDP-CERT-EXPIRED",) + SELF_SIGNED)), "certificate",
                       NLA_ANSWERS, "TLSv1.3", credssp=True), id="cert_expired"),
     pytest.param(Case("p-cert-wrong-name", healthy(certificate=("fail", ("RDP-CERT-NAME-MISMATCH",) + SELF_SIGNED)), "certificate",
@@ -129,9 +123,9 @@ CASES = [
     # No Schannel Server protocol left: the TLS credential cannot be built (event 36871) [facts section 1].
     pytest.param(Case("p-all-tls-disabled", negotiation_fails("SSL_CERT_NOT_ON_SERVER"), "x224",
                       {"0x0b": "FAILURE:SSL_CERT_NOT_ON_SERVER", "0x01": F5, "0x00": F5}), id="all_tls_disabled"),
-    # PortNumber 3390: nothing on 3389 (RST); 3390 listens but the firewall rules still allow 3389 only.
+    # PortNumber 3390: nothing on 3389 (RST); 3390 listens but the firewall rules still allow 3389 only (SYN dropped).
     pytest.param(Case("p-port-moved", tcp_fails(REFUSED), "tcp"), id="port_moved-3389"),
-    pytest.param(Case("p-port-moved", tcp_fails(TIMEOUT), "tcp", port=3390, lab_deviation=FIREWALL_DROPS), id="port_moved-3390"),
+    pytest.param(Case("p-port-moved", tcp_fails(TIMEOUT), "tcp", port=3390), id="port_moved-3390"),
     # The inventory's probe name resolves to localhost (127.0.0.1), where nothing listens on 3389.
     pytest.param(Case("p-dns-mismatch", {**tcp_fails(REFUSED), "dns": ("fail", ("RDP-DNS-MISMATCH",))}, "dns"), id="dns_mismatch"),
 ]
@@ -311,12 +305,8 @@ def test_probe_sees_the_broken_host(probe_lab: ProbeLab, case: Case) -> None:
     if case.port == 3389:  # the module ran with the inventory's variables on the default port
         assert host.module_result["changed"] is False and not host.module_result.get("failed")
         results.append(host.module_result)
-    deviating = bool(case.lab_deviation) and all(steps_of(result)["tcp"] == ("fail", (REFUSED,)) for result in results)
     for result in results:
-        # a known deviation: everything else must still hold, then the case is an expected failure
-        check_probe(result, dataclasses.replace(case, steps=tcp_fails(REFUSED)) if deviating else case, host)
-    if deviating:
-        pytest.xfail(case.lab_deviation)
+        check_probe(result, case, host)
 
 
 def test_fleet_file_has_one_host_per_case(probe_lab: ProbeLab) -> None:
@@ -328,6 +318,16 @@ def test_fleet_file_has_one_host_per_case(probe_lab: ProbeLab) -> None:
     versions = {name: host.facts["os"]["version"] for name, host in probe_lab.hosts.items()}
     assert (versions["p-tls12-disabled-2016"], versions["p-tls12-disabled-2019"], versions["ok-2022"]) == (
         "10.0.14393", "10.0.17763", "10.0.20348")
+
+
+def test_lab_drops_syns_only_where_the_firewall_alone_blocks(probe_lab: ProbeLab) -> None:
+    """firewall_blocks: drop hosts hold their port in a socket that never accepts; a host with RDP off holds none."""
+    admin = probe_lab.info.admin
+    names = ("p-firewall-rdp-disabled", "p-firewall-gpo-blocks", "p-port-moved", "p-rdp-disabled", "ok-2022")
+    ports = {name: (admin.host(name)["rdp"]["port"], admin.host(name)["rdp"]["filtered_port"]) for name in names}
+    assert ports == {"p-firewall-rdp-disabled": (None, 3389), "p-firewall-gpo-blocks": (None, 3389), "p-port-moved": (None, 3390),
+                     "p-rdp-disabled": (None, None), "ok-2022": (3389, None)}
+    assert all(admin.host(name)["rdp"]["connections"] == 0 for name in names[:3])  # no SYN ever got through
 
 
 def test_runtime_fault_changes_the_answer_without_restart(probe_lab: ProbeLab) -> None:

@@ -2,6 +2,10 @@
 
 Pure: ``listener_behaviour(host, now)`` reads the model and returns a frozen ``ListenerBehaviour``. The
 lab RDP listener calls it on every new connection, so changing the model changes the answers at once.
+
+A host that does not accept is either refused (RST: nothing listens, or the firewall blocks and the host's
+``firewall_blocks`` is "refuse", the lab's default) or ``filtered`` (only the firewall blocks and
+``firewall_blocks`` is "drop": the SYN is dropped, as Windows Defender Firewall does, and the client times out).
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ class ListenerBehaviour:  # pylint: disable=too-many-instance-attributes  # mirr
     dns_domain: str
     os_version: tuple[int, int, int]
     clock_offset_seconds: float
+    # With listening False: True when only the firewall blocks the port and the host's ``firewall_blocks``
+    # is "drop" -> the client's SYN is dropped (timeout) instead of refused (RST).
+    filtered: bool = False
 
 
 def schannel_enabled(host: Host, protocol: str, side: str = "Server") -> bool:
@@ -94,6 +101,11 @@ def usable_key_pem(host: Host, entry: CertEntry) -> bytes | None:
 
 def refuse_reason(host: Host) -> str:
     """Why no connection gets through, or "" (Windows checks, then the firewall) [S4 S13 S26 S37]."""
+    return not_listening_reason(host) or firewall_block_reason(host, effective_port(host))
+
+
+def not_listening_reason(host: Host) -> str:
+    """Why TermService has no socket on the RDP port, or "": a client gets a RST whatever the firewall says [S4 S26]."""
     deny, source = effective(host, "fDenyTSConnections", TS, DEFAULT_DENY_TS_CONNECTIONS)
     if deny:
         return f"remote connections denied (fDenyTSConnections=1, {source})"
@@ -106,7 +118,7 @@ def refuse_reason(host: Host) -> str:
     owner = port_owner(host, port)
     if owner is not None:
         return f"port {port} owned by {owner.process} (pid {owner.pid})"
-    return firewall_block_reason(host, port)
+    return ""
 
 
 def firewall_block_reason(host: Host, port: int) -> str:
@@ -136,16 +148,18 @@ def listener_behaviour(host: Host, now: dt.datetime) -> ListenerBehaviour:  # py
     ``now`` is part of the contract so time-dependent behaviour (e.g. expiry-driven regeneration) can be
     added without changing callers; the served certificate is returned even when expired, as Windows does.
     """
-    reason = refuse_reason(host)
+    port = effective_port(host)
+    not_listening = not_listening_reason(host)
+    blocked = "" if not_listening else firewall_block_reason(host, port)
     security_layer = effective(host, "SecurityLayer", default=DEFAULT_SECURITY_LAYER)[0]
     nla = effective(host, "UserAuthentication", default=DEFAULT_USER_AUTHENTICATION)[0]
     entry = listener_entry(host)
     workgroup = not host.os.part_of_domain
     build = version_tuple(host.os.version)
     return ListenerBehaviour(
-        listening=reason == "",
-        refuse_reason=reason,
-        port=effective_port(host),
+        listening=not (not_listening or blocked),
+        refuse_reason=not_listening or blocked,
+        port=port,
         security_layer=int(security_layer) if isinstance(security_layer, int) else DEFAULT_SECURITY_LAYER,
         nla_required=nla == 1,
         certificate_pem=entry.pem if entry else None,
@@ -158,4 +172,6 @@ def listener_behaviour(host: Host, now: dt.datetime) -> ListenerBehaviour:  # py
         dns_domain=host.os.dns_host_name if workgroup else host.os.domain,
         os_version=(build[0], build[1], build[2]),
         clock_offset_seconds=float(host.clock_offset_seconds),
+        # only a firewall-only block can be a drop: with nothing listening the lab answers RST (contracts section 9)
+        filtered=bool(blocked) and host.firewall_blocks == "drop",
     )

@@ -6,16 +6,22 @@ Format::
       os_version: "2022"            # or "10.0.20348"; 2012r2, 2016, 2019, 2022
       credentials: {user: labadmin, password: "..."}   # WinRM Basic credentials, an administrator on every host
       latency_ms: 0
+      firewall_blocks: refuse       # refuse (RST, fast: the default) or drop (SYN dropped, as Windows does)
     hosts:
       - name: f-cert-expired        # DNS-safe, unique
         faults: [cert_expired]      # names from tests.lab.faults.FAULTS
         os_version: "2016"          # optional
         latency_ms: 20              # optional
         domain: contoso.com         # optional: joined to this DNS domain
+        firewall_blocks: drop       # optional: how a firewall-only block of the RDP port looks to a client
     generate: {count: 10, prefix: win}   # optional: N healthy hosts win001..win010
 
 Addresses are assigned in file order, then generated hosts: 127.0.0.2, 127.0.0.3, ... 127.0.0.254,
 127.0.1.1, ... (never 127.0.0.1, which "localhost" resolves to; no .0 or .255 octets).
+
+``firewall_blocks`` (contracts section 9): Windows Defender Firewall drops a blocked SYN, so the client
+times out; "drop" makes the lab do that, "refuse" (the default) answers RST at once, which keeps demos and
+tests fast. It matters only when the firewall alone blocks the port; with nothing listening it is RST.
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ from typing import Any, Iterator
 import yaml
 
 from tests.lab.faults import FAULTS, FaultError, build_host, os_version_for, validate_faults
-from tests.lab.model import DEFAULT_OS_VERSION, SID_ADMINISTRATORS, Host, as_utc, resolve_os_version
+from tests.lab.model import (
+    DEFAULT_FIREWALL_BLOCKS, DEFAULT_OS_VERSION, FIREWALL_BLOCK_MODES, SID_ADMINISTRATORS, Host, as_utc, resolve_os_version,
+)
 
 FLEET_DIR = Path(__file__).resolve().parent / "fleets"
 DEFAULT_FLEET = FLEET_DIR / "default.yml"
@@ -37,9 +45,9 @@ SMALL_FLEET = FLEET_DIR / "small.yml"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
 _DOMAIN = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.IGNORECASE)
-_HOST_KEYS = {"name", "faults", "os_version", "latency_ms", "domain"}
+_HOST_KEYS = {"name", "faults", "os_version", "latency_ms", "domain", "firewall_blocks"}
 _TOP_KEYS = {"defaults", "hosts", "generate"}
-_DEFAULT_KEYS = {"os_version", "credentials", "latency_ms"}
+_DEFAULT_KEYS = {"os_version", "credentials", "latency_ms", "firewall_blocks"}
 MAX_HOSTS = 254 * 256 - 2
 
 
@@ -96,6 +104,12 @@ def _int(value: Any, where: str, what: str) -> int:
     return value
 
 
+def _firewall_blocks(value: Any, where: str) -> str:
+    if value not in FIREWALL_BLOCK_MODES:
+        raise _fail(where, f"firewall_blocks must be one of {', '.join(FIREWALL_BLOCK_MODES)}, got {value!r}")
+    return str(value)
+
+
 def _os(value: Any, where: str) -> str:
     try:
         return resolve_os_version(value)
@@ -123,6 +137,7 @@ class HostSpec:
     os_version: str | None = None
     latency_ms: int = 0
     domain: str | None = None
+    firewall_blocks: str = DEFAULT_FIREWALL_BLOCKS
 
 
 def _default_os_for(faults: list[str], default: str) -> str:
@@ -155,7 +170,8 @@ def _host_spec(entry: Any, where: str, defaults: dict) -> HostSpec:
     except FaultError as err:
         raise _fail(where, str(err)) from None
     latency = _int(entry.get("latency_ms", defaults.get("latency_ms", 0)), where, "latency_ms")
-    return HostSpec(name, tuple(faults), os_version, latency, domain)
+    firewall_blocks = _firewall_blocks(entry.get("firewall_blocks", defaults["firewall_blocks"]), where)
+    return HostSpec(name, tuple(faults), os_version, latency, domain, firewall_blocks)
 
 
 def parse_fleet(data: Any, source: str = "<fleet>") -> tuple[list[HostSpec], Credentials]:
@@ -164,6 +180,7 @@ def parse_fleet(data: Any, source: str = "<fleet>") -> tuple[list[HostSpec], Cre
     defaults = dict(_mapping(data.get("defaults"), f"{source}: defaults", _DEFAULT_KEYS))
     defaults["os_version"] = _os(defaults.get("os_version", DEFAULT_OS_VERSION), f"{source}: defaults")
     defaults["latency_ms"] = _int(defaults.get("latency_ms", 0), f"{source}: defaults", "latency_ms")
+    defaults["firewall_blocks"] = _firewall_blocks(defaults.get("firewall_blocks", DEFAULT_FIREWALL_BLOCKS), f"{source}: defaults")
     creds = _mapping(defaults.get("credentials"), f"{source}: defaults.credentials", {"user", "password"})
     if any(not isinstance(v, str) or not v for v in creds.values()):
         raise _fail(f"{source}: defaults.credentials", "user and password must be non-empty strings")
@@ -193,7 +210,8 @@ def _generated(value: Any, source: str, defaults: dict) -> list[HostSpec]:
     if not isinstance(prefix, str) or not _DNS_LABEL.match(f"{prefix}0"):
         raise _fail(f"{source}: generate", f"prefix must start a DNS label, got {prefix!r}")
     width = max(3, len(str(count)))
-    return [HostSpec(f"{prefix}{i:0{width}d}", (), defaults["os_version"], defaults["latency_ms"]) for i in range(1, count + 1)]
+    return [HostSpec(f"{prefix}{i:0{width}d}", (), defaults["os_version"], defaults["latency_ms"], None, defaults["firewall_blocks"])
+            for i in range(1, count + 1)]
 
 
 def build_fleet(specs: list[HostSpec], credentials: Credentials, now: dt.datetime | None = None, source: Path | None = None) -> Fleet:
@@ -203,6 +221,7 @@ def build_fleet(specs: list[HostSpec], credentials: Credentials, now: dt.datetim
     for spec, address in zip(specs, addresses()):
         host = build_host(spec.name, address, spec.faults, spec.os_version, moment, spec.domain)
         host.latency_ms = spec.latency_ms
+        host.firewall_blocks = spec.firewall_blocks
         _add_admin(host, credentials.user)
         hosts.append(host)
     return Fleet(hosts=hosts, credentials=credentials, source=source)

@@ -96,6 +96,10 @@ TERMSERVICE = "TermService"
 SESSIONENV = "SessionEnv"
 UMRDPSERVICE = "UmRdpService"
 LAB_ACCOUNT = "rdpuser"  # every healthy lab host has it, in Remote Desktop Users (contracts section 8)
+# How the lab shows a client a port the firewall blocks (contracts section 9): "refuse" closes the socket
+# (RST, fast; the lab's default), "drop" swallows the SYN as Windows Defender Firewall does (client timeout).
+FIREWALL_BLOCK_MODES = ("refuse", "drop")
+DEFAULT_FIREWALL_BLOCKS = "refuse"
 
 # Event providers (System log unless noted) [S2 S22 S30]
 PROVIDER_RCM = "Microsoft-Windows-TerminalServices-RemoteConnectionManager"
@@ -506,6 +510,7 @@ class Host:  # pylint: disable=too-many-instance-attributes  # it models a whole
     path_faults: set[str] = field(default_factory=set)  # faults outside the host (e.g. dns_mismatch)
     faults: list[str] = field(default_factory=list)  # names of the faults applied, for logs and tests
     latency_ms: int = 0  # lab transport hook (WinRM), not Windows state
+    firewall_blocks: str = DEFAULT_FIREWALL_BLOCKS  # lab RDP listener hook (FIREWALL_BLOCK_MODES), not Windows state
 
     # -- construction --
     @classmethod

@@ -20,6 +20,10 @@ Garbage closes the connection; nothing a client sends can stop the listener or t
 Everything runs in the lab server's single asyncio loop (one coroutine per connection, no threads). The
 behaviour is re-evaluated on every accepted connection, so certificate, TLS versions and security
 layer changes apply at once; the listening socket itself only opens, closes or moves on ``sync()``.
+A host that does not accept gets no socket (clients see "connection refused"), unless its behaviour is
+``filtered`` (a firewall-only block with ``firewall_blocks: drop``): then a ``BlackHole`` holds the port,
+a bound socket with a full accept queue, so the kernel drops every SYN and clients time out, as behind
+Windows Defender Firewall.
 The DER and NTLM code here is written independently of the probe's ``module_utils`` on purpose: two
 implementations of the same bytes catch each other's bugs.
 """
@@ -32,6 +36,7 @@ import dataclasses
 import functools
 import logging
 import os
+import socket
 import ssl
 import struct
 import tempfile
@@ -45,6 +50,11 @@ if TYPE_CHECKING:  # only for annotations: the listener works with any object ca
 LOG = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0          # seconds a client may stay silent before the listener closes
+MAX_FILLERS = 2                 # own connections that fill a BlackHole's accept queue (listen(0) holds one on Linux)
+FILL_TIMEOUT = 1.0              # a filler not connected by then had its SYN dropped: the queue is full already
+# struct tcp_info (linux/tcp.h): 8 one-byte fields, rto, ato, snd_mss, rcv_mss, then unacked and sacked, which
+# for a listening socket hold the accept queue's length and its backlog (tcp_get_info).
+_TCP_INFO_QUEUE = struct.Struct("<24xII")
 MAX_TPKT = 4096                 # a Connection Request is tens of bytes; anything bigger is garbage
 MAX_TLS_RECORD = 16384 + 2048   # TLSCiphertext limit (RFC 8446 5.2)
 MAX_TS_REQUEST = 65536          # a first TSRequest is ~60-300 bytes
@@ -705,6 +715,95 @@ def _identity(port: int) -> int:
     return port
 
 
+ACCEPT = "accept"  # socket modes of a listener: an asyncio server answering RDP ...
+DROP = "drop"      # ... or a BlackHole that drops SYNs
+
+
+def accept_queue(sock: socket.socket) -> tuple[int, int] | None:
+    """(queued connections, backlog) of a listening socket from Linux TCP_INFO; None where unavailable."""
+    option = getattr(socket, "TCP_INFO", None)
+    if option is None:
+        return None
+    try:
+        raw = sock.getsockopt(socket.IPPROTO_TCP, option, _TCP_INFO_QUEUE.size)
+    except OSError:
+        return None
+    return _TCP_INFO_QUEUE.unpack(raw) if len(raw) == _TCP_INFO_QUEUE.size else None
+
+
+def accept_queue_full(sock: socket.socket, fillers: int) -> bool:
+    """Linux drops a SYN when the accept queue holds more than the backlog (sk_acceptq_is_full)."""
+    queue = accept_queue(sock)
+    if queue is None:  # no TCP_INFO: trust listen(0) to hold exactly one connection
+        return fillers >= 1
+    return queue[0] > queue[1]
+
+
+class BlackHole:
+    """A bound TCP port that never answers: what a client sees of a port Windows Defender Firewall blocks.
+
+    The firewall has no reject action; it drops the SYN and the client times out (real-rdp-servers.md
+    sections 2 and 5). Without privileges (no iptables) Linux drops SYNs for one reason the lab controls: a
+    listening socket whose accept queue is full. So the socket listens with backlog 0, the lab connects to it
+    itself (``fillers``) until the queue is full, and nothing ever accepts. Not registered with the loop.
+    """
+
+    def __init__(self, listener: socket.socket, fillers: list[socket.socket]) -> None:
+        self._listener = listener
+        self._fillers = fillers
+
+    @classmethod
+    async def open(cls, address: str, port: int) -> "BlackHole":
+        """Bind ``address:port``, listen(0) and fill the accept queue; OSError when it cannot be done."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio.start_server(reuse_address=True)
+            listener.bind((address, port))
+            listener.listen(0)
+            listener.setblocking(False)
+            return cls(listener, await fill_accept_queue(listener, (address, port)))
+        except BaseException:
+            listener.close()
+            raise
+
+    def accept_queue(self) -> tuple[int, int] | None:
+        """(queued connections, backlog) of the held socket, None without TCP_INFO."""
+        return accept_queue(self._listener)
+
+    def close(self) -> None:
+        """Free the port. The listener goes first: its queued connections are reset, so no TIME_WAIT is left."""
+        self._listener.close()
+        for filler in self._fillers:
+            filler.close()
+        self._fillers = []
+
+
+async def fill_accept_queue(listener: socket.socket, address: tuple[str, int]) -> list[socket.socket]:
+    """Connect to ``listener`` until its accept queue is full; the connections, to be kept open.
+
+    Raises OSError when the queue is still not full after MAX_FILLERS connections (clients would connect).
+    """
+    loop = asyncio.get_running_loop()
+    fillers: list[socket.socket] = []
+    try:
+        while len(fillers) < MAX_FILLERS and not accept_queue_full(listener, len(fillers)):
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            fillers.append(filler)  # from here on closed by the handler below if anything fails
+            filler.setblocking(False)
+            try:
+                await asyncio.wait_for(loop.sock_connect(filler, address), FILL_TIMEOUT)
+            except TimeoutError:  # its SYN was dropped: an earlier filler reached the queue meanwhile
+                fillers.pop().close()
+                break
+        if not accept_queue_full(listener, len(fillers)):
+            raise OSError(f"accept queue of {address[0]}:{address[1]} not full after {len(fillers)} connections")
+    except BaseException:
+        for filler in fillers:
+            filler.close()
+        raise
+    return fillers
+
+
 class RdpListener:  # pylint: disable=too-many-instance-attributes  # counters are part of the API
     """The RDP-Tcp listener of one lab host. Create it with ``start_rdp_listener``.
 
@@ -724,7 +823,9 @@ class RdpListener:  # pylint: disable=too-many-instance-attributes  # counters a
         self.timeout = timeout
         self._clock = clock
         self._server: asyncio.AbstractServer | None = None
-        self.port: int | None = None          # the port actually bound, None when not listening
+        self._black_hole: BlackHole | None = None
+        self.port: int | None = None          # the port actually bound and accepting, None when not listening
+        self.filtered_port: int | None = None  # the port a BlackHole holds (SYNs dropped), None when not filtered
         self.last_error = ""                 # why the last bind failed, "" when it worked
         self._lock = asyncio.Lock()
         self._closed = False
@@ -739,34 +840,54 @@ class RdpListener:  # pylint: disable=too-many-instance-attributes  # counters a
 
     @property
     def listening(self) -> bool:
-        """True while a listening socket is open."""
+        """True while a listening socket that accepts connections is open."""
         return self._server is not None
+
+    @property
+    def filtered(self) -> bool:
+        """True while the port is held by a socket that drops every SYN (clients time out)."""
+        return self._black_hole is not None
 
     def stats(self) -> dict[str, Any]:
         """All counters as plain data (for status output)."""
-        return {"address": self.address, "port": self.port, "connections": self.connections,
+        return {"address": self.address, "port": self.port, "filtered_port": self.filtered_port, "connections": self.connections,
                 "negotiations": dict(self.negotiations), "tls_handshakes": dict(self.tls_handshakes),
                 "tls_failures": self.tls_failures, "credssp_challenges": self.credssp_challenges,
                 "dropped": self.dropped, "last_error": self.last_error}
 
-    def _wanted_port(self, behaviour: ListenerBehaviour) -> int | None:
-        return self._port_map(behaviour.port) if behaviour.listening else None
+    def _wanted(self, behaviour: ListenerBehaviour) -> tuple[str, int] | None:
+        """(ACCEPT or DROP, bound port) the behaviour asks for, None for no socket at all."""
+        if behaviour.listening:
+            return ACCEPT, self._port_map(behaviour.port)
+        if getattr(behaviour, "filtered", False):  # any object with the contract's fields will do
+            return DROP, self._port_map(behaviour.port)
+        return None
+
+    def _current(self) -> tuple[str, int] | None:
+        if self.port is not None:  # set only while a server is open
+            return ACCEPT, self.port
+        if self.filtered_port is not None:  # set only while a BlackHole is open
+            return DROP, self.filtered_port
+        return None
 
     async def sync(self) -> None:
-        """Re-evaluate the behaviour: open, close or move the listening socket.
+        """Re-evaluate the behaviour: open, close, move or filter the listening socket.
 
-        A closed socket gives clients a real "connection refused". A bind error (port taken) is logged
-        and kept in ``last_error``; the next ``sync()`` tries again.
+        A closed socket gives clients a real "connection refused"; a filtered port (``behaviour.filtered``)
+        a socket that drops their SYNs, so they time out. A bind error (port taken) is logged and kept in
+        ``last_error``; the next ``sync()`` tries again.
         """
         async with self._lock:
             if self._closed:  # a resync spawned by a late connection must not reopen a closed listener
                 return
-            wanted = self._wanted_port(self._behaviour_fn())
-            if wanted == self.port:  # self.port is set only while a server is open
+            wanted = self._wanted(self._behaviour_fn())
+            if wanted == self._current():
                 return
             await self._stop_server()
-            if wanted is not None:
-                await self._start_server(wanted)
+            if wanted is None:
+                return
+            mode, port = wanted
+            await (self._start_server(port) if mode == ACCEPT else self._start_black_hole(port))
 
     async def close(self) -> None:
         """Close the listening socket and every open connection, for good."""
@@ -786,9 +907,22 @@ class RdpListener:  # pylint: disable=too-many-instance-attributes  # counters a
         self.port = port
         self.last_error = ""
 
+    async def _start_black_hole(self, port: int) -> None:
+        try:
+            self._black_hole = await BlackHole.open(self.address, port)
+        except OSError as exc:
+            self.last_error = f"cannot filter {self.address}:{port}: {exc}"
+            LOG.warning("rdp %s", self.last_error)
+            return
+        self.filtered_port = port
+        self.last_error = ""
+
     async def _stop_server(self) -> None:
-        """Stop listening and drop open connections, like a stopped TermService."""
+        """Stop listening and drop open connections, like a stopped TermService; free a filtered port."""
         server, self._server, self.port = self._server, None, None
+        black_hole, self._black_hole, self.filtered_port = self._black_hole, None, None
+        if black_hole is not None:
+            black_hole.close()
         if server is not None:
             server.close()
             await server.wait_closed()
@@ -817,7 +951,7 @@ class RdpListener:  # pylint: disable=too-many-instance-attributes  # counters a
 
     async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         behaviour = self._behaviour_fn()
-        if self._wanted_port(behaviour) != self.port:
+        if self._wanted(behaviour) != (ACCEPT, self.port):
             # The model changed after the last sync(): Windows would not have accepted. Reset, then resync.
             writer.transport.abort()
             self._spawn(self.sync())

@@ -21,8 +21,10 @@ NOW = dt.datetime(2026, 11, 21, 7, 0, tzinfo=dt.timezone.utc)
 ALL_TLS = frozenset({"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"})
 
 
-def _behaviour(faults: list[str], os_version: str | None = None) -> ListenerBehaviour:
-    return listener_behaviour(build_host("win01", "127.0.0.2", faults, os_version=os_version, now=NOW), NOW)
+def _behaviour(faults: list[str], os_version: str | None = None, firewall_blocks: str = "refuse") -> ListenerBehaviour:
+    host = build_host("win01", "127.0.0.2", faults, os_version=os_version, now=NOW)
+    host.firewall_blocks = firewall_blocks
+    return listener_behaviour(host, NOW)
 
 
 def _cert(b: ListenerBehaviour) -> x509.Certificate:
@@ -33,7 +35,8 @@ def _cert(b: ListenerBehaviour) -> x509.Certificate:
 def test_contract_fields() -> None:
     names = [f.name for f in dataclasses.fields(ListenerBehaviour)]
     assert names == ["listening", "refuse_reason", "port", "security_layer", "nla_required", "certificate_pem", "private_key_pem",
-                     "tls_versions", "netbios_name", "dns_name", "domain", "dns_domain", "os_version", "clock_offset_seconds"]
+                     "tls_versions", "netbios_name", "dns_name", "domain", "dns_domain", "os_version", "clock_offset_seconds",
+                     "filtered"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         _behaviour([]).listening = False  # type: ignore[misc]
 
@@ -65,6 +68,48 @@ REFUSED = ["rdp_disabled", "gpo_denies_connections", "listener_disabled", "terms
 def test_refusing_faults(name: str) -> None:
     b = _behaviour([name])
     assert not b.listening and b.refuse_reason
+
+
+FIREWALL_ONLY = ["firewall_rdp_disabled", "firewall_gpo_blocks", "port_moved"]
+NOTHING_LISTENS = ["rdp_disabled", "gpo_denies_connections", "listener_disabled", "termservice_stopped", "termservice_disabled",
+                   "port_conflict"]
+
+
+def test_hosts_refuse_firewall_blocks_by_default() -> None:
+    """Every non-listening fault is refused (RST) unless the host says drop."""
+    assert sorted(REFUSED) == sorted(FIREWALL_ONLY + NOTHING_LISTENS)
+    assert Host.healthy("win01", "127.0.0.2", now=NOW).firewall_blocks == "refuse"
+    assert not any(_behaviour([name]).filtered for name in REFUSED)
+
+
+@pytest.mark.parametrize("name", FIREWALL_ONLY)
+def test_firewall_only_block_is_filtered_in_drop_mode(name: str) -> None:
+    """Firewall-only reasons with firewall_blocks drop: not listening, filtered, same reason as in refuse mode."""
+    b = _behaviour([name], firewall_blocks="drop")
+    assert (b.listening, b.filtered) == (False, True)
+    assert b.refuse_reason == _behaviour([name]).refuse_reason != ""
+
+
+@pytest.mark.parametrize("name", NOTHING_LISTENS)
+def test_nothing_listening_is_refused_even_in_drop_mode(name: str) -> None:
+    """With nothing listening the answer is RST, also when the firewall blocks as well."""
+    alone = _behaviour([name], firewall_blocks="drop")
+    assert (alone.listening, alone.filtered) == (False, False)
+    # the firewall blocks too, but TermService has no socket: still RST, and the reason names the listener side
+    both = _behaviour([name, "firewall_rdp_disabled"], firewall_blocks="drop")
+    assert (both.listening, both.filtered, both.refuse_reason) == (False, False, alone.refuse_reason)
+
+
+def test_block_rule_is_a_firewall_reason_and_healthy_drop_host_listens() -> None:
+    """drop changes nothing for a healthy host; an inbound block rule is a firewall-only reason."""
+    host = build_host("win01", "127.0.0.2", [], now=NOW)
+    host.firewall_blocks = "drop"
+    assert (listener_behaviour(host, NOW).listening, listener_behaviour(host, NOW).filtered) == (True, False)
+    host.firewall_rules.append(FirewallRule("Block-RDP", "Block RDP", "", True, "TCP", ["3389"], action="Block"))
+    b = listener_behaviour(host, NOW)
+    assert (b.listening, b.filtered) == (False, True) and "block rule" in b.refuse_reason
+    host.firewall_blocks = "refuse"
+    assert listener_behaviour(host, NOW).filtered is False
 
 
 def test_refuse_reasons_name_the_cause() -> None:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.lab.faults import FAULTS
-from tests.lab.fleet import DEFAULT_FLEET, SMALL_FLEET, FleetError, addresses, load_fleet, parse_fleet
+from tests.lab.fleet import DEFAULT_FLEET, FLEET_DIR, SMALL_FLEET, FleetError, addresses, load_fleet, parse_fleet
 from tests.lab.model import SID_ADMINISTRATORS
 
 NOW = dt.datetime(2026, 11, 21, 7, 0, tzinfo=dt.timezone.utc)
@@ -74,6 +74,10 @@ def test_generate_and_defaults(tmp_path: Path) -> None:
     ({"hosts": [{"name": "a", "domain": "not a domain"}]}, "DNS domain"),
     ({"defaults": {"credentials": {"user": ""}}}, "non-empty"),
     ({"hosts": {"name": "a"}}, "hosts must be a list"),
+    ({"hosts": [{"name": "a", "firewall_blocks": "reject"}]}, r"hosts\[0\] \(a\): firewall_blocks must be one of refuse, drop, got 'reject'"),
+    ({"hosts": [{"name": "a", "firewall_blocks": True}]}, "firewall_blocks must be one of refuse, drop, got True"),
+    ({"defaults": {"firewall_blocks": "DROP"}}, "defaults: firewall_blocks must be one of refuse, drop, got 'DROP'"),
+    ({"defaults": {"firewall_blocks": None}}, "defaults: firewall_blocks must be one of refuse, drop, got None"),
     ({"host": []}, "unknown key.*host"),
     (["a"], "expected a mapping"),
 ])
@@ -85,6 +89,29 @@ def test_validation_errors(data: object, message: str | None) -> None:
     with pytest.raises(FleetError, match=message) as err:
         parse_fleet(data, "t.yml")
     assert str(err.value).startswith("t.yml")
+
+
+def test_firewall_blocks_default_refuse_per_host_and_defaults(tmp_path: Path) -> None:
+    """firewall_blocks: per host beats defaults, generated hosts take defaults, refuse without either."""
+    path = tmp_path / "fw.yml"
+    path.write_text(yaml.safe_dump({
+        "defaults": {"firewall_blocks": "drop"},
+        "hosts": [{"name": "inherits", "faults": ["firewall_rdp_disabled"]}, {"name": "own", "firewall_blocks": "refuse"}],
+        "generate": {"count": 1, "prefix": "gen"},
+    }))
+    fleet = load_fleet(path, now=NOW)
+    assert {h.name: h.firewall_blocks for h in fleet.hosts} == {"inherits": "drop", "own": "refuse", "gen001": "drop"}
+    specs = parse_fleet({"hosts": [{"name": "a"}], "generate": {"count": 1}})[0]
+    assert [s.firewall_blocks for s in specs] == ["refuse", "refuse"]
+
+
+def test_shipped_fleets_drop_only_where_the_probe_fleet_says() -> None:
+    """default.yml and small.yml keep refuse (fast demos, test_diagnose_lab); probe.yml drops for its firewall hosts."""
+    assert {h.firewall_blocks for h in load_fleet(DEFAULT_FLEET, now=NOW).hosts} == {"refuse"}
+    assert {h.firewall_blocks for h in load_fleet(SMALL_FLEET, now=NOW).hosts} == {"refuse"}
+    probe = load_fleet(FLEET_DIR / "probe.yml", now=NOW)
+    assert sorted(h.name for h in probe.hosts if h.firewall_blocks == "drop") == [
+        "p-firewall-gpo-blocks", "p-firewall-rdp-disabled", "p-port-moved"]
 
 
 def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:

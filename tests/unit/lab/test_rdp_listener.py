@@ -27,7 +27,7 @@ from cryptography.x509.oid import NameOID
 
 from tests.lab import rdp
 from tests.lab.behaviour import ListenerBehaviour, listener_behaviour
-from tests.lab.model import RDP_TCP, TS, Host
+from tests.lab.model import RDP_FIREWALL_GROUP, RDP_TCP, TS, Host
 
 ADDRESS = "127.0.0.211"
 MODEL_ADDRESS = "127.0.0.212"
@@ -203,6 +203,17 @@ def recv_tpkt(sock: socket.socket) -> bytes:
 def connect(port: int, address: str = ADDRESS) -> socket.socket:
     """A TCP connection with a generous timeout (the listener answers in milliseconds)."""
     return socket.create_connection((address, port), timeout=10)
+
+
+def connect_outcome(port: int, address: str = ADDRESS) -> str:
+    """How a client's TCP connect ends within 0.5 s: "connected", "refused" (RST) or "timeout" (SYN dropped)."""
+    try:
+        with socket.create_connection((address, port), timeout=0.5):
+            return "connected"
+    except ConnectionRefusedError:
+        return "refused"
+    except TimeoutError:
+        return "timeout"
 
 
 def negotiate(port: int, request: bytes, address: str = ADDRESS) -> tuple[socket.socket, bytes]:
@@ -705,6 +716,99 @@ def test_refused_when_not_listening_and_back_after_fix(loop: asyncio.AbstractEve
     assert answer == rsp(2)
 
 
+FIREWALL_BLOCK = {"listening": False, "refuse_reason": "no enabled inbound firewall rule allows TCP 3389"}
+
+
+def test_filtered_port_drops_syns_and_refused_port_resets(loop: asyncio.AbstractEventLoop,
+                                                          listen: Callable[..., rdp.RdpListener], knob: Knob) -> None:
+    """filtered (firewall_blocks: drop) -> a bound socket that never accepts: connect() times out; refuse -> RST."""
+    listener = listen(knob)
+    port = knob.value.port
+    knob.set(filtered=True, **FIREWALL_BLOCK)
+    run(loop, listener.sync())
+    assert (listener.listening, listener.filtered, listener.port, listener.filtered_port) == (False, True, None, port)
+    assert listener.stats()["filtered_port"] == port and listener.last_error == ""
+    assert connect_outcome(port) == "timeout"
+    assert connect_outcome(port) == "timeout"  # still full: the dropped client took no place in the queue
+    assert listener.connections == 0
+    knob.set(filtered=False)
+    run(loop, listener.sync())
+    assert (listener.listening, listener.filtered, listener.filtered_port) == (False, False, None)
+    assert connect_outcome(port) == "refused"
+
+
+def test_sync_switches_between_accept_drop_and_refuse(loop: asyncio.AbstractEventLoop,
+                                                      listen: Callable[..., rdp.RdpListener], knob: Knob) -> None:
+    """Every mode change takes effect on sync(), on the same port, in any order."""
+    listener = listen(knob)
+    port = knob.value.port
+    healthy = {"listening": True, "refuse_reason": "", "filtered": False}
+    steps = [({**FIREWALL_BLOCK, "filtered": True}, "timeout"), (healthy, "connected"), ({**FIREWALL_BLOCK, "filtered": True}, "timeout"),
+             ({**FIREWALL_BLOCK, "filtered": False}, "refused"), ({**FIREWALL_BLOCK, "filtered": True}, "timeout"), (healthy, "connected")]
+    for changes, outcome in steps:
+        knob.set(**changes)
+        run(loop, listener.sync())
+        run(loop, listener.sync())  # nothing changed: a no-op
+        assert (connect_outcome(port), listener.listening, listener.filtered) == (outcome, outcome == "connected", outcome == "timeout")
+    sock, answer = negotiate(port, MSTSC_CR)
+    sock.close()
+    assert answer == rsp(2)
+
+
+def test_filtered_port_moves_with_the_port(loop: asyncio.AbstractEventLoop, listen: Callable[..., rdp.RdpListener],
+                                           knob: Knob) -> None:
+    """PortNumber moved to a port the firewall does not allow: the old port refuses, the new one drops."""
+    old, new = free_ports(ADDRESS, 2)
+    ports = {3389: old, 3390: new}
+    knob.set(port=3389)
+    listener = listen(knob, port_map=ports.__getitem__)
+    knob.set(port=3390, filtered=True, **FIREWALL_BLOCK)
+    run(loop, listener.sync())
+    assert listener.filtered_port == new
+    assert (connect_outcome(old), connect_outcome(new)) == ("refused", "timeout")
+
+
+def test_filtered_model_change_without_sync_resets_and_resyncs(listen: Callable[..., rdp.RdpListener], knob: Knob) -> None:
+    """A connection accepted after the model became filtered is reset unanswered; the listener then drops SYNs."""
+    listener = listen(knob)
+    knob.set(filtered=True, **FIREWALL_BLOCK)
+    sock = connect(knob.value.port)
+    sock.sendall(MSTSC_CR)
+    assert peer_closed(sock)
+    sock.close()
+    assert wait_until(lambda: listener.filtered)
+    assert connect_outcome(knob.value.port) == "timeout"
+
+
+def test_filter_bind_failure_is_reported_and_retried(loop: asyncio.AbstractEventLoop, listen: Callable[..., rdp.RdpListener],
+                                                     knob: Knob) -> None:
+    """A port held by someone else cannot be filtered either: last_error set, the next sync() retries."""
+    knob.set(filtered=True, **FIREWALL_BLOCK)
+    with socket.socket() as blocker:
+        blocker.bind((ADDRESS, knob.value.port))
+        blocker.listen()
+        listener = listen(knob)
+        assert not listener.filtered and "cannot filter" in listener.last_error
+    run(loop, listener.sync())
+    assert listener.filtered and listener.last_error == ""
+    assert connect_outcome(knob.value.port) == "timeout"
+
+
+def test_accept_queue_of_a_black_hole_is_full(loop: asyncio.AbstractEventLoop) -> None:
+    """BlackHole: backlog 0 plus its own connection(s); closing it frees the port at once (RST, no TIME_WAIT)."""
+    port = free_ports(ADDRESS, 1)[0]
+    hole = run(loop, rdp.BlackHole.open(ADDRESS, port))
+    try:
+        queue = hole.accept_queue()
+        assert queue is not None and queue[0] > queue[1] == 0
+        assert connect_outcome(port) == "timeout"
+    finally:
+        hole.close()
+    assert connect_outcome(port) == "refused"
+    with socket.socket() as again:
+        again.bind((ADDRESS, port))  # no SO_REUSEADDR: nothing of the black hole lingers on the port
+
+
 def test_port_change_moves_the_listener(loop: asyncio.AbstractEventLoop, listen: Callable[..., rdp.RdpListener],
                                         knob: Knob) -> None:
     """A new port (via port_map) closes the old socket and opens the new one on sync()."""
@@ -829,6 +933,47 @@ def test_model_driven_listener(loop: asyncio.AbstractEventLoop, listen: Callable
     sock, answer = negotiate(port, MSTSC_CR, MODEL_ADDRESS)
     sock.close()
     assert answer == rsp(1)
+
+
+def test_model_host_firewall_blocks_drop(loop: asyncio.AbstractEventLoop, listen: Callable[..., rdp.RdpListener]) -> None:
+    """firewall_blocks drop: the firewall alone -> timeout; RDP disabled as well -> refused; firewall fixed -> answers."""
+    host = Host.healthy("WIN08", MODEL_ADDRESS)
+    host.firewall_blocks = "drop"
+    port = free_ports(MODEL_ADDRESS, 1)[0]
+    listener = listen(lambda: listener_behaviour(host, dt.datetime.now(dt.timezone.utc)), host=host,
+                      port_map=lambda p: port + p - 3389)
+    rules = [rule for rule in host.firewall_rules if rule.group == RDP_FIREWALL_GROUP]
+    for rule in rules:
+        rule.enabled = False
+    run(loop, listener.sync())
+    assert connect_outcome(port, MODEL_ADDRESS) == "timeout"
+    host.reg_set(TS, "fDenyTSConnections", 1)
+    run(loop, listener.sync())
+    assert connect_outcome(port, MODEL_ADDRESS) == "refused"
+    host.reg_set(TS, "fDenyTSConnections", 0)
+    for rule in rules:
+        rule.enabled = True
+    run(loop, listener.sync())
+    sock, answer = negotiate(port, MSTSC_CR, MODEL_ADDRESS)
+    sock.close()
+    assert answer == rsp(2)
+    host.firewall_blocks = "refuse"
+    for rule in rules:
+        rule.enabled = False
+    run(loop, listener.sync())
+    assert connect_outcome(port, MODEL_ADDRESS) == "refused"
+
+
+def test_close_frees_a_filtered_port_for_good(loop: asyncio.AbstractEventLoop, listen: Callable[..., rdp.RdpListener],
+                                              knob: Knob) -> None:
+    """close() in drop mode: the port refuses and a later sync() does not filter it again."""
+    knob.set(filtered=True, **FIREWALL_BLOCK)
+    listener = listen(knob)
+    assert listener.filtered
+    run(loop, listener.close())
+    run(loop, listener.sync())
+    assert (listener.filtered, listener.filtered_port) == (False, None)
+    assert connect_outcome(knob.value.port) == "refused"
 
 
 def test_closed_listener_stays_closed(loop: asyncio.AbstractEventLoop, listen: Callable[..., rdp.RdpListener], knob: Knob) -> None:
