@@ -358,7 +358,8 @@ def _format_status(status: dict[str, t.Any]) -> str:
     for name, host in sorted(hosts.items()):
         counters = host["counters"]
         rdp = host.get("rdp") or {}
-        listening = "on" if rdp.get("port") else ("off" if rdp else "-")
+        # on: accepting; drop: firewall drops SYNs (clients time out); off: nothing listens (refused).
+        listening = "on" if rdp.get("port") else ("drop" if rdp.get("filtered_port") else ("off" if rdp else "-"))
         faults = ",".join(host.get("faults", [])) or "-"
         transport = ",".join(item["kind"] for item in host.get("transport_faults", []))
         lines.append(f"{name:32} {host['address']:15} {counters['requests']:>8} {counters['round_trips']:>7} "
