@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The collection's own host protocol: run one named host script in one round trip.
 
-The command line is a constant bootstrap that this module encodes itself (never the shell plugin's
-deprecated ``_encode_script``). The script text and its parameters travel on stdin as data, so the
+The command line is a constant bootstrap that this module encodes itself (never the PowerShell shell
+plugin's script encoder, which ansible-core deprecates for removal in 2.24). The script text and its parameters travel on stdin as data, so the
 command line is byte-identical for every script and parameter set and no parameter is ever pasted
 into script text. The script answers with exactly one JSON document; a failure is a JSON error with a
 non-zero exit code. The same bytes work over ``winrm``, ``psrp`` and ``ssh`` with the PowerShell
