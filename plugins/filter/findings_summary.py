@@ -84,6 +84,12 @@ def probe_line(probe: t.Any) -> str:
     outcome = str(verdict.get("explanation") or "")
     if verdict.get("ok") and not outcome:
         outcome = "a client can negotiate"
+    if verdict.get("ok"):
+        # No step failed: say what the warnings are, not only where (e.g. the self-signed certificate).
+        warned = [f"{step.get('step')}: {step.get('summary')}" for step in probe["steps"]
+                  if isinstance(step, dict) and step.get("verdict") == "warn"]
+        if warned:
+            outcome = "a client can connect, with warnings - " + "; ".join(warned)
     client = verdict.get("client_sees")
     tail = f" -> {outcome}" if outcome else ""
     if client and not verdict.get("ok"):

@@ -73,3 +73,6 @@ def test_summary_shows_the_clients_view_next_to_the_findings() -> None:
     assert healthy[0] == "no findings: RDP looks healthy from the host's side and the client's"
     assert healthy[1].startswith("client view 127.0.0.2:3389: dns ok, tcp ok, x224 ok")
     assert summary([], {"state": "ok"}, {"no": "steps"}) == ["no findings: RDP looks healthy from the host's side"]
+    warned = samples.probe_result()
+    warned["steps"][4].update(verdict="warn", summary="win01, issued by win01: self-signed")
+    assert summary([], {"state": "ok"}, warned)[1].endswith("-> a client can connect, with warnings - certificate: win01, issued by win01: self-signed")
