@@ -109,11 +109,16 @@ def fleet_document() -> dict[str, t.Any]:
     hosts: list[dict[str, t.Any]] = [{"name": name, "os_version": version} for name, version in HEALTHY.items()]
     hosts += [{"name": _host_name([fault]), "faults": [fault]} for fault in CONTRACT]
     hosts += [{"name": _host_name(combo), "faults": combo} for combo in COMBINATIONS]
+    # A firewall that drops SYNs, as Windows Defender Firewall does: the probe times out instead of being refused.
+    hosts.append({"name": DROPPING_HOST, "faults": ["firewall_gpo_blocks"], "firewall_blocks": "drop"})
     return {"defaults": {"os_version": "2022"}, "hosts": hosts}
 
 
+DROPPING_HOST = "d-firewall-gpo-blocks"
+
 EXPECTED: dict[str, set[str]] = {
     **{name: set() for name in HEALTHY},
+    DROPPING_HOST: set(CONTRACT["firewall_gpo_blocks"]),
     **{_host_name([f]): set(ids) for f, ids in CONTRACT.items()},
     **{_host_name(c): {i for f in c for i in CONTRACT[f]} for c in COMBINATIONS},
 }
@@ -164,6 +169,10 @@ def _check_evidence(hosts: dict[str, dict[str, t.Any]]) -> None:
     firewall = finding(hosts[_host_name(["firewall_rdp_disabled"])], "RDP-FIREWALL-RULES-DISABLED")
     assert firewall["evidence"]["probe"]["failure"] == "refused"
     assert firewall["fix"] == {"module": "rdp.doctor.firewall", "params": {"state": "enabled", "port": 3389}}
+    # Probe "TCP timeout" + host "listener up, GPO blocks the exception" -> the firewall finding, with both evidences.
+    dropped = finding(hosts[DROPPING_HOST], "RDP-FIREWALL-GPO-BLOCKS")
+    assert dropped["evidence"]["probe"]["failure"] == "timeout", dropped["evidence"]
+    assert hosts[DROPPING_HOST]["probe"]["verdict"]["failed_step"] == "tcp"
     gpo = hosts[_host_name(["gpo_denies_connections"])]
     denied = finding(gpo, "RDP-CONNECTIONS-DENIED")
     assert denied["evidence"]["source"] == "policy" and "manual" in denied["fix"]
