@@ -19,31 +19,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import typing as t
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-COLLECTIONS_PATH = REPO_ROOT / ".cache" / "collections"
-BIN_DIR = Path(sys.executable).parent
-
-
-def ansible_env(extra: t.Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for ansible commands: the collection path, no colour, no retry files."""
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_HOST_KEY_CHECKING": "False",
-        "ANSIBLE_RETRY_FILES_ENABLED": "False",
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-        "PATH": os.pathsep.join([str(BIN_DIR), env.get("PATH", "")]),
-    })
-    env.update(extra or {})
-    return env
+from tests.ansible_env import BIN_DIR, REPO_ROOT, ansible_env
 
 
 def _tool(name: str) -> str:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ansible_env import ansible_env
+
 pytestmark = pytest.mark.realservers
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -20,10 +22,8 @@ ANSIBLE = os.path.join(os.path.dirname(sys.executable), "ansible")
 
 def run_module(args: str, *extra: str) -> tuple[str, dict]:
     """Run the module on localhost; return the status word and the result (``localhost | STATUS => {...}``)."""
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".cache" / "collections"),
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.minimal",
-               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_NOCOLOR="1",
-               ANSIBLE_PYTHON_INTERPRETER=sys.executable)
+    env = ansible_env({"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.minimal", "ANSIBLE_LOCALHOST_WARNING": "0",
+                       "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0"})
     proc = subprocess.run([ANSIBLE, "localhost", "-m", "rdp.doctor.probe", "-a", args, *extra], env=env,
                           capture_output=True, text=True, timeout=120, check=False, cwd=ROOT)
     head, sep, body = proc.stdout.partition(" => ")
