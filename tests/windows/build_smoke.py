@@ -153,7 +153,8 @@ foreach ($rdCase in $rdCases) {{
         $rdDocument = $rdRun.stdout | ConvertFrom-Json
         $rdNames = @($rdDocument.PSObject.Properties | ForEach-Object -Process {{ $_.Name }})
         if ($rdNames -contains 'failed') {{
-            $rdVerdict = 'FAILED: ' + [string]$rdDocument.error.type + ': ' + [string]$rdDocument.error.message + ' (line ' + [string]$rdDocument.error.line + ')'
+            $rdError = $rdDocument.error
+            $rdVerdict = 'FAILED: {{0}}: {{1}} (line {{2}})' -f $rdError.type, $rdError.message, $rdError.line
         }} else {{
             $rdMissing = @($rdCase.required | Where-Object -FilterScript {{ $rdNames -notcontains $_ }})
             if ($rdMissing.Count -gt 0) {{ $rdVerdict = 'INCOMPLETE: missing ' + ($rdMissing -join ', ') }}
@@ -162,7 +163,10 @@ foreach ($rdCase in $rdCases) {{
         $rdVerdict = 'NOT ONE JSON DOCUMENT: ' + $_.Exception.Message
     }}
     if ($rdRun.rc -ne 0 -and $rdVerdict -eq 'ok') {{ $rdVerdict = 'EXIT CODE ' + $rdRun.rc }}
-    $rdManifest.runs += [ordered]@{{ name = $rdCase.name; rc = $rdRun.rc; seconds = $rdRun.seconds; stdout_chars = $rdRun.stdout.Length; stderr_chars = $rdRun.stderr.Length; verdict = $rdVerdict }}
+    $rdManifest.runs += [ordered]@{{
+        name = $rdCase.name; rc = $rdRun.rc; seconds = $rdRun.seconds
+        stdout_chars = $rdRun.stdout.Length; stderr_chars = $rdRun.stderr.Length; verdict = $rdVerdict
+    }}
     $rdSummary += ('{{0,-24}} rc={{1}} {{2,7}} s  {{3}}' -f $rdCase.name, $rdRun.rc, $rdRun.seconds, $rdVerdict)
 }}
 }} finally {{

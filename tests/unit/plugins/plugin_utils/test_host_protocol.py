@@ -153,8 +153,8 @@ class _Action:
 
 @pytest.mark.parametrize(("transport", "version", "expected"),
                          [("winrm", "2.16.19", "bootstrap"), ("winrm", "2.19.14", "command line"), ("psrp", "2.16.19", "command line")])
-def test_run_host_script_asks_the_action_plugins_connection(monkeypatch: pytest.MonkeyPatch, transport: str, version: str,
-                                                             expected: str) -> None:
+def test_run_host_script_asks_the_action_plugins_connection(monkeypatch: pytest.MonkeyPatch, transport: str,
+                                                            version: str, expected: str) -> None:
     """The connection comes from the bound _low_level_execute_command, the version from the running ansible-core."""
     monkeypatch.setattr(hp, "ANSIBLE_CORE_VERSION", version)
     action = _Action(transport)
