@@ -14,6 +14,11 @@ COLLECTIONS := $(ROOT)/.cache/collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/rdp/doctor
 GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 LAB_STATE := $(ROOT)/.lab
+# Older ansible-core controllers the protocol, host_facts and diagnose tests also run on
+# (tests/integration/test_ansible_versions.py); each pinned in tests/ansible-versions/<version>.txt.
+OLDER_CONTROLLERS := 2.16 2.17 2.18
+CONTROLLER_VENVS := $(ROOT)/.cache/venvs
+CONTROLLER_STAMPS := $(foreach v,$(OLDER_CONTROLLERS),$(CONTROLLER_VENVS)/ansible-$(v)/.rdp-doctor-installed)
 FLEET ?= tests/lab/fleets/default.yml
 PYTEST_ARGS ?=
 
@@ -26,7 +31,7 @@ export PATH := $(VENV)/bin:$(PATH)
 PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not ((3,11) <= sys.version_info[:2] <= (3,13)))' 2>/dev/null && { command -v $$p; break; }; done)
 
-.PHONY: help setup venv system-packages collection ansible-test-cache demo test bench \
+.PHONY: help setup venv controllers system-packages collection ansible-test-cache demo test bench \
 	lab-start lab-stop lab-status build clean
 
 help:
@@ -48,6 +53,16 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements-dev.txt
 	@touch $(STAMP)
 
+# One virtual environment per older ansible-core (the lab and every other test use .venv).
+controllers: $(CONTROLLER_STAMPS)
+
+$(CONTROLLER_VENVS)/ansible-%/.rdp-doctor-installed: tests/ansible-versions/%.txt
+	@if [ -z "$(PYTHON)" ]; then echo "error: Python 3.11 (3.11-3.13) not found; install python3.11" >&2; exit 1; fi
+	@echo "setup: ansible-core $* controller in .cache/venvs/ansible-$*"
+	@[ -x $(CONTROLLER_VENVS)/ansible-$*/bin/python ] || $(PYTHON) -m venv $(CONTROLLER_VENVS)/ansible-$*
+	@$(CONTROLLER_VENVS)/ansible-$*/bin/python -m pip install --quiet --disable-pip-version-check -r tests/ansible-versions/$*.txt
+	@touch $@
+
 system-packages:
 	@tools/ensure-system-packages.sh
 
@@ -65,7 +80,7 @@ $(GET_PIP_CACHE): tools/get_pip_offline.py
 	@mkdir -p $(dir $(GET_PIP_CACHE))
 	@cp tools/get_pip_offline.py $(GET_PIP_CACHE)
 
-test: setup system-packages
+test: setup system-packages controllers
 	@$(PY) -m pytest tests $(PYTEST_ARGS)
 
 demo: setup

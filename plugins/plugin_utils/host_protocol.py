@@ -6,8 +6,10 @@ The command line is a constant bootstrap that this module encodes itself (never 
 plugin's script encoder, which ansible-core deprecates for removal in 2.24). The script text and its parameters travel on stdin as data, so the
 command line is byte-identical for every script and parameter set and no parameter is ever pasted
 into script text. The script answers with exactly one JSON document; a failure is a JSON error with a
-non-zero exit code. The same bytes work over ``winrm``, ``psrp`` and ``ssh`` with the PowerShell
-shell (see docs/dev/contracts.md, section 1).
+non-zero exit code. The same bytes reach the host over ``winrm``, ``psrp`` and ``ssh`` with the
+PowerShell shell, on ansible-core 2.16 to 2.19: a connection that encodes every command as PowerShell
+itself (``winrm`` before 2.19, ``ssh`` before 2.18) is given the bootstrap text, which it encodes into
+exactly ``COMMAND_LINE`` (see docs/dev/contracts.md, section 1).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import base64
 import hashlib
 import json
 import os
+import re
 import typing as t
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
+from ansible.release import __version__ as ANSIBLE_CORE_VERSION
 from ansible.utils.display import Display
 
 display = Display()
@@ -34,10 +38,16 @@ CMD_EXE_LIMIT = 8191
 # - The result is written with Write-Output so it reaches stdout (powershell.exe) and the PSRP output
 #   stream alike; non-ASCII characters are escaped as \uXXXX so the console code page never matters.
 # - 'exit 1' sets the process exit code (powershell.exe) or the SetShouldExit host call (PSRP).
+# - Warnings and information records are silenced: powershell.exe writes them to stdout ("WARNING: ..."),
+#   which would break "exactly one JSON document" (ConsoleHostUserInterface.WriteWarningLine).
+# - No line has leading or trailing blanks and none is empty: the winrm connection before 2.19 encodes
+#   this text itself after stripping every line, and must produce exactly COMMAND_LINE.
 BOOTSTRAP = "\n".join(
     [
         "$ErrorActionPreference = 'Stop'",
         "$ProgressPreference = 'SilentlyContinue'",
+        "$WarningPreference = 'SilentlyContinue'",
+        "$InformationPreference = 'SilentlyContinue'",
         "Set-StrictMode -Version 2.0",
         "$rdName = ''",
         "function ConvertTo-RdAsciiJson($Value, [int]$Depth) {",
@@ -65,6 +75,43 @@ BOOTSTRAP = "\n".join(
 
 COMMAND_PREFIX = "PowerShell -NoProfile -NonInteractive -ExecutionPolicy Unrestricted -EncodedCommand "
 COMMAND_LINE = COMMAND_PREFIX + base64.b64encode(BOOTSTRAP.encode("utf-16-le")).decode("ascii")
+
+# Connections that wrap every command in their own ``PowerShell ... -EncodedCommand`` line, with the
+# first ansible-core version that passes an already encoded command line through unchanged:
+# - winrm 2.16-2.18: ``exec_command`` always calls ``_encode_script(cmd, ...)``; 2.19 skips lines that
+#   start with the encoded prefix (lib/ansible/plugins/connection/winrm.py, exec_command);
+# - ssh 2.16-2.17 with a Windows shell: ``chcp.com 65001 > $null ; `` + ``_encode_script(cmd, ...)``;
+#   2.18 sends the command verbatim (lib/ansible/plugins/connection/ssh.py, exec_command).
+# psrp decodes an encoded line and runs it in the runspace on every version: it always gets COMMAND_LINE.
+PASSES_ENCODED_COMMAND_SINCE: dict[str, tuple[int, int]] = {"winrm": (2, 19), "ssh": (2, 18)}
+
+
+def _major_minor(version: str) -> tuple[int, int]:
+    """``"2.16.19"`` -> ``(2, 16)``; anything unparsable counts as a current version."""
+    match = re.match(r"(\d+)\.(\d+)", version or "")
+    return (int(match.group(1)), int(match.group(2))) if match else (99, 0)
+
+
+def command_for(transport: str, ansible_version: str | None = None) -> str:
+    """What to hand ``_low_level_execute_command`` so that ``COMMAND_LINE`` is what reaches the host.
+
+    A connection that encodes every command itself gets the bootstrap text: it turns it into exactly
+    ``COMMAND_LINE`` (the bootstrap has no blank or indented line for its encoder to strip). Handing it
+    ``COMMAND_LINE`` instead would run that line as PowerShell code: a child powershell.exe whose own
+    command line, encoded twice, no longer fits cmd.exe's 8191 characters.
+    """
+    since = PASSES_ENCODED_COMMAND_SINCE.get((transport or "").rsplit(".", 1)[-1])
+    if since is not None and _major_minor(ansible_version or ANSIBLE_CORE_VERSION) < since:
+        return BOOTSTRAP
+    return COMMAND_LINE
+
+
+def _transport_of(execute: t.Any, connection: t.Any) -> str:
+    """The connection plugin's transport name (``winrm``, ``psrp``, ``ssh``...), from the action plugin."""
+    if connection is None:
+        # ``execute`` is the action plugin's bound ``_low_level_execute_command``.
+        connection = getattr(getattr(execute, "__self__", None), "_connection", None)
+    return str(getattr(connection, "transport", "") or "")
 
 
 class HostScriptError(AnsibleError):
@@ -169,20 +216,24 @@ class LowLevelExecutor(t.Protocol):
         ...
 
 
-def run_host_script(execute: LowLevelExecutor, name: str, params: dict[str, t.Any], host: str = "") -> dict[str, t.Any]:
+def run_host_script(execute: LowLevelExecutor, name: str, params: dict[str, t.Any], host: str = "",
+                    connection: t.Any = None) -> dict[str, t.Any]:
     """Run host script ``name`` with ``params`` through the task's connection: exactly one round trip.
 
-    ``execute`` is the action plugin's ``_low_level_execute_command``. Connection problems become
-    :class:`AnsibleConnectionFailure` with the host and script named; script failures become
-    :class:`HostScriptError`.
+    ``execute`` is the action plugin's ``_low_level_execute_command``; ``connection`` its connection
+    (default: the one ``execute`` is bound to), whose transport and ansible-core version decide what
+    :func:`command_for` hands it. Connection problems become :class:`AnsibleConnectionFailure` with the
+    host and script named; script failures become :class:`HostScriptError`.
     """
     script = load_script(name)
     payload = build_payload(name, script, params)
-    display.vvv(f"rdp.doctor: running host script '{name}' ({len(payload)} bytes on stdin)", host=host)
+    command = command_for(_transport_of(execute, connection))
+    form = "encoded command line" if command == COMMAND_LINE else "bootstrap text, encoded by the connection"
+    display.vvv(f"rdp.doctor: running host script '{name}' ({len(payload)} bytes on stdin, {form})", host=host)
     # Parameter names only: values may name accounts or paths and are not needed to debug the protocol.
     display.vvvv(f"rdp.doctor: '{name}' parameters: {sorted(params)}", host=host)
     try:
-        result = execute(COMMAND_LINE, sudoable=False, in_data=payload)
+        result = execute(command, sudoable=False, in_data=payload)
     except AnsibleConnectionFailure:
         raise
     except Exception as exc:  # pylint: disable=broad-except

@@ -7,6 +7,15 @@ twin ``tests.lab.twins.TWINS[<name>]`` runs against the host model; the answer i
 bootstrap writes (docs/dev/contracts.md, section 1). Anything else fails as PowerShell fails for an
 unknown command ("The term 'x' is not recognized ...", rc 1).
 
+PowerShell text that only starts native programs is run the way powershell.exe runs it, because that
+is what older controllers send (docs/dev/contracts.md, section 1): ansible-core 2.16-2.18's winrm
+connection wraps any command in its own ``PowerShell -EncodedCommand`` line, and 2.16-2.17's ssh
+connection prefixes ``chcp.com 65001 > $null ;``. A ``PowerShell ... -EncodedCommand Y`` statement
+inside PowerShell code starts a child powershell.exe that runs Y; the child is not fed by the pipeline,
+so it inherits the parent's standard input (whatever the parent has not read) and writes to the
+parent's output; the parent's exit code is 0 when the last program exited 0, else 1 (powershell.exe
+``-Command``/``-EncodedCommand`` exit code rule, about_PowerShell_exe).
+
 :func:`run_script` is transport-neutral (it returns PowerShell output objects and an optional error
 record); :func:`dispatch` renders it as powershell.exe under WinRS would (stdout bytes, CLIXML stderr).
 The PSRP endpoint renders the same :class:`Outcome` as pipeline objects.
@@ -336,16 +345,98 @@ def run_bootstrap(host: t.Any, payload: bytes) -> Outcome:
     return run_twin(host, name, script, params)
 
 
-def run_script(host: t.Any, script: str | None, stdin: bytes, command_line: str = "") -> Outcome:
-    """Run a PowerShell ``script`` (None: ``command_line`` is not PowerShell) with ``stdin`` as its input."""
-    counters_for(host).add("commands")
+# Native programs PowerShell code may start on a lab host (found on PATH: System32 and
+# System32\WindowsPowerShell\v1.0), as the first word of a statement, with or without the call operator.
+_POWERSHELL_EXE = frozenset({"powershell", "powershell.exe"})
+_CHCP = frozenset({"chcp", "chcp.com"})
+# Text made only of unquoted words, statement separators and a redirection: nothing else is interpreted.
+_NATIVE_ONLY = re.compile(r"[\w.\-\\:/+=$>& ;\r\n\t]*")
+# How deep powershell.exe may start powershell.exe before the lab calls it a runaway.
+MAX_NESTING = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class NativeCall:
+    """One statement of PowerShell code that starts a native program."""
+
+    program: str  # "powershell" or "chcp"
+    words: tuple[str, ...]
+    to_null: bool = False  # ``> $null``: its output is discarded
+
+
+def native_calls(script: str) -> list[NativeCall] | None:
+    """The statements of ``script`` when every one starts powershell.exe or chcp.com, else None.
+
+    Only unquoted words are read (what Ansible's wrappers produce); anything with quotes, script
+    blocks, pipelines or variables other than ``$null`` is left to :func:`first_command`.
+    """
+    if not script.strip() or _NATIVE_ONLY.fullmatch(script) is None:
+        return None
+    calls: list[NativeCall] = []
+    for statement in re.split(r"[;\r\n]", script):
+        words = statement.split()
+        if words and words[0] == "&":
+            words = words[1:]
+        if not words:
+            continue
+        to_null = words[-2:] == [">", "$null"]
+        if to_null:
+            words = words[:-2]
+        if any(word.startswith(("$", ">", "&")) for word in words):
+            return None
+        program = words[0].replace("/", "\\").rsplit("\\", 1)[-1].lower()
+        if program in _POWERSHELL_EXE:
+            calls.append(NativeCall("powershell", tuple(words), to_null))
+        elif program in _CHCP and len(words) == 2 and words[1].isdigit():
+            calls.append(NativeCall("chcp", tuple(words), to_null))
+        else:
+            return None
+    return calls or None
+
+
+def run_native_calls(host: t.Any, calls: t.Sequence[NativeCall], stdin: bytes, depth: int) -> Outcome:
+    """PowerShell code made of native program calls, as powershell.exe runs it (see the module docstring)."""
+    output: list[str] = []
+    stderr = ""
+    last_ok = True
+    unread = stdin
+    for call in calls:
+        if call.program == "chcp":
+            lines = [f"Active code page: {call.words[1]}"]
+            last_ok = True
+        else:
+            child_line = " ".join(call.words)
+            child_script = encoded_script(child_line)
+            child = run_powershell(host, child_script, unread, child_line, depth + 1)
+            if child_script == BOOTSTRAP:
+                unread = b""  # the bootstrap enumerates $input: the inherited stdin is read to its end
+            _rc, child_out, child_err = render_winrs(child)
+            lines = child_out.decode("utf-8", errors="replace").splitlines()
+            stderr += child_err.decode("utf-8", errors="replace")
+            last_ok = child.rc == 0
+        if not call.to_null:
+            output.extend(lines)
+    return Outcome(0 if last_ok else 1, tuple(output), native_stderr=stderr)
+
+
+def run_powershell(host: t.Any, script: str | None, stdin: bytes, command_line: str = "", depth: int = 0) -> Outcome:
+    """powershell.exe running ``script`` with ``stdin`` (None: ``command_line`` is not powershell.exe)."""
     if script == BOOTSTRAP:
         return run_bootstrap(host, stdin)
     if script is None:
         # Not powershell.exe: WinRS runs it through cmd.exe, which knows no lab command either.
         word = command_line.split()[0] if command_line.strip() else command_line
         return Outcome(1, native_stderr=CMD_NOT_RECOGNIZED.format(word=word))
+    calls = native_calls(script)
+    if calls is not None and depth < MAX_NESTING:
+        return run_native_calls(host, calls, stdin, depth)
     return Outcome(1, error=first_command(script))
+
+
+def run_script(host: t.Any, script: str | None, stdin: bytes, command_line: str = "") -> Outcome:
+    """Run a PowerShell ``script`` (None: ``command_line`` is not PowerShell) with ``stdin`` as its input."""
+    counters_for(host).add("commands")
+    return run_powershell(host, script, stdin, command_line)
 
 
 # --------------------------------------------------------------------------------------------- WinRS rendering

@@ -15,6 +15,9 @@ protocol level, so the host model stays in the lab process and its counters see 
   ``PowerShell ... -EncodedCommand`` line (the collection's bootstrap) is split on spaces; any other line
   is what sshd would hand to the PowerShell default shell, so it is wrapped into ``-EncodedCommand``
   exactly as the winrm plugin does (``raw: Get-Date`` then fails like PowerShell on the lab);
+* the WinRS command is started with ``WINRS_SKIP_CMD_SHELL=TRUE``: sshd starts its default shell
+  without cmd.exe, so cmd.exe's 8191-character limit does not apply (ansible-core 2.16-2.17 send
+  ``chcp.com 65001 > $null ; PowerShell ... -EncodedCommand ...``, which the wrapping makes longer);
 * stdout and stderr (CLIXML, which Ansible's ssh plugin decodes) are written as received; the exit code
   is the command's. Transport failures end with 255 and an OpenSSH-like message, which Ansible reports as
   UNREACHABLE.
@@ -196,7 +199,8 @@ def run_winrm(request: SshRequest, password: str, stdin: bytes, winrm_port: int)
     # Same shell options as ansible.builtin.winrm: UTF-8 code page; stdin in pipe mode when there is input.
     shell_id = protocol.open_shell(codepage=65001)
     try:
-        command_id = protocol.run_command(shell_id, command, arguments, console_mode_stdin=not stdin)
+        # sshd starts its default shell directly (no cmd.exe in between): so does WinRS with skip_cmd_shell.
+        command_id = protocol.run_command(shell_id, command, arguments, console_mode_stdin=not stdin, skip_cmd_shell=True)
         try:
             for chunk, last in stdin_chunks(stdin):
                 protocol.send_command_input(shell_id, command_id, chunk, end=last)

@@ -62,6 +62,8 @@ STATE_RUNNING = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Command
 
 # cmd.exe refuses longer command lines (WINRS_SKIP_CMD_SHELL=FALSE routes the command through it).
 CMD_EXE_LIMIT = 8191
+# CreateProcess's limit, what applies when WINRS_SKIP_CMD_SHELL=TRUE starts the program without cmd.exe.
+CREATE_PROCESS_LIMIT = 32767
 MAX_BODY = 16 * 1024 * 1024
 SHELL_IDLE_SECONDS = 900.0
 MAX_RECEIVE_WAIT = 60.0
@@ -317,6 +319,7 @@ class WinRSCommand:
 
     command_id: str
     command_line: str
+    skip_cmd_shell: bool = False  # WINRS_SKIP_CMD_SHELL=TRUE: started directly, not through cmd.exe
     stdin: bytearray = dataclasses.field(default_factory=bytearray)
     stdin_started: bool = False
     stdin_done: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
@@ -594,7 +597,8 @@ class HostEndpoint:  # pylint: disable=too-many-instance-attributes
         arguments = [(arg.text or "") for arg in line.findall(_q("rsp", "Arguments"))]
         command_line = " ".join([command, *arguments]) if arguments else command
         command_id = (line.get("CommandId") or str(uuid.uuid4())).upper()
-        shell.commands[command_id] = WinRSCommand(command_id, command_line)
+        skip_cmd_shell = wsman.options.get("WINRS_SKIP_CMD_SHELL", "FALSE").strip().upper() == "TRUE"
+        shell.commands[command_id] = WinRSCommand(command_id, command_line, skip_cmd_shell)
         return SHELL_ACTIONS + "CommandResponse", f"<rsp:CommandResponse><rsp:CommandId>{command_id}</rsp:CommandId></rsp:CommandResponse>"
 
     @staticmethod
@@ -634,8 +638,8 @@ class HostEndpoint:  # pylint: disable=too-many-instance-attributes
         return SHELL_ACTIONS + "ReceiveResponse", receive_body(command.command_id, rc, stdout, stderr)
 
     async def _execute(self, shell: WinRSShell, command: WinRSCommand) -> tuple[int, bytes, bytes]:
-        if len(command.command_line) > CMD_EXE_LIMIT:
-            # cmd.exe refuses the line before PowerShell starts.
+        if len(command.command_line) > (CREATE_PROCESS_LIMIT if command.skip_cmd_shell else CMD_EXE_LIMIT):
+            # cmd.exe (or CreateProcess, without cmd.exe) refuses the line before PowerShell starts.
             self.counters.add("commands")
             return 1, b"", "The command line is too long.\r\n".encode(shell.encoding)
         await self.apply_latency()

@@ -97,3 +97,70 @@ def test_unknown_or_unsafe_script_names_are_refused() -> None:
         hp.load_script("../../etc/passwd")
     with pytest.raises(AnsibleError, match="not part of this collection"):
         hp.load_script("no_such_script")
+
+
+@pytest.mark.parametrize(
+    ("transport", "version", "expected"),
+    [
+        ("winrm", "2.16.19", "bootstrap"), ("winrm", "2.17.14", "bootstrap"), ("winrm", "2.18.19", "bootstrap"),
+        ("winrm", "2.19.14", "command line"), ("winrm", "2.20.0", "command line"),
+        ("ansible.builtin.winrm", "2.16.0", "bootstrap"),
+        ("ssh", "2.16.19", "bootstrap"), ("ssh", "2.17.14", "bootstrap"), ("ssh", "2.18.0", "command line"),
+        ("psrp", "2.16.19", "command line"), ("psrp", "2.19.14", "command line"),
+        ("local", "2.16.19", "command line"), ("", "", "command line"),
+    ],
+)
+def test_command_for_each_connection_and_version(transport: str, version: str, expected: str) -> None:
+    """Connections that encode every command themselves get the bootstrap text, the others the command line."""
+    wanted = hp.BOOTSTRAP if expected == "bootstrap" else hp.COMMAND_LINE
+    assert hp.command_for(transport, version) == wanted
+
+
+def test_old_connections_encode_the_bootstrap_into_exactly_the_command_line() -> None:
+    """winrm 2.16-2.18 and ssh 2.16-2.17 call _encode_script(cmd, strict_mode=False, preserve_rc=False): that is COMMAND_LINE."""
+    from ansible.plugins.loader import shell_loader  # pylint: disable=import-outside-toplevel
+
+    shell = shell_loader.get("powershell")
+    wrapped = shell._encode_script(hp.BOOTSTRAP, strict_mode=False, preserve_rc=False)  # pylint: disable=protected-access
+    assert wrapped == hp.COMMAND_LINE
+    # Their encoder strips every line and drops empty ones: the bootstrap has nothing for it to change.
+    assert all(line == line.strip() and line for line in hp.BOOTSTRAP.splitlines())
+
+
+def test_bootstrap_silences_warnings_and_information() -> None:
+    """powershell.exe writes warnings to stdout: the bootstrap silences them before anything runs (review item 15)."""
+    lines = hp.BOOTSTRAP.splitlines()
+    assert "$WarningPreference = 'SilentlyContinue'" in lines[:5]
+    assert "$InformationPreference = 'SilentlyContinue'" in lines[:5]
+
+
+class _Connection:
+    def __init__(self, transport: str) -> None:
+        self.transport = transport
+
+
+class _Action:
+    """The part of an action plugin run_host_script looks at: its bound executor and connection."""
+
+    def __init__(self, transport: str) -> None:
+        self._connection = _Connection(transport)
+        self.calls: list[str] = []
+
+    def _low_level_execute_command(self, cmd, sudoable=True, in_data=None):
+        self.calls.append(cmd)
+        return {"rc": 0, "stdout": '{"ok": true}', "stderr": ""}
+
+
+@pytest.mark.parametrize(("transport", "version", "expected"),
+                         [("winrm", "2.16.19", "bootstrap"), ("winrm", "2.19.14", "command line"), ("psrp", "2.16.19", "command line")])
+def test_run_host_script_asks_the_action_plugins_connection(monkeypatch: pytest.MonkeyPatch, transport: str,
+                                                            version: str, expected: str) -> None:
+    """The connection comes from the bound _low_level_execute_command, the version from the running ansible-core."""
+    monkeypatch.setattr(hp, "ANSIBLE_CORE_VERSION", version)
+    action = _Action(transport)
+    assert hp.run_host_script(action._low_level_execute_command, "read_rdp_state", {}) == {"ok": True}
+    assert action.calls == [hp.BOOTSTRAP if expected == "bootstrap" else hp.COMMAND_LINE]
+    # An explicit connection wins over the bound one.
+    explicit = _Action("winrm")
+    hp.run_host_script(explicit._low_level_execute_command, "read_rdp_state", {}, connection=_Connection("psrp"))
+    assert explicit.calls == [hp.COMMAND_LINE]
