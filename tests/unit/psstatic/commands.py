@@ -1,0 +1,120 @@
+"""Commands and their parameters: defined in the script, or a cmdlet of Windows PowerShell 5.1 / Windows Server 2016+."""
+
+from __future__ import annotations
+
+import re
+import typing as t
+
+from . import data
+from .problem import Problem
+from .syntax import Command, Script, string_value, text_of
+
+NOT_A_COMMAND = re.compile(r"\d[\d.]*")
+FORBIDDEN = {"invoke-expression": "Invoke-Expression runs text as code",
+             "write-host": "Write-Host bypasses the output stream the bootstrap serialises"}
+
+
+def resolve_parameter(written: str, parameters: t.Mapping[str, t.Sequence[str]]) -> tuple[str | None, list[str]]:
+    """Resolve ``written`` (without '-') as PowerShell binds it: an exact name or alias wins; otherwise every
+    parameter whose name or alias starts with it. Returns (parameter, []) when unique, (None, candidates) else."""
+    lower = written.lower()
+    for name, aliases in parameters.items():
+        if lower == name.lower() or lower in (a.lower() for a in aliases):
+            return name, []
+    candidates = sorted(name for name, aliases in parameters.items()
+                        if name.lower().startswith(lower) or any(a.lower().startswith(lower) for a in aliases))
+    return (candidates[0], []) if len(candidates) == 1 else (None, candidates)
+
+
+def guarded_commands(script: Script) -> set[str]:
+    """Lower-case names the script probes with ``Get-Command <name> -ErrorAction SilentlyContinue`` (or Ignore)."""
+    guarded: set[str] = set()
+    get_command = data.cmdlets()["get-command"]
+    params = {**get_command.parameters, **data.COMMON_PARAMETERS}
+    for command in script.commands:
+        if command.name.lower() != "get-command":
+            continue
+        names, quiet = [], False
+        for written, value in command.arguments():
+            resolved = resolve_parameter(written, params)[0] if written is not None else "Name"
+            text = string_value(value) if value is not None else None
+            if resolved == "ErrorAction" and text is not None and text.lower() in ("silentlycontinue", "ignore"):
+                quiet = True
+            elif resolved == "Name" and text is not None:
+                names += [n.strip().strip("'\"") for n in text.split(",")]
+            elif resolved == "Name" and value is not None:
+                names += [n.strip().strip("'\"") for n in text_of(value).split(",")]
+        if quiet:
+            guarded.update(n.lower() for n in names if n)
+    return guarded
+
+
+def check_parameters(script: Script, command: Command, owner: str, parameters: t.Mapping[str, t.Sequence[str]],
+                     ws2012r2: tuple[str, ...] | None = None) -> list[Problem]:
+    """Each ``-Name`` resolves to exactly one parameter of ``owner``; on a 2012 R2-limited cmdlet, to one it has there."""
+    problems = []
+    for node in command.parameters():
+        written = text_of(node)[1:].rstrip(":")
+        line = node.start_point[0] + 1
+        resolved, candidates = resolve_parameter(written, parameters)
+        if resolved is None and candidates:
+            problems.append(Problem(line, "ambiguous-parameter",
+                                    f"-{written} of {owner} is ambiguous: {', '.join('-' + c for c in candidates)}"))
+        elif resolved is None:
+            problems.append(Problem(line, "unknown-parameter", f"{owner} has no parameter -{written}"))
+        elif (ws2012r2 is not None and resolved not in ws2012r2 and resolved not in data.COMMON_PARAMETERS
+              and not script.line_has_pragma(line, "ws2012r2-parameter")):
+            problems.append(Problem(line, "ws2012r2-parameter",
+                                    f"{owner} -{resolved} does not exist on Windows Server 2012 R2 (there: "
+                                    f"{', '.join('-' + p for p in ws2012r2)}; data/ws2012r2-parameters.json)"))
+    return problems
+
+
+def check_command(script: Script, command: Command, guarded: set[str]) -> list[Problem]:
+    """One command: known, not an alias, not forbidden, old enough, and its parameters exist."""
+    written = command.name
+    module, _sep, name = written.rpartition("\\")
+    lower = name.lower()
+    line = command.line
+    if not module and lower in script.functions:
+        function = script.functions[lower]
+        params = {p: () for p in function.parameters}
+        if function.advanced:
+            params.update(data.COMMON_PARAMETERS)
+        return check_parameters(script, command, f"function {function.name}", params)
+    if lower in data.native_commands():
+        return []
+    if not module and lower in data.command_aliases():
+        target = data.command_aliases()[lower]
+        extra = [Problem(line, "forbidden-command", FORBIDDEN[target.lower()])] if target.lower() in FORBIDDEN else []
+        return [Problem(line, "alias", f"'{name}' is an alias of {target}: write {target}")] + extra
+    if lower in FORBIDDEN and lower not in data.cmdlets():  # Write-Host: missing from the extracted table
+        return [Problem(line, "forbidden-command", FORBIDDEN[lower])]
+    cmdlet = data.cmdlets().get(lower)
+    if cmdlet is None or (module and module.lower() != cmdlet.module.lower()):
+        what = "native command (call it with its .exe name, listed in data/windows-commands.json)" if "." in name else \
+            "command: neither a function of this script nor a Windows PowerShell 5.1 / Windows Server cmdlet"
+        return [Problem(line, "unknown-command", f"'{written}' is an unknown {what}")]
+    problems = []
+    if lower in FORBIDDEN:
+        problems.append(Problem(line, "forbidden-command", FORBIDDEN[lower]))
+    if not cmdlet.in_server_2016 and lower not in guarded and not script.line_has_pragma(line, "newer-cmdlet"):
+        problems.append(Problem(line, "newer-cmdlet",
+                                f"{cmdlet.name} ({cmdlet.module}) is documented only for Windows Server "
+                                f"{', '.join(cmdlet.docsets)}: probe it first with "
+                                f"Get-Command {cmdlet.name} -ErrorAction SilentlyContinue"))
+    params = {**cmdlet.parameters, **data.COMMON_PARAMETERS}
+    problems += check_parameters(script, command, cmdlet.name, params, data.ws2012r2_parameters().get(lower))
+    return problems
+
+
+def command_problems(script: Script) -> list[Problem]:
+    """Every command of the script checked against the script's functions and the cmdlet table."""
+    guarded = guarded_commands(script)
+    problems = []
+    for command in script.commands:
+        if NOT_A_COMMAND.fullmatch(command.name):
+            continue  # tree-sitter reads "1..3 | ..." as a command named 1..3; PowerShell reads a number there
+        problems += check_command(script, command, guarded)
+    return problems
+
