@@ -25,7 +25,7 @@ import tree_sitter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit import psstatic
+from tests.unit.psstatic import check as psstatic
 from tests.unit.psstatic import __main__ as psstatic_cli
 from tests.unit.psstatic import csharp, data, language
 from tests.unit.psstatic.commands import resolve_parameter
@@ -463,8 +463,8 @@ def test_missing_compiler_is_a_problem(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without mcs the C# check fails loudly instead of passing."""
     monkeypatch.setattr(csharp, "MCS", "mcs-that-does-not-exist")
     source = "namespace RdSnippet { public static class Missing { } }"
-    assert csharp.compile_errors(source, (), True) == ("mcs-that-does-not-exist not found: install Debian's mono-mcs "
-                                                        "(bindep.txt, profile test)",)
+    expected = ("mcs-that-does-not-exist not found: install Debian's mono-mcs (bindep.txt, profile test)",)
+    assert csharp.compile_errors(source, (), True) == expected
 
 
 # ---- the data ----

@@ -11,7 +11,7 @@ import importlib
 import pathlib
 import sys
 
-from . import check_file, check_source
+from .check import check_file, check_source
 
 
 def bootstrap_source() -> bytes:

@@ -117,4 +117,3 @@ def command_problems(script: Script) -> list[Problem]:
             continue  # tree-sitter reads "1..3 | ..." as a command named 1..3; PowerShell reads a number there
         problems += check_command(script, command, guarded)
     return problems
-

@@ -92,4 +92,3 @@ def bare_foreach_assignments(script: Script) -> list[Problem]:
     """``$x = foreach (...)`` assigns $null when nothing is emitted; build lists as @(foreach ...)."""
     return [Problem(number, "foreach-assignment", "assign @(foreach ...) instead")
             for number, line in enumerate(script.code_only.splitlines(), start=1) if re.search(r"(?i)=\s*foreach\s*\(", line)]
-
