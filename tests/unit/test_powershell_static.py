@@ -295,6 +295,7 @@ FIXTURE_PROBLEMS: dict[str, list[tuple[int, str, str]]] = {
     "unknown-command.ps1": [(3, "unknown-command", "'Get-RdpThing' is an unknown command: neither a function of this script "
                                                    "nor a Windows PowerShell 5.1 / Windows Server cmdlet")],
     "unknown-parameter.ps1": [(3, "unknown-parameter", "Get-ChildItem has no parameter -Recursive")],
+    "splatted-parameter.ps1": [(5, "unknown-parameter", "Get-CimInstance has no parameter -Filtr")],
     "ambiguous-parameter.ps1": [(3, "ambiguous-parameter", "-F of Get-ChildItem is ambiguous: -File, -Filter, -FollowSymlink, -Force")],
     "alias.ps1": [(3, "alias", "'select' is an alias of Select-Object: write Select-Object")],
     "write-host.ps1": [(3, "forbidden-command", "Write-Host bypasses the output stream the bootstrap serialises")],
@@ -391,6 +392,11 @@ def test_parameter_resolution(written: str, expected: tuple[str | None, list[str
     ("$c = New-SelfSignedCertificate -DnsName 'h' -KeyLength 2048  # rd-static: allow ws2012r2-parameter\n",
      [(1, "ws2012r2-parameter")]),
     ("$k = @(Get-NetFirewallDynamicKeywordAddress -All)  # rd-static: allow newer-cmdlet only on 2022+, see above\n", []),
+    ("$q = @{ LiteralPath = 'C:\\'; 'Rec' = $true }\n$q['EA'] = 'Stop'\n$x = @(Get-ChildItem @q)\n", []),
+    ("$q = @{ LiteralPath = 'C:\\'; 'Recursive' = $true }\n$q['F'] = 'Stop'\n$x = @(Get-ChildItem @q)\n",
+     [(1, "unknown-parameter"), (2, "ambiguous-parameter")]),
+    ("function a { $q = @{ Nope = 1 }; $q }\nfunction b { $q = @{ LiteralPath = 'C:\\' }; $x = @(Get-ChildItem @q); $x }\n", []),
+    ("$q = Get-RdQuery\n$x = @(Get-ChildItem @q)\nfunction Get-RdQuery { @{ Nope = 1 } }\n", []),
     ("$j = '{}' | ConvertFrom-Json\n$t = ConvertTo-Json -InputObject $j -Depth 3 -Compress\n", []),
     ("$t = ConvertTo-Json -InputObject 1 -EnumsAsStrings\n", [(1, "unknown-parameter")]),
     ("$x = @(1..3 | ForEach-Object { $_ })\n", []),
@@ -499,3 +505,15 @@ def test_cli_prints_problems_and_exit_status(capsys: pytest.CaptureFixture[str])
     out = capsys.readouterr().out
     assert out == f"{FIXTURES / 'alias.ps1'}:3: [alias] 'select' is an alias of Select-Object: write Select-Object\n"
     assert psstatic_cli.main([str(FIXTURES / "newer-cmdlet-guarded.ps1"), "--bootstrap"]) == 0
+
+
+def test_dotnet45_list_has_no_typo() -> None:
+    """Every type of the .NET 4.5 list (outside PowerShell's and ADSI's assemblies, absent here) exists: mcs resolves it."""
+    arity = {"System.Collections.Generic.List": 1, "System.Collections.Generic.Dictionary": 2, "System.Collections.Generic.HashSet": 1}
+    listed = json.loads((pathlib.Path(data.__file__).resolve().parent / "data" / "dotnet45-types.json").read_text())["types"]
+    checkable = [name for name in listed
+                 if not name.startswith(("System.Management.Automation.", "Microsoft.Management.Infrastructure.", "System.DirectoryServices."))]
+    assert len(checkable) > 100
+    items = [f"typeof({name}<{',' * (arity[name] - 1)}>)" if name in arity else f"typeof({name})" for name in checkable]
+    source = "namespace RdProbe { public static class Types { public static readonly System.Type[] All = {\n" + ",\n".join(items) + "\n}; } }"
+    assert csharp.compile_errors(source, ("System.Core", "System.Xml"), True) == ()

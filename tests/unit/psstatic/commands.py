@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import typing as t
 
+import tree_sitter
+
 from . import data
 from .problem import Problem
-from .syntax import Command, Script, string_value, text_of
+from .syntax import Command, Script, line_of, string_value, text_of, walk
 
 NOT_A_COMMAND = re.compile(r"\d[\d.]*")
 FORBIDDEN = {"invoke-expression": "Invoke-Expression runs text as code",
@@ -49,13 +51,58 @@ def guarded_commands(script: Script) -> set[str]:
     return guarded
 
 
+def _scope(node: tree_sitter.Node) -> tree_sitter.Node:
+    """The function a node is in, or the script's root."""
+    while node.parent is not None and node.type != "function_statement":
+        node = node.parent
+    return node
+
+
+def _key_text(key: tree_sitter.Node) -> str:
+    """A hashtable key as written: a bare word, or a quoted string's value."""
+    literal = next((n for n in walk(key) if n.type == "string_literal"), None)
+    return (string_value(literal) if literal is not None else None) or text_of(key).strip()
+
+
+def splatted_keys(command: Command, splat: tree_sitter.Node) -> list[tuple[int, str]] | None:
+    """(line, key) of the hashtable ``@name`` splats: keys of ``$name = @{...}`` literals and ``$name.Key =`` /
+    ``$name['Key'] =`` assignments in the same function; None when no hashtable literal is assigned there."""
+    variable = "$" + text_of(splat)[1:].lower()
+    keys: list[tuple[int, str]] = []
+    literal = False
+    for node in walk(_scope(command.node)):
+        if node.type != "assignment_expression" or len(node.children) < 3:
+            continue
+        target = next(iter(walk(node.children[0])), None)
+        access = next((n for n in walk(node.children[0]) if n.type in ("member_access", "element_access", "variable")), target)
+        if access is None:
+            continue
+        if access.type == "variable" and text_of(access).lower() == variable:
+            table = next((n for n in walk(node.children[-1]) if n.type == "hash_literal_expression"), None)
+            if table is not None and text_of(table).strip() == text_of(node.children[-1]).strip():
+                literal = True
+                keys += [(line_of(k), _key_text(k)) for k in walk(table) if k.type == "key_expression"]
+        elif access.type in ("member_access", "element_access") and access.children and \
+                text_of(access.children[0]).lower() == variable:
+            key = access.children[-1] if access.type == "member_access" else next(
+                (n for n in walk(access) if n.type == "string_literal"), None)
+            if key is not None:
+                keys.append((line_of(key), string_value(key) if key.type == "string_literal" else text_of(key)))
+    return keys if literal else None
+
+
 def check_parameters(script: Script, command: Command, owner: str, parameters: t.Mapping[str, t.Sequence[str]],
                      ws2012r2: tuple[str, ...] | None = None) -> list[Problem]:
-    """Each ``-Name`` resolves to exactly one parameter of ``owner``; on a 2012 R2-limited cmdlet, to one it has there."""
+    """Each ``-Name`` (and each key of a splatted hashtable literal) resolves to exactly one parameter of ``owner``;
+    on a 2012 R2-limited cmdlet, to one it has there."""
     problems = []
-    for node in command.parameters():
-        written = text_of(node)[1:].rstrip(":")
-        line = node.start_point[0] + 1
+    passed = [(text_of(node)[1:].rstrip(":"), line_of(node)) for node in command.parameters()]
+    for element in command.elements:
+        if element.type in ("array_literal_expression", "unary_expression", "variable"):
+            splat = next((n for n in walk(element) if n.type == "variable" and text_of(n).startswith("@")), None)
+            if splat is not None and text_of(splat).strip() == text_of(element).strip():
+                passed += [(key, line) for line, key in splatted_keys(command, splat) or []]
+    for written, line in passed:
         resolved, candidates = resolve_parameter(written, parameters)
         if resolved is None and candidates:
             problems.append(Problem(line, "ambiguous-parameter",
