@@ -22,6 +22,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import typing as t
 
 HERE = pathlib.Path(__file__).resolve().parent
 OUT = HERE / "data" / "ps51-cmdlets.json"
@@ -90,13 +91,22 @@ def build(reference: pathlib.Path, checkout: pathlib.Path) -> dict[str, object]:
     table = json.loads(reference.read_text(encoding="utf-8"))
     commit = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], check=True, capture_output=True,
                             text=True).stdout.strip()
-    cmdlets = {}
-    for name, entry in sorted(table["cmdlets"].items()):
-        cmdlets[name] = {
-            "module": entry["module"],
-            "docsets": entry["windows_server"],
-            "parameters": {p: clean_aliases(a) for p, a in sorted(entry["parameters"].items())},
-        }
+    cmdlets: dict[str, dict[str, t.Any]] = {}
+    by_lower: dict[str, str] = {}
+    # Oldest docsets first, so a name spelled differently across docsets (Get-MSMQCertificate in 2016,
+    # Get-MsmqCertificate later) ends up as one cmdlet under its newest spelling: PowerShell ignores case.
+    for name, entry in sorted(table["cmdlets"].items(), key=lambda item: (item[1]["windows_server"][-1], item[0])):
+        parameters = {p: clean_aliases(a) for p, a in entry["parameters"].items()}
+        previous = cmdlets.pop(by_lower.get(name.lower(), ""), None)
+        if previous is not None:
+            for param, aliases in previous["parameters"].items():
+                parameters[param] = sorted(set(parameters.get(param, [])) | set(aliases))
+            docsets = sorted(set(previous["docsets"]) | set(entry["windows_server"]))
+        else:
+            docsets = entry["windows_server"]
+        by_lower[name.lower()] = name
+        cmdlets[name] = {"module": entry["module"], "docsets": docsets, "parameters": dict(sorted(parameters.items()))}
+    cmdlets = dict(sorted(cmdlets.items()))
     return {
         "about": ("Windows PowerShell 5.1 cmdlets and Windows Server module cmdlets with their parameters and "
                   "parameter aliases, from Microsoft's PowerShell reference documentation "

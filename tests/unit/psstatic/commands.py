@@ -150,6 +150,11 @@ def check_command(script: Script, command: Command, guarded: set[str]) -> list[P
                                 f"{cmdlet.name} ({cmdlet.module}) is documented only for Windows Server "
                                 f"{', '.join(cmdlet.docsets)}: probe it first with "
                                 f"Get-Command {cmdlet.name} -ErrorAction SilentlyContinue"))
+    if not cmdlet.in_newest_server and lower not in guarded and not script.line_has_pragma(line, "retired-cmdlet"):
+        problems.append(Problem(line, "retired-cmdlet",
+                                f"{cmdlet.name} ({cmdlet.module}) is documented only for Windows Server "
+                                f"{', '.join(cmdlet.docsets)}, not for {data.NEWEST_DOCSET}: probe it first with "
+                                f"Get-Command {cmdlet.name} -ErrorAction SilentlyContinue"))
     params = {**cmdlet.parameters, **data.COMMON_PARAMETERS}
     problems += check_parameters(script, command, cmdlet.name, params, data.ws2012r2_parameters().get(lower))
     return problems

@@ -19,6 +19,9 @@ COMMON_PARAMETERS: dict[str, tuple[str, ...]] = {
 }
 
 
+NEWEST_DOCSET = "2025"
+
+
 @dataclasses.dataclass(frozen=True)
 class Cmdlet:
     """One cmdlet of the table."""
@@ -32,6 +35,11 @@ class Cmdlet:
     def in_server_2016(self) -> bool:
         """Part of Windows PowerShell 5.1 itself, or documented for Windows Server 2016 (the oldest docset)."""
         return "core" in self.docsets or "2016" in self.docsets
+
+    @property
+    def in_newest_server(self) -> bool:
+        """Part of Windows PowerShell 5.1, or still documented for the newest Windows Server docset."""
+        return "core" in self.docsets or NEWEST_DOCSET in self.docsets
 
 
 def _load(name: str) -> t.Any:
