@@ -87,7 +87,7 @@ def type_accelerators(checkout: pathlib.Path) -> dict[str, str]:
 
 
 def build(reference: pathlib.Path, checkout: pathlib.Path) -> dict[str, object]:
-    """The compact table: per cmdlet its module, docsets and {parameter: [aliases]}."""
+    """The compact table: per cmdlet its module, docsets and parameters ('Name|alias|alias')."""
     table = json.loads(reference.read_text(encoding="utf-8"))
     commit = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], check=True, capture_output=True,
                             text=True).stdout.strip()
@@ -106,7 +106,9 @@ def build(reference: pathlib.Path, checkout: pathlib.Path) -> dict[str, object]:
             docsets = entry["windows_server"]
         by_lower[name.lower()] = name
         cmdlets[name] = {"module": entry["module"], "docsets": docsets, "parameters": dict(sorted(parameters.items()))}
-    cmdlets = dict(sorted(cmdlets.items()))
+    # Compact form: each parameter is "Name" or "Name|alias|alias".
+    cmdlets = {name: {**entry, "parameters": ["|".join([p, *a]) for p, a in entry["parameters"].items()]}
+               for name, entry in sorted(cmdlets.items())}
     return {
         "about": ("Windows PowerShell 5.1 cmdlets and Windows Server module cmdlets with their parameters and "
                   "parameter aliases, from Microsoft's PowerShell reference documentation "
@@ -114,7 +116,7 @@ def build(reference: pathlib.Path, checkout: pathlib.Path) -> dict[str, object]:
                   "docset/winserver{2016,2019,2022,2025}-ps), as extracted by the project "
                   "(../shared/reference/ps51-cmdlets.json). docsets: 'core' = part of Windows PowerShell 5.1; "
                   "otherwise the Windows Server docsets documenting the cmdlet (2016 is the oldest). "
-                  "aliases: the default command aliases of Windows PowerShell 5.1 (each cmdlet page's NOTES). "
+                  "parameters: 'Name' or 'Name|alias|alias'. aliases: the default command aliases of Windows PowerShell 5.1 (each cmdlet page's NOTES). "
                   "type_accelerators: about_Type_Accelerators (5.1). "
                   f"PowerShell-Docs commit {commit}. Regenerate with build_data.py."),
         "aliases": command_aliases(checkout),

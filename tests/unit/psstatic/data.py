@@ -56,7 +56,7 @@ def cmdlet_table() -> dict[str, t.Any]:
 def cmdlets() -> dict[str, Cmdlet]:
     """Every cmdlet by lower-case name."""
     return {name.lower(): Cmdlet(name, entry["module"], tuple(entry["docsets"]),
-                                 {p: tuple(a) for p, a in entry["parameters"].items()})
+                                 {p.split("|")[0]: tuple(p.split("|")[1:]) for p in entry["parameters"]})
             for name, entry in cmdlet_table()["cmdlets"].items()}
 
 
