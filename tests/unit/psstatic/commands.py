@@ -73,8 +73,8 @@ def splatted_keys(command: Command, splat: tree_sitter.Node) -> list[tuple[int, 
     for node in walk(_scope(command.node)):
         if node.type != "assignment_expression" or len(node.children) < 3:
             continue
-        target = next(iter(walk(node.children[0])), None)
-        access = next((n for n in walk(node.children[0]) if n.type in ("member_access", "element_access", "variable")), target)
+        # The outermost variable, member or element access of the target: $name, $name.Key or $name['Key'].
+        access = next((n for n in walk(node.children[0]) if n.type in ("member_access", "element_access", "variable")), None)
         if access is None:
             continue
         if access.type == "variable" and text_of(access).lower() == variable:

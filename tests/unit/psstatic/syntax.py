@@ -62,8 +62,11 @@ class Command:
         """The ``-Name`` nodes passed to this command (not those of nested commands)."""
         return [e for e in self.elements if e.type == "command_parameter" and re.match(r"-[A-Za-z_?]", text_of(e))]
 
-    def arguments(self) -> list[tuple[str | None, tree_sitter.Node]]:
-        """(parameter as written without '-', or None when positional, value node or None for a switch)."""
+    def arguments(self) -> list[tuple[str | None, tree_sitter.Node | None]]:
+        """(parameter as written without '-', or None when positional; value node, or None for a switch).
+
+        A parameter takes the next element as its value: the checker only reads the values of parameters
+        that take one (Add-Type, Get-Command, New-Object), so switches followed by a value never matter."""
         out: list[tuple[str | None, tree_sitter.Node | None]] = []
         pending: str | None = None
         for element in self.elements:
@@ -80,7 +83,7 @@ class Command:
             pending = None
         if pending is not None:
             out.append((pending, None))
-        return out  # type: ignore[return-value]
+        return out
 
 
 @dataclasses.dataclass(frozen=True)
