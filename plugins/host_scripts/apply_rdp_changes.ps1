@@ -385,7 +385,11 @@ function Invoke-RdListenerBinding($Op, $Before) {
 }
 
 function Undo-RdListenerBinding($Op, $Before, $Saved) {
-    Set-RdListenerBinding $Before.thumbprint
+    # The previous bytes go back as they were: a self-signed hash names a certificate in Remote Desktop, not My, which the
+    # WMI setter refuses [S1]; the registry value is what Windows reads [S2][S28].
+    if ($null -eq $Before.thumbprint) { Set-RdListenerBinding $null; return }
+    $key = [Microsoft.Win32.Registry]::LocalMachine.CreateSubKey($RdpTcpSubKey)
+    try { $key.SetValue('SSLCertificateSHA1Hash', (ConvertFrom-RdHex ([string]$Before.thumbprint)), [Microsoft.Win32.RegistryValueKind]::Binary) } finally { $key.Close() }
 }
 
 # ------------------------------------------------------------------------------------------------ certificates and keys
