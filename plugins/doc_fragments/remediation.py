@@ -13,7 +13,7 @@ options:
   facts:
     description:
       - The host's C(ansible_facts.rdp_doctor) as M(rdp.doctor.host_facts) returned it (the P(rdp.doctor.diagnose#role)
-        role passes what it read). Saves the read: a compliant host then costs no round trip, a change exactly one.
+        role passes what it read). Saves the read - a compliant host then costs no round trip, a change exactly one.
       - Without it the module reads the host first (one round trip).
       - Stale facts are safe - every operation carries the value it expects to find; if the host changed since,
         nothing is applied, the module reads the host again, plans again and applies once more.
