@@ -120,7 +120,9 @@ class RemediationAction(ActionBase):
         try:
             return dict(result, **self._remediate(host, given_facts, options))
         except RemediationFailure as exc:
-            return dict(result, failed=True, changed=False, msg=exc.msg, **exc.extra)
+            failure = dict(result, failed=True, changed=False, msg=exc.msg)
+            failure.update(exc.extra)  # an unverified apply did change the host: extra says changed=True
+            return failure
         except HostScriptError as exc:
             return dict(result, failed=True, changed=False, msg=str(exc), error=exc.to_dict())
         except FactsDocumentError as exc:
