@@ -186,7 +186,7 @@ def test_write_local_policy_writes_the_policy_key_on_a_workgroup_host(runner: Ru
     assert "RDP-SECURITY-LAYER-RDP" not in runner.facts_and_findings("g-wlp")[2]
 
 
-@pytest.mark.parametrize("module,options,opt_in", REFUSALS, ids=[f"{m}-{'-'.join(map(str, o))}" for m, o, _ in REFUSALS])
+@pytest.mark.parametrize("module,options,opt_in", REFUSALS, ids=[f"{m}-{'-'.join(map(str, o))}" for m, o, _opt in REFUSALS])
 def test_every_lockout_guard_refuses_without_touching_the_host(runner: Runner, module: str, options: dict[str, t.Any], opt_in: str) -> None:
     """The task fails, names the option that allows it, and no apply reaches the host."""
     admin = runner.lab.admin

@@ -396,7 +396,8 @@ def apply_key_acl(host: m.Host, op: Operation, before: State) -> t.Any:
     for grant in op["set"].get("grant") or []:
         rights = RIGHTS.get(str(grant.get("rights")))
         if rights is None:
-            raise OperationError("System.Management.Automation.PSInvalidCastException", f"Cannot convert value \"{grant.get('rights')}\" to type FileSystemRights.")
+            raise OperationError("System.Management.Automation.PSInvalidCastException",
+                                 f"Cannot convert value \"{grant.get('rights')}\" to type FileSystemRights.")
         text = "FA" if rights == RIGHTS["FullControl"] else hex(rights | 0x100000)
         sddl += f"(A;;{text};;;{_sid_alias(str(grant.get('sid')))})"
     _set_key_sddl(entry, key_file, sddl)

@@ -239,8 +239,8 @@ def test_firewall_disable_needs_allow_lockout_and_never_touches_other_rules() ->
     facts["firewall"]["rules"].append(rule("WINRM-HTTP-In-TCP", "TCP", ports=("5985",), group="@FirewallAPI.dll,-30267"))
     assert "allow_lockout" in fw_plan(facts, state="disabled").refused[0]
     plan = valid(fw_plan(facts, state="disabled", allow_lockout=True))
-    assert {op["target"]["name"] for op in plan.operations} == {"RemoteDesktop-UserMode-In-TCP", "RemoteDesktop-UserMode-In-UDP",
-                                                                 "RemoteDesktop-Shadow-In-TCP"}
+    expected = {"RemoteDesktop-UserMode-In-TCP", "RemoteDesktop-UserMode-In-UDP", "RemoteDesktop-Shadow-In-TCP"}
+    assert {op["target"]["name"] for op in plan.operations} == expected
 
 
 def test_firewall_gpo_block_and_gpo_rules_are_manual() -> None:
