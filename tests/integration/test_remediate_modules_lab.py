@@ -72,7 +72,8 @@ def fleet_document() -> dict[str, t.Any]:
     hosts += [{"name": f"ok-{n}"} for n in ("refuse", "port", "revert", "budget", "wlp")]
     hosts += [{"name": "c-drift", "faults": ["security_layer_rdp", "nla_disabled"]},
               {"name": "c-rollback", "faults": ["security_layer_rdp", "nla_disabled"]},
-              {"name": "g-wlp", "faults": ["gpo_overrides_security_layer"]}]
+              {"name": "g-wlp", "faults": ["gpo_overrides_security_layer"]},
+              {"name": "s-secret", "faults": ["nla_disabled"]}]
     return {"defaults": {"os_version": "2022"}, "hosts": hosts}
 
 
@@ -290,3 +291,14 @@ def test_round_trips_with_facts_given(runner: Runner) -> None:
                                            "min_encryption_level": "high", "facts": "{{ ansible_facts.rdp_doctor }}"}}])
     assert change["r2"]["outcome"] == "applied"
     assert admin.counters("ok-budget")["round_trips"] == 1
+
+
+def test_no_password_in_the_output_of_an_apply_at_vvvvv(lab: t.Any, run_ansible: t.Callable[..., subprocess.CompletedProcess]) -> None:
+    """A remediation that reads, plans and applies at the highest verbosity never prints the connection password."""
+    inventory = lab.inventory_for("winrm")
+    document = yaml.safe_load(Path(inventory).read_text(encoding="utf-8"))
+    password = document["all"]["children"]["windows"]["vars"]["ansible_password"]
+    run = run_ansible(["s-secret", "-m", "rdp.doctor.listener_security", "-a", "nla=true", "-vvvvv"], inventory)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "running host script 'apply_rdp_changes'" in run.stdout + run.stderr and '"outcome": "applied"' in run.stdout
+    assert password not in run.stdout + run.stderr

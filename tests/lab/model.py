@@ -765,7 +765,12 @@ class Host:  # pylint: disable=too-many-instance-attributes  # it models a whole
             raise ServiceError(f"Service '{service.display_name} ({service.name})' cannot be started due to the following error: "
                                f"Cannot start service {service.name} on computer '.'. (1058: the service is disabled)")
         if service.name == UMRDPSERVICE:
-            self.start_service(TERMSERVICE, now)
+            try:
+                self.start_service(TERMSERVICE, now)  # UmRdpService depends on TermService [S21]
+            except ServiceError as exc:
+                raise ServiceError(f"Service '{service.display_name} ({service.name})' cannot be started due to the following error: "
+                                   f"Cannot start service {service.name} on computer '.'. (1068: the dependency service or group "
+                                   "failed to start)") from exc
         if service.state != "Running":
             service.state = "Running"
             if service.name == TERMSERVICE:

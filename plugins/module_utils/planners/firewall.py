@@ -59,7 +59,7 @@ def _gpo_manual(facts: Facts, result: remediation.Plan) -> None:
 def plan(facts: Facts, options: dict[str, t.Any]) -> remediation.Plan:
     """Plan the Remote Desktop firewall rules for ``options``."""
     result = remediation.Plan()
-    if isinstance(get(facts, "firewall.error"), str) or get(facts, "firewall.rules") is None:
+    if "firewall" in (get(facts, "read_errors", {}) or {}) or get(facts, "firewall.rules") is None:
         result.refused.append("the host's firewall rules could not be read (NetSecurity module missing?); nothing can be planned")
         return result
     state = options.get("state") or "enabled"

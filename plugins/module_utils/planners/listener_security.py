@@ -123,6 +123,9 @@ def _port_operations(facts: Facts, port: int, options: dict[str, t.Any], plan: r
         plan.refused.append(f"port={port} moves RDP from port {current.get('effective')}; clients, firewalls and cloud security groups "
                             "must follow: pass allow_port_change=true to allow it")
         return []
+    if "firewall" in (get(facts, "read_errors", {}) or {}):
+        plan.refused.append(f"port={port}: the host's firewall rules could not be read, so the new port cannot be opened first")
+        return []
     rules = {r.get("name"): r for r in get(facts, "firewall.rules", []) or [] if isinstance(r, dict)}
     operations: list[remediation.Operation] = []
     for protocol, name in CUSTOM_RULES.items():

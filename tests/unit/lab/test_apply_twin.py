@@ -168,3 +168,10 @@ def test_drift_for_a_target_that_cannot_be_read(fault: str) -> None:
     target = host(fault)
     result = apply(target, svc("NoSuchService", "Running", "restart"))
     assert result["outcome"] == "drift" and "error" in result["drift"][0]["actual"]
+
+
+def test_a_dependent_does_not_start_when_termservice_is_disabled() -> None:
+    target = host("termservice_disabled")
+    target.services["UmRdpService"].state = "Stopped"
+    result = apply(target, svc("UmRdpService", "Stopped", "start"))
+    assert result["outcome"] == "rolled_back" and "1068" in result["operations"][0]["error"]["message"]

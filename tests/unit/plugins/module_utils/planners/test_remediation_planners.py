@@ -268,3 +268,10 @@ def test_plans_are_pure_and_stable() -> None:
     snapshot = copy.deepcopy(facts)
     first = ls_plan(facts, security_layer="tls", port=3390, allow_port_change=True)
     assert facts == snapshot and ls_plan(facts, security_layer="tls", port=3390, allow_port_change=True).to_dict() == first.to_dict()
+
+
+def test_an_unreadable_firewall_refuses_firewall_and_port_plans() -> None:
+    facts = healthy_facts(read_errors={"firewall": "The term 'Get-NetFirewallRule' is not recognized"})
+    facts["firewall"]["rules"] = []
+    assert "could not be read" in fw_plan(facts).refused[0]
+    assert "could not be read" in ls_plan(facts, port=3390, allow_port_change=True).refused[0]
