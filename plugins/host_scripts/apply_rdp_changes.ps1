@@ -495,8 +495,10 @@ function Undo-RdKeyAcl($Op, $Before, $Saved) {
 # MachineKeys default ACL [S5]; Rename-Item, Copy-Item, Remove-Item (ms: microsoft.powershell.management).
 
 function Set-RdSddl([string]$Path, [string]$Sddl) {
+    # The DACL only (with its protection flag): writing the owner would need SeRestorePrivilege, and the owner is not
+    # what breaks access (ms: objectsecurity.setsecuritydescriptorsddlform(string, accesscontrolsections)).
     $acl = Get-Acl -LiteralPath $Path
-    $acl.SetSecurityDescriptorSddlForm($Sddl)
+    $acl.SetSecurityDescriptorSddlForm($Sddl, [Security.AccessControl.AccessControlSections]::Access)
     Set-Acl -LiteralPath $Path -AclObject $acl
 }
 

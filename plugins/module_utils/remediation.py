@@ -52,7 +52,8 @@ Kinds (``target`` / ``expect`` / ``set``):
     the private-key file of a certificate: target ``{store, thumbprint}``; expect ``{sddl}``;
     set ``{grant: [{sid, rights}]}`` (rights: Read | FullControl).
 ``path_acl``
-    one file or folder, never recursive: target ``{path}``; expect ``{sddl}``; set ``{sddl}``.
+    one file or folder, never recursive: target ``{path}``; expect ``{sddl}``; set ``{sddl}``. The script
+    writes the DACL part (and its protection flag) only; the owner is left as it is.
 ``path_rename``
     target ``{path}``; expect ``{present: True, destination_present: False}``; set ``{new_name}``.
 ``file_remove``
@@ -296,6 +297,13 @@ def _same(a: t.Any, b: t.Any) -> bool:
     return json.dumps(a, sort_keys=True, separators=(",", ":")).lower() == json.dumps(b, sort_keys=True, separators=(",", ":")).lower()
 
 
+def _dacl(sddl: t.Any) -> str | None:
+    """The DACL part of an SDDL string (from ``D:`` to the SACL), upper case; None without one."""
+    if not isinstance(sddl, str) or "D:" not in sddl:
+        return None
+    return sddl.split("D:", 1)[1].split("S:", 1)[0].upper()
+
+
 def verify_problems(operation: Operation, after: dict[str, t.Any] | None) -> list[str]:
     """What the re-read state ``after`` of an applied operation does not show of its ``set`` (empty = verified)."""
     label = f"{operation.get('id')} ({operation.get('kind')})"
@@ -309,7 +317,11 @@ def verify_problems(operation: Operation, after: dict[str, t.Any] | None) -> lis
         wanted = dict(set_) if set_.get("present") else {"present": False}
     elif kind == "service_control":
         wanted = {"state": _SERVICE_STATE_AFTER.get(str(set_.get("action")), "?")}
-    elif kind in ("service_config", "firewall_rule", "listener_binding", "path_acl", "certificate"):
+    elif kind == "path_acl":
+        # the script writes the DACL only (owner and group need privileges): compare from "D:" on
+        return [] if _dacl(after.get("sddl")) == _dacl(set_.get("sddl")) else [
+            f"{label}: the DACL is {_dacl(after.get('sddl'))!r} after the change, not {_dacl(set_.get('sddl'))!r}"]
+    elif kind in ("service_config", "firewall_rule", "listener_binding", "certificate"):
         wanted = dict(set_)
     elif kind == "firewall_rule_owned":
         wanted = {k: v for k, v in set_.items() if k in ("present", "protocol", "local_ports", "remote_addresses")}

@@ -145,6 +145,8 @@ def applies(runner: Runner, connection: str, fault: str, prefix: str) -> None:
     assert applied["changed"] is True and applied["outcome"] == "applied", applied
     assert applied["diff"] == checked["diff"]  # check mode showed exactly what was applied
     assert [op["status"] for op in applied["operations"]] == ["applied"] * len(checked["operations"])
+    # CredSSP is read at boot: the module says so and the lab holds the new value as pending until a reboot
+    assert applied["reboot_required"] is (module == "credssp") and admin.model(host)["reboot_pending"] is (module == "credssp")
 
     again = runner.module(host, module, options, connection)
     assert again["changed"] is False and again["outcome"] == "compliant", again

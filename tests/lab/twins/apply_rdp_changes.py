@@ -450,9 +450,11 @@ def _set_path_sddl(host: m.Host, path: str, sddl: str) -> None:
     found = _acl_object(host, path)
     if found is None:
         raise OperationError("System.Management.Automation.ItemNotFoundException", f"Cannot find path '{path}' because it does not exist.")
-    if not re.match(r"^(O:[^:]+)?(G:[^:]+)?D:", sddl or ""):
+    if not re.match(r"^(O:[^:]+)?(G:[^:]+)?D:", sddl or "") or "D:" not in found.sddl:
         raise OperationError("System.ArgumentException", "The SDDL form of a security descriptor object is invalid.")
-    found.sddl = sddl
+    # SetSecurityDescriptorSddlForm(sddl, Access): the DACL changes, owner and group stay
+    owner_group = found.sddl.split("D:", 1)[0]
+    found.sddl = owner_group + "D:" + sddl.split("D:", 1)[1].split("S:", 1)[0]
     if isinstance(found, m.KeyFile):
         for entries in host.cert_stores.values():
             for entry in entries:

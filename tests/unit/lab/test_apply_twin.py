@@ -175,3 +175,16 @@ def test_a_dependent_does_not_start_when_termservice_is_disabled() -> None:
     target.services["UmRdpService"].state = "Stopped"
     result = apply(target, svc("UmRdpService", "Stopped", "start"))
     assert result["outcome"] == "rolled_back" and "1068" in result["operations"][0]["error"]["message"]
+
+
+def test_path_acl_writes_the_dacl_only_and_verifies() -> None:
+    from ansible_collections.rdp.doctor.plugins.module_utils import remediation
+
+    target = host("machinekeys_acl_broken")
+    target.machinekeys.sddl = "O:BAG:SYD:PAI(A;;FA;;;BA)"  # an administrator took ownership
+    op = remediation.number([remediation.path_acl(m.MACHINEKEYS_PATH, m.MACHINEKEYS_DEFAULT_SDDL, target.machinekeys.sddl)])[0]
+    result = twin.run(target, {"operations": [op], "run_id": "t"})
+    assert result["outcome"] == "applied"
+    assert target.machinekeys.sddl == "O:BAG:SYD:PAI(A;;0x12019f;;;WD)(A;;FA;;;BA)"
+    assert remediation.verify_problems(op, result["operations"][0]["after"]) == []
+    assert m.machinekeys_acl_ok(target.machinekeys.sddl)
