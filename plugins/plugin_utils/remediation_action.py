@@ -5,12 +5,16 @@
 A remediation action plugin (``plugins/action/<module>.py``) is a thin subclass::
 
     class ActionModule(RemediationAction):
-        MODULE = "rdp.doctor.credssp"
+        MODULE = "rdp.doctor.credssp"              # optional: defaults to the task's action name
         ARGUMENT_SPEC = {...}                      # the module's own options (``facts`` is added here)
         PLANNER = staticmethod(credssp.plan)       # plan(facts, options) -> remediation.Plan, pure
+                                                   # (or: planner = staticmethod(credssp.plan))
 
         def option_problems(self, options):        # optional: checks the argument spec cannot express
-            return []
+            return []                              # (or: option_problems = staticmethod(credssp.option_problems))
+
+        def facts_options(self, options):          # optional: host_facts options for the read, e.g. port_hint
+            return {}
 
 ``run`` then: validates the options before any host is touched; takes the ``facts`` option (what the role's
 diagnose already read) or reads them (``read_rdp_state``, one round trip); plans; fails on a refusal without
@@ -80,7 +84,7 @@ class RemediationAction(ActionBase):
     _supports_check_mode = True
     _supports_async = False
 
-    #: Fully qualified module name, for messages ("rdp.doctor.credssp").
+    #: Fully qualified module name, for messages ("rdp.doctor.credssp"); empty = the task's action name.
     MODULE: str = ""
     #: The module's own options (Ansible argument spec); ``facts`` is added.
     ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {}
@@ -104,6 +108,11 @@ class RemediationAction(ActionBase):
         return self.PLANNER(facts, options)  # pylint: disable=not-callable
 
     # ------------------------------------------------------------------------------------------ run
+
+    @property
+    def module_name(self) -> str:
+        """``MODULE``, else the task's action (``rdp.doctor.services``)."""
+        return self.MODULE or str(getattr(self._task, "action", "") or type(self).__module__.rsplit(".", 1)[-1])
 
     def run(self, tmp: str | None = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
         """One module call: at most one read and one apply (plus one re-read and re-apply on drift)."""
@@ -129,7 +138,7 @@ class RemediationAction(ActionBase):
             return dict(result, failed=True, changed=False, msg=str(exc))
 
     def _read_facts(self, host: str, options: dict[str, t.Any]) -> dict[str, t.Any]:
-        display.vvv(f"{self.MODULE}: reading the host's RDP state (read_rdp_state)", host=host)
+        display.vvv(f"{self.module_name}: reading the host's RDP state (read_rdp_state)", host=host)
         facts, _raw = read_host_facts(self._low_level_execute_command, self.facts_options(options), host=host)
         return facts
 
@@ -137,8 +146,8 @@ class RemediationAction(ActionBase):
         plan = self.planner(facts, options)
         broken = remediation.plan_problems(plan.operations)
         if broken:  # a planner bug: never send a malformed plan to a host
-            raise RemediationFailure(f"{self.MODULE}: internal error, the planner made an invalid plan: {'; '.join(broken)}")
-        display.vvv(f"{self.MODULE}: plan of {len(plan.operations)} operation(s): "
+            raise RemediationFailure(f"{self.module_name}: internal error, the planner made an invalid plan: {'; '.join(broken)}")
+        display.vvv(f"{self.module_name}: plan of {len(plan.operations)} operation(s): "
                     + ", ".join(f"{op['id']} {op['kind']} ({op.get('why', '')})" for op in plan.operations), host=host)
         return plan
 
@@ -150,7 +159,7 @@ class RemediationAction(ActionBase):
         plan = self._plan(facts, options, host)
         summary = self._summary(plan)
         if plan.refused:
-            raise RemediationFailure(f"{self.MODULE} refused, nothing was changed: " + "; ".join(plan.refused), **summary,
+            raise RemediationFailure(f"{self.module_name} refused, nothing was changed: " + "; ".join(plan.refused), **summary,
                                      outcome="refused")
         if not plan.operations:
             return dict(summary, changed=False, outcome="compliant", msg=self._message(plan, "compliant"))
@@ -158,18 +167,18 @@ class RemediationAction(ActionBase):
             return dict(summary, changed=True, outcome="check_mode", msg=self._message(plan, "check_mode"))
         answer = self._apply(plan, host)
         if answer["outcome"] == "drift":
-            display.vvv(f"{self.MODULE}: the host changed since it was read ({answer['drift']}); reading it again", host=host)
+            display.vvv(f"{self.module_name}: the host changed since it was read ({answer['drift']}); reading it again", host=host)
             facts = self._read_facts(host, options)
             plan = self._plan(facts, options, host)
             summary = self._summary(plan)
             if plan.refused:
-                raise RemediationFailure(f"{self.MODULE} refused after the host changed, nothing was changed: " + "; ".join(plan.refused),
+                raise RemediationFailure(f"{self.module_name} refused after the host changed, nothing was changed: " + "; ".join(plan.refused),
                                          **summary, outcome="refused")
             if not plan.operations:
                 return dict(summary, changed=False, outcome="compliant", msg=self._message(plan, "compliant"))
             answer = self._apply(plan, host)
             if answer["outcome"] == "drift":
-                raise RemediationFailure(f"{self.MODULE}: the host kept changing while rdp.doctor applied its plan; nothing was applied "
+                raise RemediationFailure(f"{self.module_name}: the host kept changing while rdp.doctor applied its plan; nothing was applied "
                                          f"(drift: {', '.join(d['id'] for d in answer['drift'])})", **summary, outcome="drift",
                                          drift=answer["drift"])
         operations = merge_statuses(plan.operations, answer["operations"])
@@ -178,18 +187,18 @@ class RemediationAction(ActionBase):
             failed = [f"{op['id']} {op['kind']}: {(op.get('error') or {}).get('message')}" for op in operations if op["status"] == "failed"]
             left = still_applied(operations)
             left_text = (f"STILL APPLIED on the host: {', '.join(left)}" if left else "every applied operation was undone")
-            raise RemediationFailure(f"{self.MODULE}: the change failed ({'; '.join(failed)}); {left_text}", **summary,
+            raise RemediationFailure(f"{self.module_name}: the change failed ({'; '.join(failed)}); {left_text}", **summary,
                                      outcome=answer["outcome"], still_applied=left)
         problems = [p for op in operations for p in remediation.verify_problems(op, op.get("after"))]
         if problems:
-            raise RemediationFailure(f"{self.MODULE}: applied, but the host does not show the change: {'; '.join(problems)}",
+            raise RemediationFailure(f"{self.module_name}: applied, but the host does not show the change: {'; '.join(problems)}",
                                      **dict(summary, changed=True), outcome="unverified")
         return dict(summary, changed=True, outcome="applied", msg=self._message(plan, "applied"))
 
     def _apply(self, plan: remediation.Plan, host: str) -> dict[str, t.Any]:
         params = {"operations": plan.operations, "run_id": new_run_id()}
         answer = run_host_script(self._low_level_execute_command, remediation.APPLY_SCRIPT, params, host=host)
-        display.vvv(f"{self.MODULE}: apply outcome {answer.get('outcome')}: "
+        display.vvv(f"{self.module_name}: apply outcome {answer.get('outcome')}: "
                     + ", ".join(f"{op.get('id')} {op.get('status')}" for op in answer.get("operations", [])), host=host)
         return answer
 
@@ -202,7 +211,7 @@ class RemediationAction(ActionBase):
         changed = sorted(key for key in plan.after if plan.before.get(key) != plan.after.get(key))
         manual = f"; manual: {', '.join(str(item.get('setting')) for item in plan.manual)}" if plan.manual else ""
         if outcome == "compliant":
-            return f"{self.MODULE}: nothing to change{manual}"
+            return f"{self.module_name}: nothing to change{manual}"
         verb = "would change" if outcome == "check_mode" else "changed"
         reboot = " (a reboot is required for it to take effect)" if plan.reboot_required else ""
-        return f"{self.MODULE}: {verb} {', '.join(changed) or 'the host'} in {len(plan.operations)} operation(s){reboot}{manual}"
+        return f"{self.module_name}: {verb} {', '.join(changed) or 'the host'} in {len(plan.operations)} operation(s){reboot}{manual}"

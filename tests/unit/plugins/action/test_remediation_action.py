@@ -184,3 +184,21 @@ def test_results_are_json_and_carry_the_contract_keys(action_class: type, args: 
     result = make(action_class, args, fake).run(task_vars={})
     json.dumps(result)
     assert {"changed", "diff", "operations", "outcome", "reboot_required", "warnings", "manual", "msg"} <= set(result)
+
+
+def test_a_thin_subclass_with_static_planner_and_option_problems_works() -> None:
+    """The other accepted subclass style: ``planner = staticmethod(plan)``, ``option_problems = staticmethod(...)``, no MODULE."""
+    from ansible_collections.rdp.doctor.plugins.module_utils.planners import credssp
+    from ansible_collections.rdp.doctor.plugins.plugin_utils.remediation_action import RemediationAction
+
+    class Thin(RemediationAction):
+        ARGUMENT_SPEC = {"allow_encryption_oracle": {"type": "str"}, "allow_insecure": {"type": "bool", "default": False}}
+        planner = staticmethod(credssp.plan)
+        option_problems = staticmethod(credssp.option_problems)
+
+    fake = FakeHost(lab_host("credssp_force_updated"))
+    action = make(Thin, {"allow_encryption_oracle": "mitigated", "facts": facts_of(fake.host)}, fake)
+    action._task.action = "rdp.doctor.credssp"  # pylint: disable=protected-access
+    result = action.run(task_vars={})
+    assert result["outcome"] == "applied" and result["msg"].startswith("rdp.doctor.credssp: changed allow_encryption_oracle")
+    assert make(Thin, {}, FakeHost(lab_host())).run(task_vars={})["msg"].startswith("allow_encryption_oracle is required")
