@@ -4,18 +4,19 @@
 
 Imperative shell around pure functions: options -> ``host_facts.build_params`` -> one run of the
 ``read_rdp_state`` host script (``host_protocol.run_host_script``) -> ``host_facts.normalize`` ->
-``ansible_facts.rdp_doctor``. It only reads, so check mode behaves exactly like a normal run.
+``ansible_facts.rdp_doctor``, all in ``plugin_utils/facts_reader.read_host_facts`` (shared with the
+remediation modules). It only reads, so check mode behaves exactly like a normal run.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import typing as t
 
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.rdp.doctor.plugins.module_utils import host_facts
-from ansible_collections.rdp.doctor.plugins.plugin_utils.host_protocol import HostScriptError, run_host_script
+from ansible_collections.rdp.doctor.plugins.plugin_utils.facts_reader import FactsDocumentError, read_host_facts
+from ansible_collections.rdp.doctor.plugins.plugin_utils.host_protocol import HostScriptError
 
 ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "accounts": {"type": "list", "elements": "str", "default": []},
@@ -56,19 +57,15 @@ class ActionModule(ActionBase):
         problems = option_problems(args)
         if problems:
             return dict(result, failed=True, changed=False, msg="; ".join(problems))
-        params = host_facts.build_params(args)
         host = str(task_vars.get("inventory_hostname") or "")
         try:
             # Connection failures (AnsibleConnectionFailure) propagate: Ansible reports the host unreachable.
-            raw = run_host_script(self._low_level_execute_command, host_facts.SCRIPT_NAME, params, host=host)
+            facts, raw = read_host_facts(self._low_level_execute_command, args, host=host)
         except HostScriptError as exc:
             return dict(result, failed=True, changed=False, msg=str(exc), error=exc.to_dict())
-        try:
-            facts = host_facts.normalize(raw, dt.datetime.now(dt.timezone.utc), args["accounts"])
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except FactsDocumentError as exc:
             # A document that breaks the contract: say which script and what, keep the raw answer for a bug report.
-            return dict(result, failed=True, changed=False, raw=raw,
-                        msg=f"host script '{host_facts.SCRIPT_NAME}' answered a document rdp.doctor cannot read: {type(exc).__name__}: {exc}")
+            return dict(result, failed=True, changed=False, raw=exc.raw, msg=str(exc))
         result.update(changed=False, ansible_facts={"rdp_doctor": facts})
         if args["include_raw"]:
             result["raw"] = raw

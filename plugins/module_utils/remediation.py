@@ -52,7 +52,8 @@ Kinds (``target`` / ``expect`` / ``set``):
     the private-key file of a certificate: target ``{store, thumbprint}``; expect ``{sddl}``;
     set ``{grant: [{sid, rights}]}`` (rights: Read | FullControl).
 ``path_acl``
-    one file or folder, never recursive: target ``{path}``; expect ``{sddl}``; set ``{sddl}``.
+    one file or folder, never recursive: target ``{path}``; expect ``{sddl}``; set ``{sddl}``. The script
+    writes the DACL part (and its protection flag) only; the owner is left as it is.
 ``path_rename``
     target ``{path}``; expect ``{present: True, destination_present: False}``; set ``{new_name}``.
 ``file_remove``
@@ -62,7 +63,18 @@ Kinds (``target`` / ``expect`` / ``set``):
     target ``{session_id}``; expect ``{user, state, logon_time}``; set ``{}``; never reversible.
 ``revert_task``
     a scheduled task that restores values at a deadline even if the controller is gone: target
-    ``{name}``; expect ``{present: False}``; set ``{run_at_utc, restore: [registry_value operations]}``.
+    ``{name}``; expect ``{present: False}``; set ``{run_at_utc, restore: [operations]}`` where each restore
+    operation is a ``registry_value`` or a ``service_control`` restart (e.g. TermService after a port
+    revert). The task runs a constant script that reads its list from a JSON file, then deletes itself.
+
+What the script reads back for each kind (``before`` / ``after`` of the result; :func:`verify_problems`
+compares ``after`` with ``set``): registry_value ``{present, type?, value?}``; service_config
+``{start_mode, account}``; service_control ``{state}``; firewall_rule / firewall_rule_owned ``{present,
+enabled, display_name, protocol, local_ports, profiles, remote_addresses, service}`` (service is not read:
+null); listener_binding ``{thumbprint}``; certificate ``{present}``; key_acl ``{sddl, grant}`` (``grant``:
+the requested grants the ACL gives); path_acl ``{sddl}``; path_rename ``{present, destination_present}``;
+file_remove ``{present, sddl}``; session_logoff ``{present, user, state, logon_time}``; revert_task
+``{present, run_at_utc}``. A target that cannot be read at all is ``{error}`` (drift before an apply).
 
 The ``id`` is unique within a plan and stable for the same facts and options (``op01``, ``op02``... in
 plan order), so a check-mode plan and the applied plan can be compared.
@@ -70,6 +82,7 @@ plan order), so a check-mode plan and the applied plan can be compared.
 
 from __future__ import annotations
 
+import json
 import re
 import typing as t
 from dataclasses import dataclass, field
@@ -270,6 +283,62 @@ def plan_problems(operations: list[Operation]) -> list[str]:
             problems.append(f"{operation.get('id')}: a reversible operation follows an irreversible one; irreversible ones go last")
             break
     return problems
+
+
+# ==================================================================================================
+# Verification (the action compares the script's re-read with what each operation set)
+# ==================================================================================================
+
+_SERVICE_STATE_AFTER = {"start": "Running", "restart": "Running", "stop": "Stopped"}
+
+
+def _same(a: t.Any, b: t.Any) -> bool:
+    """Values compared as the script compares them: JSON text, case-insensitive."""
+    return json.dumps(a, sort_keys=True, separators=(",", ":")).lower() == json.dumps(b, sort_keys=True, separators=(",", ":")).lower()
+
+
+def _dacl(sddl: t.Any) -> str | None:
+    """The DACL part of an SDDL string (from ``D:`` to the SACL), upper case; None without one."""
+    if not isinstance(sddl, str) or "D:" not in sddl:
+        return None
+    return sddl.split("D:", 1)[1].split("S:", 1)[0].upper()
+
+
+def verify_problems(operation: Operation, after: dict[str, t.Any] | None) -> list[str]:
+    """What the re-read state ``after`` of an applied operation does not show of its ``set`` (empty = verified)."""
+    label = f"{operation.get('id')} ({operation.get('kind')})"
+    if not isinstance(after, dict):
+        return [f"{label}: the host did not re-read the target"]
+    if "error" in after:
+        return [f"{label}: the target could not be re-read: {after['error']}"]
+    kind, set_ = operation.get("kind"), operation.get("set") or {}
+    wanted: dict[str, t.Any]
+    if kind == "registry_value":
+        wanted = dict(set_) if set_.get("present") else {"present": False}
+    elif kind == "service_control":
+        wanted = {"state": _SERVICE_STATE_AFTER.get(str(set_.get("action")), "?")}
+    elif kind == "path_acl":
+        # the script writes the DACL only (owner and group need privileges): compare from "D:" on
+        return [] if _dacl(after.get("sddl")) == _dacl(set_.get("sddl")) else [
+            f"{label}: the DACL is {_dacl(after.get('sddl'))!r} after the change, not {_dacl(set_.get('sddl'))!r}"]
+    elif kind in ("service_config", "firewall_rule", "listener_binding", "certificate"):
+        wanted = dict(set_)
+    elif kind == "firewall_rule_owned":
+        wanted = {k: v for k, v in set_.items() if k in ("present", "protocol", "local_ports", "remote_addresses")}
+    elif kind == "key_acl":
+        wanted = {"grant": set_.get("grant") or []}
+    elif kind == "path_rename":
+        wanted = {"present": False, "destination_present": True}
+    elif kind == "file_remove":
+        wanted = {"present": False}
+    elif kind == "session_logoff":
+        wanted = {"present": False}
+    elif kind == "revert_task":
+        wanted = {"present": True, "run_at_utc": set_.get("run_at_utc")}
+    else:
+        return [f"{label}: unknown kind"]
+    return [f"{label}: {key} is {after.get(key)!r} after the change, not {value!r}"
+            for key, value in wanted.items() if not _same(after.get(key), value)]
 
 
 # ==================================================================================================

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from tests.lab import certs
 from tests.lab.model import (
     DEFAULT_DENY_TS_CONNECTIONS, DEFAULT_SECURITY_LAYER, DEFAULT_USER_AUTHENTICATION, FW_GPO_DOMAIN, FW_GPO_STANDARD,
-    MACHINEKEYS_PATH, RDP_TCP, SCHANNEL_PROTOCOL_NAMES, TERMSERVICE, TS, CertEntry, Host, effective, effective_port,
+    MACHINEKEYS_PATH, RDP_TCP, SCHANNEL_PROTOCOL_NAMES, TERMSERVICE, TS, CertEntry, Host, effective, listener_port,
     machinekeys_acl_ok, port_owner, schannel_key, version_tuple,
 )
 
@@ -56,8 +56,9 @@ def schannel_enabled(host: Host, protocol: str, side: str = "Server") -> bool:
     if protocol == "TLS 1.3" and not host.release.tls13_supported:
         return False
     path = schannel_key(protocol, side)
-    enabled = host.registry.get(path, "Enabled")
-    disabled_by_default = host.registry.get(path, "DisabledByDefault")
+    # Schannel reads its protocol keys at boot (new credential handles; a reboot per [S3]): the values since boot count.
+    enabled = host.boot_value(path, "Enabled")
+    disabled_by_default = host.boot_value(path, "DisabledByDefault")
     if enabled == 0:
         return False
     if isinstance(disabled_by_default, int) and disabled_by_default != 0:
@@ -101,7 +102,7 @@ def usable_key_pem(host: Host, entry: CertEntry) -> bytes | None:
 
 def refuse_reason(host: Host) -> str:
     """Why no connection gets through, or "" (Windows checks, then the firewall) [S4 S13 S26 S37]."""
-    return not_listening_reason(host) or firewall_block_reason(host, effective_port(host))
+    return not_listening_reason(host) or firewall_block_reason(host, listener_port(host))
 
 
 def not_listening_reason(host: Host) -> str:
@@ -114,7 +115,7 @@ def not_listening_reason(host: Host) -> str:
     service = host.services.get(TERMSERVICE)
     if service is None or service.state != "Running":
         return f"TermService not running ({service.state if service else 'missing'}, {service.start_mode if service else '-'})"
-    port = effective_port(host)
+    port = listener_port(host)
     owner = port_owner(host, port)
     if owner is not None:
         return f"port {port} owned by {owner.process} (pid {owner.pid})"
@@ -148,7 +149,7 @@ def listener_behaviour(host: Host, now: dt.datetime) -> ListenerBehaviour:  # py
     ``now`` is part of the contract so time-dependent behaviour (e.g. expiry-driven regeneration) can be
     added without changing callers; the served certificate is returned even when expired, as Windows does.
     """
-    port = effective_port(host)
+    port = listener_port(host)  # a PortNumber change takes effect when TermService restarts [S4][S14]
     not_listening = not_listening_reason(host)
     blocked = "" if not_listening else firewall_block_reason(host, port)
     security_layer = effective(host, "SecurityLayer", default=DEFAULT_SECURITY_LAYER)[0]

@@ -91,6 +91,26 @@ class AdminClient:
         """Change the per-host latency."""
         self.request("POST", f"/hosts/{name}/latency", {"latency_ms": latency_ms})
 
+    def model(self, name: str) -> dict[str, t.Any]:
+        """What the host model holds (registry, services, firewall, certificates, pending values, revert tasks)."""
+        return self.request("GET", f"/hosts/{name}/model")
+
+    def set_registry(self, name: str, path: str, value_name: str, value: t.Any = None, delete: bool = False) -> dict[str, t.Any]:
+        """Change (or delete) one registry value behind the controller's back; bytes as ``"hex:..."``."""
+        return self.request("POST", f"/hosts/{name}/registry", {"path": path, "name": value_name, "value": value, "delete": delete})
+
+    def fail_apply_at(self, name: str, operation: int | None) -> None:
+        """Make the Nth operation of the host's next apply fail (once); None clears the hook."""
+        self.request("POST", f"/hosts/{name}/apply_hooks", {"fail_apply_at": operation})
+
+    def reboot(self, name: str) -> dict[str, t.Any]:
+        """Restart the host: boot-time values apply, due revert tasks run."""
+        return self.request("POST", f"/hosts/{name}/reboot", {})
+
+    def run_due_tasks(self, name: str, advance_seconds: float = 0) -> dict[str, t.Any]:
+        """Fire the host's revert tasks due ``advance_seconds`` from now."""
+        return self.request("POST", f"/hosts/{name}/run_due_tasks", {"advance_seconds": advance_seconds})
+
     def reset_counters(self, name: str | None = None) -> None:
         """Zero the counters of one host, or of all."""
         self.request("POST", f"/hosts/{name}/reset_counters" if name else "/reset_counters", {})

@@ -302,6 +302,15 @@ def _decode_payload(payload: bytes) -> tuple[str, str, dict[str, t.Any]] | str:
     return name, text, params if params is not None else {}
 
 
+def _fire_scheduled_tasks(host: t.Any) -> None:
+    """Task Scheduler keeps running between script runs: fire the host's revert tasks that are due (lab time)."""
+    if not getattr(host, "revert_tasks", None):
+        return
+    from tests.lab.twins import apply_rdp_changes  # pylint: disable=import-outside-toplevel
+
+    apply_rdp_changes.run_due_tasks(host)
+
+
 def run_twin(host: t.Any, name: str, script: str, params: dict[str, t.Any]) -> Outcome:
     """Run the twin of collection script ``script`` (``name`` is what the payload called it)."""
     try:
@@ -315,6 +324,7 @@ def run_twin(host: t.Any, name: str, script: str, params: dict[str, t.Any]) -> O
         message = f"The lab has no twin for host script '{script}' (tests/lab/twins/{script}.py)."
         return Outcome(1, (error_document(name, "System.NotImplementedException", message, 0, "NotImplemented"),))
     twin_error = _twin_error_class()
+    _fire_scheduled_tasks(host)
     try:
         result = twin(host, params)
         return Outcome(0, (_json(result),))

@@ -175,6 +175,26 @@ class Registry:
     """
 
     keys: dict[str, dict[str, RegValue]] = field(default_factory=dict)
+    # Value types the model cannot tell from the Python value (QWORD, ExpandString): "path|name" lower case -> type.
+    types: dict[str, str] = field(default_factory=dict)
+
+    def value_type(self, path: str, name: str) -> str | None:
+        """The contract type name of a value (DWORD, QWORD, String, ExpandString, MultiString, Binary), None if absent."""
+        value = self.get(path, name)
+        if value is None:
+            return None
+        recorded = self.types.get(f"{_norm_path(path)}|{name.lower()}")
+        if isinstance(value, bytes):
+            return "Binary"
+        if isinstance(value, list):
+            return "MultiString"
+        if isinstance(value, str):
+            return recorded if recorded in ("String", "ExpandString") else "String"
+        return recorded if recorded in ("DWORD", "QWORD") else ("QWORD" if value > 0xFFFFFFFF else "DWORD")
+
+    def set_type(self, path: str, name: str, value_type: str) -> None:
+        """Remember the type a value was written with."""
+        self.types[f"{_norm_path(path)}|{name.lower()}"] = value_type
 
     def _find(self, path: str) -> str | None:
         wanted = _norm_path(path)
@@ -484,6 +504,16 @@ class Event:
 
 
 @dataclass
+class RevertTask:
+    """A scheduled task of the revert_task operation: at ``run_at`` it applies ``restore`` then deletes itself."""
+
+    name: str
+    run_at: dt.datetime
+    restore: list[dict]
+    run_id: str = ""
+
+
+@dataclass
 class Host:  # pylint: disable=too-many-instance-attributes  # it models a whole machine
     """A simulated Windows host. See the module docstring for how each part maps to the raw document."""
 
@@ -511,6 +541,15 @@ class Host:  # pylint: disable=too-many-instance-attributes  # it models a whole
     faults: list[str] = field(default_factory=list)  # names of the faults applied, for logs and tests
     latency_ms: int = 0  # lab transport hook (WinRM), not Windows state
     firewall_blocks: str = DEFAULT_FIREWALL_BLOCKS  # lab RDP listener hook (FIREWALL_BLOCK_MODES), not Windows state
+    # What Windows applies later than the registry write (tests/lab/twins/apply_rdp_changes.py writes them):
+    # the port TermService bound when it last started (None = follows RDP-Tcp PortNumber: a host as after a reboot)
+    # [S4][S14], and the values read only at boot (Schannel [S18], CredSSP [S8], FIPS) as they were at boot:
+    # "path|name" (lower case) -> value, None = absent at boot. A reboot clears both.
+    bound_port: int | None = None
+    boot_registry: dict[str, RegValue | None] = field(default_factory=dict)
+    revert_tasks: list[RevertTask] = field(default_factory=list)  # scheduled by the revert_task operation
+    backups: dict[str, KeyFile] = field(default_factory=dict)  # file_remove copies: backup path -> file
+    apply_fail_at: int | None = None  # lab hook, not Windows state: the Nth operation of the next apply fails (once)
 
     # -- construction --
     @classmethod
@@ -616,6 +655,40 @@ class Host:  # pylint: disable=too-many-instance-attributes  # it models a whole
                            " event data.", level="Information")
         return entry
 
+    # -- values Windows applies later than the write --
+    @property
+    def reboot_pending(self) -> bool:
+        """A value read only at boot was changed since the last boot."""
+        return bool(self.boot_registry)
+
+    def boot_value(self, path: str, name: str, default: RegValue | None = None) -> RegValue | None:
+        """The value in effect since boot: the one at boot when it changed since, else the registry's."""
+        key = f"{_norm_path(path)}|{name.lower()}"
+        if key in self.boot_registry:
+            value = self.boot_registry[key]
+            return default if value is None else value
+        return self.registry.get(path, name, default)
+
+    def remember_boot_value(self, path: str, name: str) -> None:
+        """Before a write to a boot-time value: keep what was in effect (the first write since boot wins)."""
+        key = f"{_norm_path(path)}|{name.lower()}"
+        if key not in self.boot_registry:
+            self.boot_registry[key] = self.registry.get(path, name)
+
+    def reboot(self, now: dt.datetime) -> None:
+        """Restart Windows: boot-time values take effect, services that are not Disabled come back as they were."""
+        running = [s.name for s in self.services.values() if s.state == "Running" and s.start_mode != "Disabled"]
+        auto = [s.name for s in self.services.values() if s.start_mode == "Auto"]
+        for service in self.services.values():
+            service.state, service.pid = "Stopped", 0
+        self.boot_registry.clear()
+        self.bound_port = None
+        self.add_event("System", "EventLog", 6005, now, "The Event log service was started.", level="Information")
+        for name in [n for n in (TERMSERVICE, SESSIONENV, UMRDPSERVICE) if n in running or n in auto] + \
+                [n for n in running + auto if n not in (TERMSERVICE, SESSIONENV, UMRDPSERVICE)]:
+            if self._service(name).state != "Running":
+                self.start_service(name, now)
+
     # -- accounts --
     def find_account(self, name: str) -> Account | None:
         """A local account by name, "COMPUTER\\name" or ".\\name" (case-insensitive)."""
@@ -692,9 +765,16 @@ class Host:  # pylint: disable=too-many-instance-attributes  # it models a whole
             raise ServiceError(f"Service '{service.display_name} ({service.name})' cannot be started due to the following error: "
                                f"Cannot start service {service.name} on computer '.'. (1058: the service is disabled)")
         if service.name == UMRDPSERVICE:
-            self.start_service(TERMSERVICE, now)
+            try:
+                self.start_service(TERMSERVICE, now)  # UmRdpService depends on TermService [S21]
+            except ServiceError as exc:
+                raise ServiceError(f"Service '{service.display_name} ({service.name})' cannot be started due to the following error: "
+                                   f"Cannot start service {service.name} on computer '.'. (1068: the dependency service or group "
+                                   "failed to start)") from exc
         if service.state != "Running":
             service.state = "Running"
+            if service.name == TERMSERVICE:
+                self.bound_port = None  # TermService binds the PortNumber it reads at start [S4][S14]
             service.pid = max([s.pid for s in self.services.values()] + [1000]) + 4  # a fresh process id
             self.add_event("System", PROVIDER_SCM, 7036, now, f"The {service.display_name} service entered the running state.",
                            level="Information")
@@ -824,6 +904,11 @@ def effective_port(host: Host) -> int:
     return port if isinstance(port, int) else DEFAULT_PORT
 
 
+def listener_port(host: Host) -> int:
+    """The port TermService listens on: the one it bound at its last start, else RDP-Tcp PortNumber [S4][S14]."""
+    return host.bound_port if host.bound_port is not None else effective_port(host)
+
+
 def port_owner(host: Host, port: int, protocol: str = "tcp") -> Socket | None:
     """Another process's socket on the port, if any (TermService's own sockets are derived)."""
     return next((s for s in host.other_sockets if s.port == port and s.protocol == protocol), None)
@@ -836,7 +921,7 @@ def termservice_listens(host: Host) -> bool:
     return (
         service is not None and service.state == "Running" and not deny
         and host.registry.get(RDP_TCP, "fEnableWinStation", 1) != 0
-        and port_owner(host, effective_port(host)) is None
+        and port_owner(host, listener_port(host)) is None
     )
 
 
@@ -845,7 +930,7 @@ def listening_sockets(host: Host) -> list[Socket]:
     sockets = list(host.other_sockets)
     service = host.services.get(TERMSERVICE)
     if service is not None and termservice_listens(host):
-        port = effective_port(host)
+        port = listener_port(host)
         for proto in ("tcp", "udp"):
             for address in ("0.0.0.0", "::"):
                 sockets.append(Socket(proto, address, port, service.pid, "svchost"))

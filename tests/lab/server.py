@@ -13,6 +13,13 @@ The admin API (JSON over HTTP on ``127.0.0.1:<admin port>``, see ``admin.json`` 
   "persistent": true, "seconds": 5}`` queues a transport fault; ``{"clear": true}`` or DELETE clears them
 * ``POST /hosts/<name>/faults``           ``{"faults": ["cert_expired", ...]}`` applies model faults
 * ``POST /hosts/<name>/latency``          ``{"latency_ms": 20}``
+* ``GET /hosts/<name>/model``             what the host model holds (registry, services, firewall, certificates,
+  pending port / reboot values, revert tasks): tests compare it before and after a check-mode run
+* ``POST /hosts/<name>/registry``         ``{"path": "HKLM:\\...", "name": "X", "value": 1}`` or ``{..., "delete": true}``:
+  change a value behind the controller's back (drift tests)
+* ``POST /hosts/<name>/apply_hooks``      ``{"fail_apply_at": N}`` (or null): the Nth operation of the next apply fails
+* ``POST /hosts/<name>/reboot``           restart Windows: boot-time values (Schannel, CredSSP) and the RDP port apply
+* ``POST /hosts/<name>/run_due_tasks``    ``{"advance_seconds": 1800}``: fire the revert tasks due that much later
 * ``POST /hosts/<name>/reset_counters``   and ``POST /reset_counters`` for every host
 
 :func:`serve` is the process entry point (``python -m tests.lab serve``, started detached by
@@ -258,6 +265,13 @@ class Lab:  # pylint: disable=too-many-instance-attributes
             self.write_state(*self.state)  # the inventory's rdp_doctor_lab_faults / probe host follow
         return list(getattr(endpoint.host, "faults", faults))
 
+    async def change_host(self, name: str, action: str, document: dict[str, t.Any]) -> dict[str, t.Any]:
+        """The admin API's model changes (registry, apply_hooks, reboot, run_due_tasks); the RDP listener follows."""
+        endpoint = self._host(name)
+        answer = await asyncio.get_running_loop().run_in_executor(self.executor, change_model, endpoint.host, action, document)
+        await endpoint.model_changed()
+        return answer
+
     def set_transport_fault(self, name: str, document: dict[str, t.Any]) -> list[dict[str, t.Any]]:
         """Queue (or with ``{"clear": true}`` drop) transport faults of host ``name``."""
         endpoint = self._host(name)
@@ -331,12 +345,76 @@ class Lab:  # pylint: disable=too-many-instance-attributes
             if not isinstance(faults, list) or not all(isinstance(item, str) for item in faults):
                 raise ValueError('expected {"faults": ["name", ...]}')
             return {"faults": await self.apply_faults(name, faults)}
+        if action == "model" and method == "GET":
+            return model_snapshot(self._host(name).host)
+        if action in ("registry", "apply_hooks", "reboot", "run_due_tasks") and method == "POST":
+            return await self.change_host(name, action, document)
         if action == "latency" and method == "POST":
             return {"latency_ms": self.set_latency(name, document.get("latency_ms"))}
         if action == "reset_counters" and method == "POST":
             self.reset_counters(name)
             return {"reset": [name]}
         raise KeyError(f"{method} /{'/'.join(parts)}")
+
+
+# --------------------------------------------------------------------------------------------- model admin
+
+
+def model_snapshot(host: t.Any) -> dict[str, t.Any]:
+    """What a host model holds, as JSON (bytes as lower-case hex): a test compares two snapshots."""
+    from tests.lab import model  # pylint: disable=import-outside-toplevel
+
+    def value(item: t.Any) -> t.Any:
+        return item.hex() if isinstance(item, bytes) else item
+
+    return {
+        "registry": {path: {k: value(v) for k, v in values.items()} for path, values in sorted(host.registry.keys.items())},
+        "services": {s.name: {"state": s.state, "start_mode": s.start_mode, "account": s.account} for s in host.services.values()},
+        "firewall_rules": [{"name": r.name, "group": r.group, "enabled": r.enabled, "protocol": r.protocol, "local_ports": r.local_ports,
+                            "profiles": r.profiles, "remote_addresses": r.remote_addresses} for r in host.firewall_rules],
+        "certificates": {store: [e.thumbprint for e in entries] for store, entries in host.cert_stores.items()},
+        "bound_thumbprint": host.bound_thumbprint(),
+        "machinekeys": {"path": host.machinekeys.path, "exists": host.machinekeys.exists, "sddl": host.machinekeys.sddl,
+                        "files": {n: f.sddl for n, f in sorted(host.machinekeys.files.items())}},
+        "sessions": [s.session_id for s in host.sessions],
+        "listener_port": model.listener_port(host),
+        "bound_port": host.bound_port,
+        "reboot_pending": host.reboot_pending,
+        "boot_registry": dict(host.boot_registry),
+        "revert_tasks": [{"name": task.name, "run_at_utc": task.run_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "restore": task.restore}
+                         for task in host.revert_tasks],
+        "apply_fail_at": host.apply_fail_at,
+    }
+
+
+def change_model(host: t.Any, action: str, document: dict[str, t.Any]) -> dict[str, t.Any]:
+    """One admin change of a host model (runs on the lab's executor)."""
+    from tests.lab.twins import apply_rdp_changes  # pylint: disable=import-outside-toplevel
+
+    now = host.clock(dt.datetime.now(dt.timezone.utc))
+    if action == "registry":
+        path, name = document.get("path"), document.get("name")
+        if not isinstance(path, str) or not path.startswith("HKLM:\\") or not isinstance(name, str):
+            raise ValueError('expected {"path": "HKLM:\\...", "name": "...", "value": ...} or {..., "delete": true}')
+        if document.get("delete"):
+            host.registry.delete(path, name)
+        else:
+            item = document.get("value")
+            host.registry.set(path, name, bytes.fromhex(item[4:]) if isinstance(item, str) and item.startswith("hex:") else item)
+        return {"registry": {"path": path, "name": name, "value": host.registry.get(path, name)}}
+    if action == "apply_hooks":
+        fail_at = document.get("fail_apply_at")
+        if fail_at is not None and (not isinstance(fail_at, int) or isinstance(fail_at, bool) or fail_at < 1):
+            raise ValueError(f"fail_apply_at must be a positive operation number or null, not {fail_at!r}")
+        host.apply_fail_at = fail_at
+        return {"fail_apply_at": fail_at}
+    if action == "reboot":
+        host.reboot(now)
+        return {"ran": apply_rdp_changes.run_due_tasks(host, now), "reboot_pending": host.reboot_pending}
+    seconds = document.get("advance_seconds", 0)
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
+        raise ValueError(f"advance_seconds must be a number of seconds >= 0, not {seconds!r}")
+    return {"ran": apply_rdp_changes.run_due_tasks(host, now + dt.timedelta(seconds=seconds))}
 
 
 # --------------------------------------------------------------------------------------------- in-process

@@ -1,0 +1,24 @@
+# Copyright (c) rdp.doctor contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin for ``rdp.doctor.credssp`` (the work is in plugin_utils/remediation_action.py)."""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.rdp.doctor.plugins.module_utils.planners import credssp
+from ansible_collections.rdp.doctor.plugins.plugin_utils.remediation_action import RemediationAction
+
+
+class ActionModule(RemediationAction):
+    """CredSSP Encryption Oracle Remediation (AllowEncryptionOracle)."""
+
+    MODULE = "rdp.doctor.credssp"
+    ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
+        "allow_encryption_oracle": {"type": "str", "required": True, "choices": list(credssp.VALUES)},
+        "allow_insecure": {"type": "bool", "default": False},
+    }
+    PLANNER = staticmethod(credssp.plan)
+
+    def option_problems(self, options: dict[str, t.Any]) -> list[str]:
+        return credssp.option_problems(options)
