@@ -438,14 +438,23 @@ function Undo-RdCertificate($Op, $Before, $Saved) {
 }
 
 function Find-RdKeyFile([string]$Store, [string]$Thumbprint) {
-    # The key file of a certificate, found like read_rdp_state: the key's unique container name, in MachineKeys then
-    # Crypto\Keys (ms: rsacertificateextensions.getrsaprivatekey, cspkeycontainerinfo.uniquekeycontainername, cngkey.uniquename).
+    # The key file of a certificate: the key's unique container name, in MachineKeys then Crypto\Keys. A legacy CSP
+    # key answers through X509Certificate2.PrivateKey (.NET 4.5, ms: cspkeycontainerinfo.uniquekeycontainername);
+    # a CNG key only through RSACertificateExtensions/RSACng (.NET 4.6, ms: cngkey.uniquename), tested first with -as
+    # [type] because Windows Server 2012 R2 ships .NET 4.5.1.
     $x509 = Open-RdStore $Store 'ReadOnly'
     try { $cert = Find-RdCertificate $x509 $Thumbprint } finally { $x509.Close() }
     if ($null -eq $cert) { throw "no certificate $Thumbprint in LocalMachine\$Store" }
-    $rsa = [Security.Cryptography.X509Certificates.RSACertificateExtensions]::GetRSAPrivateKey($cert)
-    if ($null -eq $rsa) { throw "certificate $Thumbprint has no RSA private key" }
-    if ($rsa -is [Security.Cryptography.RSACng]) { $unique = $rsa.Key.UniqueName } else { $unique = $rsa.CspKeyContainerInfo.UniqueKeyContainerName }
+    if (-not $cert.HasPrivateKey) { throw "certificate $Thumbprint has no private key" }
+    $unique = $null
+    try { $unique = $cert.PrivateKey.CspKeyContainerInfo.UniqueKeyContainerName } catch { $unique = $null }
+    $extensions = 'System.Security.Cryptography.X509Certificates.RSACertificateExtensions' -as [type]
+    $cngType = 'System.Security.Cryptography.RSACng' -as [type]
+    if ($null -eq $unique -and $null -ne $extensions -and $null -ne $cngType) {
+        $rsa = $extensions::GetRSAPrivateKey($cert)
+        try { if ($rsa -is $cngType) { $unique = $rsa.Key.UniqueName } } finally { if ($null -ne $rsa) { $rsa.Dispose() } }
+    }
+    if ($null -eq $unique) { throw "the private key of certificate $Thumbprint cannot be located (neither a CryptoAPI nor a readable CNG key)" }
     foreach ($folder in $MachineKeysPath, $CngKeysPath) {
         $file = Join-Path $folder $unique
         if (Test-Path -LiteralPath $file -PathType Leaf) { return $file }
