@@ -160,7 +160,7 @@ def plan(facts: common.Facts, options: dict[str, t.Any]) -> remediation.Plan:
             result.before.setdefault(needed, {})["state"] = common.service_fact(facts, needed).get("state")
             result.after.setdefault(needed, {})["state"] = "Running"
             if common.service_fact(facts, needed).get("disabled"):
-                result.refused.append(f"umrdpservice: UmRdpService needs TermService, which is Disabled; set termservice.start_mode "
+                result.refused.append("umrdpservice: UmRdpService needs TermService, which is Disabled; set termservice.start_mode "
                                       "manual (or auto) as well")
         # Stopping the service Windows depends on: stop the dependent first.
         if actions.get(needed) == "stop" and common.service_fact(facts, dependent).get("running"):
@@ -168,8 +168,9 @@ def plan(facts: common.Facts, options: dict[str, t.Any]) -> remediation.Plan:
             result.before.setdefault(dependent, {})["state"] = common.service_fact(facts, dependent).get("state")
             result.after.setdefault(dependent, {})["state"] = "Stopped"
     ordered = _ordered_actions(actions)
-    result.operations = configs + [remediation.service_control(name, common.service_fact(facts, name).get("state") or "Stopped", action,
-                                                                why=f"{name}: {action}") for name, action in ordered]
+    controls = [remediation.service_control(name, common.service_fact(facts, name).get("state") or "Stopped", action, why=f"{name}: {action}")
+                for name, action in ordered]
+    result.operations = configs + controls
     return common.finish(result)
 
 
