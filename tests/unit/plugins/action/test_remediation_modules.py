@@ -6,6 +6,9 @@ import importlib
 
 import pytest
 import yaml
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from tests.unit.plugins.module_utils.planners import lab_facts as lf
 
 MODULES = ("session_limits", "services", "tls_protocols", "listener_certificate", "machinekeys")
 #: Documented in every remediation module: the facts the role passes (handled by the shared remediation action).
@@ -53,3 +56,27 @@ def test_documentation_matches_the_argument_spec(module: str) -> None:
     returned = yaml.safe_load(doc.RETURN)
     assert {"changed", "diff", "operations", "outcome", "reboot_required", "warnings", "manual", "msg"} <= set(returned)
     assert yaml.safe_load(doc.EXAMPLES)
+
+
+#: Task arguments as a playbook writes them (strings where YAML gives strings), per module.
+TASK_ARGS = {
+    "session_limits": {"max_disconnection_time": "8h", "max_instance_count": "unlimited", "reset_broken": "yes",
+                       "end_disconnected_sessions": ["3"], "logoff_disconnected_older_than": "1d"},
+    "services": {"termservice": {"state": "started", "account": "network_service"}, "umrdpservice": {"start_mode": "manual"}},
+    "tls_protocols": {"tls12": "enabled", "disable_legacy": ["tls1.0"], "allow_legacy_disable": "true"},
+    "listener_certificate": {"state": "self_signed", "min_days_valid": "45"},
+    "machinekeys": {"repair": "acl"},
+}
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_task_arguments_pass_ansible_validation_then_the_planner(module: str) -> None:
+    """What Ansible's argument spec validation makes of task arguments is what the planner validates and plans from."""
+    _action, planner, _doc = _load(module)
+    validated = ArgumentSpecValidator(planner.ARGUMENT_SPEC).validate(TASK_ARGS[module])
+    assert validated.error_messages == []
+    options = validated.validated_parameters
+    assert planner.option_problems(options) == []
+    result = planner.plan(lf.facts(), options)
+    lf.assert_well_formed(result)
+    assert not result.refused
