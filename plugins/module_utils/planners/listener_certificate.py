@@ -297,7 +297,7 @@ def _key_permission_steps(plan: remediation.Plan, facts: common.Facts, options: 
 def plan(facts: common.Facts, options: dict[str, t.Any]) -> remediation.Plan:
     """The plan for the listener certificate state the options ask for."""
     result = remediation.Plan()
-    result.refused = common.read_error_problems(facts, "certificates") + option_problems(options)
+    result.refused = common.read_error_problems(facts, "registry", "certificates", "services") + option_problems(options)
     cert = common.get(facts, "certificate") or {}
     if not result.refused and cert.get("stores_read") is False:
         result.refused.append("the host did not report its certificate stores: nothing is planned blind")

@@ -262,7 +262,7 @@ def _restore_steps(plan: remediation.Plan, facts: common.Facts, options: dict[st
 def plan(facts: common.Facts, options: dict[str, t.Any]) -> remediation.Plan:
     """The plan for the MachineKeys repair the options ask for."""
     result = remediation.Plan()
-    result.refused = common.read_error_problems(facts, "machinekeys") + option_problems(options)
+    result.refused = common.read_error_problems(facts, "machinekeys", "certificates") + option_problems(options)
     if result.refused:
         return common.finish(result)
     if (options.get("state") or "repaired") == "restored":

@@ -149,7 +149,11 @@ def plan(facts: common.Facts, options: dict[str, t.Any]) -> remediation.Plan:
         if wanted.get("state") is not None:
             result.before.setdefault(name, {})["state"] = service.get("state")
             result.after.setdefault(name, {})["state"] = "Stopped" if wanted["state"] == "stopped" else "Running"
-        _guard(result, options, name, action, next((op["set"].get("start_mode") for op in config), None))
+        new_mode = next((op["set"].get("start_mode") for op in config), None)
+        _guard(result, options, name, action, new_mode)
+        if name == reg.SESSIONENV and new_mode == "Disabled":
+            result.warnings.append("SessionEnv disabled: Windows no longer renews the self-signed listener certificate "
+                                   "(rdp.doctor.listener_certificate state=self_signed needs it) [S21][S27]")
         if action:
             actions[name] = action
     # A dependent that must run needs its service running first (SCM would start it; the plan says so).

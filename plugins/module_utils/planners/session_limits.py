@@ -277,7 +277,7 @@ def _session_steps(plan: remediation.Plan, facts: common.Facts, options: dict[st
 def plan(facts: common.Facts, options: dict[str, t.Any]) -> remediation.Plan:
     """The plan for the session limits and ghost sessions the options ask for."""
     result = remediation.Plan()
-    result.refused = common.read_error_problems(facts, "sessions") + option_problems(options)
+    result.refused = common.read_error_problems(facts, "registry", "sessions") + option_problems(options)
     if result.refused:
         return common.finish(result)
     for name in SETTING_OPTIONS:

@@ -125,3 +125,9 @@ def test_a_missing_service_is_refused() -> None:
     facts["listener"]["services"]["SessionEnv"] = {"present": False, "state": None, "start_mode": None, "running": False}
     result = plan(facts, sessionenv={"state": "started"})
     assert result.refused == ["sessionenv: the service SessionEnv is not installed on the host"]
+
+
+def test_disabling_sessionenv_warns_about_certificate_renewal() -> None:
+    result = plan(lf.facts(), sessionenv={"start_mode": "disabled"})
+    assert steps(result) == [("service_config", "SessionEnv", {"start_mode": "Manual"}, {"start_mode": "Disabled"})]
+    assert any("no longer renews the self-signed listener certificate" in w for w in result.warnings)
