@@ -54,7 +54,7 @@ def test_a_section_the_host_could_not_read_is_refused(module: str, section: str,
 
 
 def test_facts_that_are_not_host_facts_are_refused() -> None:
+    options = {"tls12": "enabled", "repair": "acl", "state": "self_signed", "max_idle_time": 0, "termservice": {"state": "started"}}
     for module in MODULES:
-        result = planner(module).plan({"something": 1}, {"tls12": "enabled", "repair": "acl", "state": "self_signed",
-                                                          "max_idle_time": 0, "termservice": {"state": "started"}})
+        result = planner(module).plan({"something": 1}, options)
         assert any(r.startswith("the facts are not rdp.doctor host facts") for r in result.refused), module
