@@ -205,3 +205,44 @@ def test_check_then_fix_then_idempotent_then_clean(lab_fleet: t.Callable[..., t.
         assert left == {}
     finally:
         lab_fleet.stop(lab)
+
+
+def test_a_change_that_cuts_the_client_off_is_rolled_back(lab_fleet: t.Callable[..., t.Any], run_playbook: RunPlaybook,
+                                                           tmp_path: Path) -> None:
+    """A baseline that closes the firewall (opted in) makes the probe's TCP step fail: the host is rolled back and fails."""
+    path = tmp_path / "rollback.yml"
+    path.write_text(yaml.safe_dump({"hosts": [{"name": "ok-2022"}, {"name": "ok-2019", "os_version": "2019"}]}), encoding="utf-8")
+    lab = lab_fleet(path, fresh=True)
+    try:
+        before = lab.admin.model("ok-2022")
+        result = run_dumping(run_playbook, DUMP_PLAYBOOK, lab.inventory, tmp_path / "run", "--limit", "ok-2022",
+                             "-e", json.dumps({"rdp_doctor_baseline": {"firewall": {"state": "disabled"}},
+                                               "rdp_doctor_allow_lockout": True}))
+        assert result.process.returncode != 0
+        assert "ROLLED BACK" in result.process.stdout and "tcp: ok -> fail" in result.process.stdout
+        assert "failed=1" in result.recap()["ok-2022"]
+        after = lab.admin.model("ok-2022")
+        assert [r for r in after["firewall_rules"] if r["enabled"]] == [r for r in before["firewall_rules"] if r["enabled"]]
+    finally:
+        lab_fleet.stop(lab)
+
+
+def test_canary_batch_stops_the_run_when_its_host_fails(lab_fleet: t.Callable[..., t.Any], run_playbook: RunPlaybook,
+                                                         tmp_path: Path) -> None:
+    """serial [1, 25%] with max_fail_percentage 0: a failing canary stops the run before the other hosts are touched."""
+    path = tmp_path / "canary.yml"
+    path.write_text(yaml.safe_dump({"hosts": [{"name": "canary", "faults": ["nla_disabled"]},
+                                              {"name": "later", "faults": ["nla_disabled"]}]}), encoding="utf-8")
+    lab = lab_fleet(path, fresh=True)
+    try:
+        lab.admin.fail_apply_at("canary", 1)
+        playbook = tmp_path / "run.yml"
+        playbook.write_text("- name: Remediate\n  ansible.builtin.import_playbook: rdp.doctor.remediate\n", encoding="utf-8")
+        process = run_playbook(playbook, lab.inventory, [])
+        recap = {line.split()[0]: line for line in process.stdout.splitlines() if ": ok=" in line}
+        assert process.returncode != 0 and "failed=1" in recap["canary"], process.stdout[-3000:]
+        assert "later" not in recap
+        assert lab.admin.counters("later")["round_trips"] == 0
+        assert lab.admin.model("later")["registry"] == lab.admin.model("later")["registry"]
+    finally:
+        lab_fleet.stop(lab)
