@@ -243,6 +243,5 @@ def test_canary_batch_stops_the_run_when_its_host_fails(lab_fleet: t.Callable[..
         assert process.returncode != 0 and "failed=1" in recap["canary"], process.stdout[-3000:]
         assert "later" not in recap
         assert lab.admin.counters("later")["round_trips"] == 0
-        assert lab.admin.model("later")["registry"] == lab.admin.model("later")["registry"]
     finally:
         lab_fleet.stop(lab)
