@@ -1,0 +1,193 @@
+#!/usr/bin/python
+# Copyright (c) rdp.doctor contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Documentation of ``rdp.doctor.remediate_host`` (an action plugin: plugins/action/remediate_host.py)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: remediate_host
+short_description: Plan every RDP fix a host needs with the collection's modules, apply them in one round trip, verify
+version_added: 0.2.0
+author:
+  - rdp.doctor contributors (!UNKNOWN)
+description:
+  - The task of the P(rdp.doctor.remediate#role) role. Takes the host's facts and findings (what
+    P(rdp.doctor.diagnose#role) read) and/or a declared baseline, and plans the fixes with the planners of
+    M(rdp.doctor.services), M(rdp.doctor.machinekeys), M(rdp.doctor.listener_certificate), M(rdp.doctor.tls_protocols),
+    M(rdp.doctor.credssp), M(rdp.doctor.listener_security), M(rdp.doctor.session_limits) and M(rdp.doctor.firewall) -
+    exactly as each module would plan them alone.
+  - The plans are combined into one (services restarted once, irreversible operations last, two modules asking for
+    different values of one setting refused) and applied in one run of the C(apply_rdp_changes) host script.
+  - After the change the host is read again and probed again from the controller. When a probe step that passed
+    before fails now (the client's view got worse), the applied operations are undone and the task fails.
+  - A finding's fix never carries an opt-in - changes that lower security or can cut access need the role-wide
+    O(allow_lockout) / O(allow_insecure), and O(write_local_policy) for values Group Policy owns.
+extends_documentation_fragment:
+  - rdp.doctor.remediation
+options:
+  findings:
+    description:
+      - Findings of P(rdp.doctor.findings#filter) for this host. Each finding whose C(fix) names a module contributes
+        that module's options; manual fixes are returned in RV(manual) and never applied.
+    type: list
+    elements: dict
+    default: []
+  baseline:
+    description:
+      - Settings to enforce whatever the findings say. Keys C(allow_connections), C(listener_enabled), C(security_layer),
+        C(nla), C(min_encryption_level), C(port) (M(rdp.doctor.listener_security)), C(credssp)
+        (M(rdp.doctor.credssp) C(allow_encryption_oracle)), C(tls12), C(disable_legacy_tls) (M(rdp.doctor.tls_protocols)),
+        and C(firewall), C(session_limits), C(services) (a dict of that module's options).
+    type: dict
+    default: {}
+  enabled:
+    description: Switch per module (short name, for example C(credssp)); a module switched off is not planned. Default on.
+    type: dict
+    default: {}
+  run_tags:
+    description: The play's C(ansible_run_tags); a fix runs when C(all), C(rdp_doctor_fix) or C(rdp_doctor_fix_<module>) is selected.
+    type: list
+    elements: str
+    default: [all]
+  skip_tags:
+    description: The play's C(ansible_skip_tags); C(rdp_doctor_fix_<module>) skips that fix.
+    type: list
+    elements: str
+    default: []
+  allow_lockout:
+    description: Handed to every module that has it - RDP off, the Remote Desktop firewall group off, TermService stopped.
+    type: bool
+    default: false
+  allow_insecure:
+    description: Handed to every module that has it - NLA off, a weaker security layer, AllowEncryptionOracle vulnerable.
+    type: bool
+    default: false
+  write_local_policy:
+    description: Handed to every module that has it - write the local policy key when Group Policy owns a value (non-domain hosts).
+    type: bool
+    default: false
+  verify:
+    description: After applying, read the host again (one round trip) and probe it again; report RV(fixed) and RV(remaining).
+    type: bool
+    default: true
+  accounts:
+    description: Accounts the final read checks (as M(rdp.doctor.host_facts) O(rdp.doctor.host_facts#module:accounts)).
+    type: list
+    elements: str
+    default: []
+  probe_before:
+    description: The probe result diagnose got before the change. Without it the change is verified by the read alone.
+    type: raw
+  probe_host:
+    description: Name or address to probe after the change (what diagnose probed).
+    type: str
+  probe_port:
+    description: Port to probe after the change. Default the listener's effective port from the final read.
+    type: int
+  probe_server_name:
+    description: Name the listener certificate must be issued for.
+    type: str
+  probe_timeout:
+    description: Connect and read timeout of the probe after the change, in seconds (0-300).
+    type: float
+    default: 5
+  rollback_on_regression:
+    description: Undo the applied operations and fail when a probe step that passed before fails after the change.
+    type: bool
+    default: true
+seealso:
+  - module: rdp.doctor.host_facts
+  - module: rdp.doctor.probe
+"""
+
+EXAMPLES = r"""
+- name: Fix what diagnose found, verify, roll back on regression
+  rdp.doctor.remediate_host:
+    facts: "{{ rdp_doctor_facts }}"
+    findings: "{{ rdp_doctor_findings }}"
+    probe_before: "{{ rdp_doctor_probe }}"
+    probe_host: "{{ ansible_host }}"
+
+- name: Enforce a baseline, NLA and TLS only
+  rdp.doctor.remediate_host:
+    baseline:
+      security_layer: tls
+      nla: true
+      session_limits:
+        max_disconnection_time: 8h
+"""
+
+RETURN = r"""
+changed:
+  description: Whether the host was changed (in check mode, whether it would be).
+  returned: always
+  type: bool
+outcome:
+  description: >-
+    C(compliant), C(check_mode), C(applied), C(refused), C(drift), C(rolled_back) (an operation failed, or the client's
+    view got worse, and the change was undone), C(partial) (some operations are still applied, see RV(still_applied)),
+    C(unverified).
+  returned: always
+  type: str
+fixes:
+  description: The modules planned and the options each got (after switches and tags).
+  returned: when the options were valid
+  type: dict
+operations:
+  description: The combined plan; after an apply each operation also has its C(status), C(before), C(after) and C(error).
+  returned: always
+  type: list
+  elements: dict
+diff:
+  description: Before and after, keyed by module.
+  returned: always
+  type: dict
+manual:
+  description: What no module changes - the findings' manual fixes and the settings Group Policy owns.
+  returned: always
+  type: list
+  elements: dict
+fixed:
+  description: Ids of the findings (with a module fix) that the final read no longer shows.
+  returned: when applied and verified
+  type: list
+  elements: str
+remaining:
+  description: Ids of the findings (with a module fix) that the final read still shows.
+  returned: when applied and verified
+  type: list
+  elements: str
+findings_after:
+  description: Every finding id of the final read and probe.
+  returned: when applied and verified
+  type: list
+  elements: str
+probe_after:
+  description: The probe's verdict and step verdicts after the change.
+  returned: when applied, verified and probed
+  type: dict
+regressions:
+  description: Probe steps that passed before and fail after, as C(step - before -> after).
+  returned: when applied and verified
+  type: list
+  elements: str
+rollback:
+  description: The rollback's outcome, its operations, and the operations that could not be undone (C(not_undone)).
+  returned: when RV(outcome) is C(rolled_back) after a regression
+  type: dict
+reboot_required:
+  description: A change takes effect only after Windows restarts.
+  returned: always
+  type: bool
+warnings:
+  description: Warnings of the modules' planners, prefixed with the module.
+  returned: always
+  type: list
+  elements: str
+msg:
+  description: One line saying what was (or would be) changed, or why not.
+  returned: always
+  type: str
+"""
