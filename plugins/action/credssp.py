@@ -14,10 +14,7 @@ class ActionModule(RemediationAction):
     """CredSSP Encryption Oracle Remediation (AllowEncryptionOracle)."""
 
     MODULE = "rdp.doctor.credssp"
-    ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
-        "allow_encryption_oracle": {"type": "str", "required": True, "choices": list(credssp.VALUES)},
-        "allow_insecure": {"type": "bool", "default": False},
-    }
+    ARGUMENT_SPEC = credssp.ARGUMENT_SPEC
     PLANNER = staticmethod(credssp.plan)
 
     def option_problems(self, options: dict[str, t.Any]) -> list[str]:

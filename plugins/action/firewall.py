@@ -14,16 +14,7 @@ class ActionModule(RemediationAction):
     """The Remote Desktop firewall rule group and the collection's custom-port rules."""
 
     MODULE = "rdp.doctor.firewall"
-    ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
-        "state": {"type": "str", "default": "enabled", "choices": ["enabled", "disabled"]},
-        "profiles": {"type": "list", "elements": "str", "default": ["domain", "private", "public"],
-                     "choices": ["domain", "private", "public"]},
-        "protocols": {"type": "list", "elements": "str", "default": ["tcp", "udp"], "choices": ["tcp", "udp"]},
-        "port": {"type": "int"},
-        "remote_addresses": {"type": "list", "elements": "str"},
-        "scope_builtin_rules": {"type": "bool", "default": False},
-        "allow_lockout": {"type": "bool", "default": False},
-    }
+    ARGUMENT_SPEC = firewall.ARGUMENT_SPEC
     PLANNER = staticmethod(firewall.plan)
 
     def option_problems(self, options: dict[str, t.Any]) -> list[str]:

@@ -14,20 +14,7 @@ class ActionModule(RemediationAction):
     """Remote Desktop on/off, listener, security layer, NLA, encryption level, adapter and port."""
 
     MODULE = "rdp.doctor.listener_security"
-    ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
-        "allow_connections": {"type": "bool"},
-        "listener_enabled": {"type": "bool"},
-        "security_layer": {"type": "str", "choices": list(listener_security.SECURITY_LAYERS)},
-        "nla": {"type": "bool"},
-        "min_encryption_level": {"type": "str", "choices": list(listener_security.ENCRYPTION_LEVELS)},
-        "lan_adapter": {"type": "int"},
-        "port": {"type": "int"},
-        "write_local_policy": {"type": "bool", "default": False},
-        "revert_after": {"type": "str"},
-        "allow_lockout": {"type": "bool", "default": False},
-        "allow_insecure": {"type": "bool", "default": False},
-        "allow_port_change": {"type": "bool", "default": False},
-    }
+    ARGUMENT_SPEC = listener_security.ARGUMENT_SPEC
     PLANNER = staticmethod(listener_security.plan)
 
     def option_problems(self, options: dict[str, t.Any]) -> list[str]:

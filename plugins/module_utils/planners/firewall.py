@@ -24,6 +24,19 @@ BUILTIN_RULES = {"TCP": "RemoteDesktop-UserMode-In-TCP", "UDP": "RemoteDesktop-U
 PROFILES = ("Domain", "Private", "Public")
 
 
+
+#: The module's options (Ansible argument spec); the action plugin and rdp.doctor.remediate_host validate with it.
+ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
+    "state": {"type": "str", "default": "enabled", "choices": ["enabled", "disabled"]},
+    "profiles": {"type": "list", "elements": "str", "default": ["domain", "private", "public"],
+                 "choices": ["domain", "private", "public"]},
+    "protocols": {"type": "list", "elements": "str", "default": ["tcp", "udp"], "choices": ["tcp", "udp"]},
+    "port": {"type": "int"},
+    "remote_addresses": {"type": "list", "elements": "str"},
+    "scope_builtin_rules": {"type": "bool", "default": False},
+    "allow_lockout": {"type": "bool", "default": False},
+}
+
 def option_problems(options: dict[str, t.Any]) -> list[str]:
     """Checks before any host is touched."""
     problems = []

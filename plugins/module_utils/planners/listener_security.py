@@ -72,6 +72,23 @@ def from_registry(option: str, value: t.Any) -> t.Any:
     return value
 
 
+
+#: The module's options (Ansible argument spec); the action plugin and rdp.doctor.remediate_host validate with it.
+ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
+    "allow_connections": {"type": "bool"},
+    "listener_enabled": {"type": "bool"},
+    "security_layer": {"type": "str", "choices": list(SECURITY_LAYERS)},
+    "nla": {"type": "bool"},
+    "min_encryption_level": {"type": "str", "choices": list(ENCRYPTION_LEVELS)},
+    "lan_adapter": {"type": "int"},
+    "port": {"type": "int"},
+    "write_local_policy": {"type": "bool", "default": False},
+    "revert_after": {"type": "str"},
+    "allow_lockout": {"type": "bool", "default": False},
+    "allow_insecure": {"type": "bool", "default": False},
+    "allow_port_change": {"type": "bool", "default": False},
+}
+
 def option_problems(options: dict[str, t.Any]) -> list[str]:
     """Checks before any host is touched (the argument spec already checks types and choices)."""
     problems = []
