@@ -93,14 +93,21 @@ def section_error(error_type: str, message: str) -> dict[str, t.Any]:
     return {"error": {"type": error_type, "message": message}}
 
 
+def admits_svchost(program: str) -> bool:
+    """Test-RdSvchost: an application filter that admits TermService (svchost.exe): Any or svchost.exe."""
+    lowered = program.lower()
+    return lowered in ("any", "svchost.exe") or lowered.endswith("\\svchost.exe")
+
+
 def rule_matches_port(rule: m.FirewallRule, ports: t.Sequence[int]) -> bool:
-    """Test-RdRulePort: inbound rules naming one of the ports (single or range), and inbound rules on Any port whose
-    protocol can carry RDP (TCP, UDP or Any): a broad Allow rule opens the port as much as a Block rule closes it."""
+    """Test-RdRulePort: inbound rules naming one of the ports (single or range); inbound rules on Any port that can carry
+    RDP (TCP, UDP or Any) and either block or may admit TermService: a broad Allow rule opens the port as surely as a
+    Block rule closes it."""
     if rule.direction != "Inbound":
         return False
     for spec in rule.local_ports:
         if spec.lower() == "any":
-            if rule.protocol.upper() in ("TCP", "UDP", "ANY"):
+            if rule.protocol.upper() in ("TCP", "UDP", "ANY") and (rule.action == "Block" or admits_svchost(rule.program)):
                 return True
             continue
         match = re.fullmatch(r"(\d+)(-(\d+))?", spec)
