@@ -255,11 +255,16 @@ def test_firewall_gpo_blocks_evidence() -> None:
     assert by_id(found, "RDP-GPO-OVERRIDE")["evidence"]["settings"][0]["finding"] == "RDP-FIREWALL-GPO-BLOCKS"
 
 
-def test_firewall_unknown_gives_nothing() -> None:
-    """A firewall section the host could not read is no evidence of a block."""
+def test_firewall_unknown_gives_nothing_but_says_so() -> None:
+    """A firewall section the host could not read is no evidence of a block: only the read is reported incomplete."""
     raw = samples.raw_with("firewall_rdp_disabled")
-    raw["firewall"] = {"error": "service missing"}
-    assert fd.evaluate(facts_of(raw)) == []
+    raw["firewall"] = {"error": {"type": "ServiceNotRunning", "message": "the Windows Defender Firewall service (MpsSvc) is Stopped"}}
+    found = fd.evaluate(facts_of(raw))
+    assert ids(found) == ["RDP-READ-INCOMPLETE"]
+    assert found[0]["evidence"] == {
+        "read_errors": [{"section": "firewall", "type": "ServiceNotRunning", "message": "the Windows Defender Firewall service (MpsSvc) is Stopped"}],
+        "not_checked": ["firewall: the firewall rules and profiles for the RDP port"]}
+    assert found[0]["explains_0x904"] is False and "manual" in found[0]["fix"]
 
 
 def test_certificate_findings_evidence() -> None:
