@@ -146,9 +146,11 @@ namespace RdDoctor.V2 {
 '@
 
 function Get-RdErrorDetail($ErrorRecord) {
-    # {type, message} of a caught error: the .NET exception under PowerShell's wrapper for a failed method call.
+    # {type, message} of a caught error: the .NET exception under PowerShell's wrapper for a failed method or constructor
+    # call (MethodInvocationException) and under reflection's (TargetInvocationException).
     $exception = $ErrorRecord.Exception
-    if ($exception -is [Management.Automation.MethodInvocationException] -and $null -ne $exception.InnerException) {
+    while (($exception -is [Management.Automation.MethodInvocationException] -or $exception -is [Reflection.TargetInvocationException]) -and
+        $null -ne $exception.InnerException) {
         $exception = $exception.InnerException
     }
     $message = [string]$exception.Message
@@ -481,8 +483,11 @@ function Get-RdAccount([string]$Name, $Groups) {
     } else {
         $entry.groups_complete = $false
         try { $entry.sid = (New-Object Security.Principal.NTAccount($Name)).Translate([Security.Principal.SecurityIdentifier]).Value }
-        catch [Security.Principal.IdentityNotMappedException] { return $entry }
-        catch { $entry.exists = $null; $entry.error = Get-RdErrorDetail $_; return $entry }
+        catch {
+            $detail = Get-RdErrorDetail $_
+            if ($detail.type -eq 'System.Security.Principal.IdentityNotMappedException') { return $entry }  # no such account
+            $entry.exists = $null; $entry.error = $detail; return $entry
+        }
         $entry.exists = $true
     }
     $sid = $entry.sid
@@ -540,9 +545,10 @@ function Get-RdEvents($Query, [datetime]$Since, [int]$SampleSize) {
     foreach ($id in $Query.ids) { $groups[[string]$id] = New-RdEventGroup $Query.log $Query.provider $id }
     $reader = $null
     try {
-        $eventQuery = New-Object Diagnostics.Eventing.Reader.EventLogQuery($Query.log, [Diagnostics.Eventing.Reader.PathType]::LogName, (Get-RdEventXPath $Query $Since))
+        $xpath = Get-RdEventXPath $Query $Since
+        $eventQuery = [Diagnostics.Eventing.Reader.EventLogQuery]::new($Query.log, [Diagnostics.Eventing.Reader.PathType]::LogName, $xpath)
         $eventQuery.ReverseDirection = $true
-        $reader = New-Object Diagnostics.Eventing.Reader.EventLogReader($eventQuery)
+        $reader = [Diagnostics.Eventing.Reader.EventLogReader]::new($eventQuery)
         for ($record = $reader.ReadEvent(); $null -ne $record; $record = $reader.ReadEvent()) {
             try {
                 $key = [string]$record.Id
@@ -560,10 +566,11 @@ function Get-RdEvents($Query, [datetime]$Since, [int]$SampleSize) {
                 }
             } finally { $record.Dispose() }
         }
-    } catch [Diagnostics.Eventing.Reader.EventLogNotFoundException] {
-        # the log does not exist on this host (a role not installed): nothing logged
     } catch {
-        return @{ log = $Query.log; provider = $Query.provider; ids = @($Query.ids); error = (Get-RdErrorDetail $_) }
+        $detail = Get-RdErrorDetail $_
+        if ($detail.type -ne 'System.Diagnostics.Eventing.Reader.EventLogNotFoundException') {
+            return @{ log = $Query.log; provider = $Query.provider; ids = @($Query.ids); error = $detail }
+        }  # else the log does not exist on this host (a role not installed): nothing logged
     } finally { if ($null -ne $reader) { $reader.Dispose() } }
     $groups.Values
 }

@@ -4,7 +4,10 @@
 ``read_rdp_state.schema.json`` ``result`` by the contract tests). Every choice the script makes (which
 services, which ports, which firewall rules, which events, what Windows lists as sessions) is made
 here the same way, so the controller cannot tell the lab from a real host by the document's shape.
-A failure the script would raise is a :class:`~tests.lab.twins.TwinError` with the script's line.
+A part the script cannot read on such a host is the same section error (``section_error``: the firewall with
+MpsSvc stopped, the TerminalServices classes with ``Host.wmi_error``, an event sample with ``Event.format_error``,
+an account lookup through a broken trust); a failure the script would raise (a bad parameter) is a
+:class:`~tests.lab.twins.TwinError` with the script's line.
 """
 
 from __future__ import annotations
