@@ -245,6 +245,9 @@ def test_read_rdp_state_validates_for_random_fault_sets(faults: list[str]) -> No
     (lambda d: d["os"].update(build="20348"), "os/build"),
     (lambda d: d["sessions"][0].update(logon_time="2026-11-21 07:00"), "sessions/0/logon_time"),
     (lambda d: d.update(listening={"error": ""}), "listening"),
+    (lambda d: d.update(firewall={"error": {"type": "System.Exception"}}), "firewall"),  # a section error names type and message
+    (lambda d: d["firewall"]["rules"][0].pop("remote_addresses"), "firewall/rules/0"),
+    (lambda d: d["events"][0].pop("error"), "events/0"),
     (lambda d: d["accounts"]["rights"].pop("SeDenyRemoteInteractiveLogonRight"), "accounts/rights"),
 ])
 def test_result_schema_rejects_drift(mutate: t.Callable[[dict], t.Any], where: str) -> None:
