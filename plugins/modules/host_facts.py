@@ -132,9 +132,9 @@ ansible_facts:
           description:
             - What the host could not read, each with the reason; the rest of the host was read. The facts that depend on
               a part in this list are unknown (V(null), or C(source=unknown) for a setting), never a guessed value.
-            - C(section) names the part - a top-level section (C(firewall)), C(registry: <key>), C(ts_setting: GracePeriodDays),
+            - "C(section) names the part - a top-level section (C(firewall)), C(registry: <key>), C(ts_setting: GracePeriodDays),
               C(events: <log> <provider> <id>) (C((a sample's message)) when only a message could not be formatted) or
-              C(accounts: <name>).
+              C(accounts: <name>)."
             - C(type) is the .NET exception type, or C(ServiceNotRunning) / C(ModuleNotAvailable) when the script did not try.
           type: list
           elements: dict
@@ -219,7 +219,10 @@ ansible_facts:
             self_signed_cert_store: {description: "Setting: WinStations SelfSignedCertStore.", type: dict, returned: always}
             cert_template_name: {description: "Setting: policy CertTemplateName.", type: dict, returned: always}
             bound_thumbprint: {description: "Thumbprint the listener uses.", type: str, returned: always}
-            bound_source: {description: "C(registry), C(wmi), C(self_signed_store), C(none), or C(unknown) when RDP-Tcp could not be read.", type: str, returned: always}
+            bound_source:
+              description: "C(registry), C(wmi), C(self_signed_store), C(none), or C(unknown) when RDP-Tcp could not be read."
+              type: str
+              returned: always
             wmi_thumbprint: {description: "Win32_TSGeneralSetting SSLCertificateSHA1Hash.", type: str, returned: always}
             hash_type: {description: "SSLCertificateSHA1HashType (0 not valid, 1 self-signed, 2 GPO template, 3 custom).", type: int, returned: always}
             hash_type_name: {description: "Name of C(hash_type).", type: str, returned: always}

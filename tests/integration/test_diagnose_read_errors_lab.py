@@ -22,7 +22,7 @@ pytestmark = pytest.mark.lab
 
 RunPlaybook = t.Callable[..., subprocess.CompletedProcess]
 
-READ_FAULTS = ("firewall_service_stopped", "event_unformattable", "wmi_terminalservices_broken", "key_not_openable_by_admin",
+READ_FAULTS = ("firewall_service_stopped", "event_unformattable", "wmi_terminalservices_broken", "wts_unavailable", "key_not_openable_by_admin",
                "netfx_45_only", "accounts_domain_unreachable", "accounts_nested_group", "firewall_rule_program_filtered",
                "firewall_rule_address_filtered", "firewall_allow_any_port")
 #: A host state with a cause of 0x904 (or a risk) on the same host: the cause's finding must stay.
@@ -33,6 +33,7 @@ COMBINED = {
     "r-event-tls12": ("event_unformattable", "tls12_disabled"),
     "r-admin-key-forced": ("key_not_openable_by_admin", "credssp_force_updated"),
     "r-netfx-unpatched": ("netfx_45_only", "credssp_server_unpatched"),
+    "r-wts-termservice-stopped": ("wts_unavailable", "termservice_stopped"),
 }
 
 
@@ -51,6 +52,8 @@ COULD_NOT_READ: dict[str, str] = {
     "r-event-tls12": "could not read: events: System TermDD 56 (a sample's message) (The data is invalid.)",
     _name("wmi_terminalservices_broken"): "could not read: ts_general_setting (Provider load failure ); ts_setting (Provider load failure )",
     "r-wmi-nla": "could not read: ts_general_setting (Provider load failure ); ts_setting (Provider load failure )",
+    _name("wts_unavailable"): "could not read: sessions (The RPC server is unavailable)",
+    "r-wts-termservice-stopped": "could not read: sessions (The RPC server is unavailable)",
     _name("accounts_domain_unreachable"): "could not read: accounts: CONTOSO\\alice (The trust relationship between this workstation",
     "r-trust-disabled": "could not read: accounts: CONTOSO\\alice (The trust relationship between this workstation",
 }

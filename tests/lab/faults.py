@@ -364,6 +364,10 @@ def _wmi_terminalservices_broken(host: Host, _now: dt.datetime) -> None:
     host.wmi_error = "Provider load failure "  # WBEM_E_PROVIDER_LOAD_FAILURE (0x80041013), as CIM words it
 
 
+def _wts_unavailable(host: Host, _now: dt.datetime) -> None:
+    host.wts_error = "The RPC server is unavailable"  # WTSEnumerateSessionsW -> RPC_S_SERVER_UNAVAILABLE (1722)
+
+
 def _key_not_openable_by_admin(host: Host, now: dt.datetime) -> None:
     entry = _target_entry(host, now)
     key_file = host.machinekeys.files.get(entry.key_file or "")
@@ -463,6 +467,8 @@ _FAULT_LIST = [
           _event_unformattable),
     Fault("wmi_terminalservices_broken", "the TerminalServices WMI provider fails to load (Win32_TSGeneralSetting, "
           "Win32_TerminalServiceSetting)", ("RDP-READ-INCOMPLETE",), _wmi_terminalservices_broken),
+    Fault("wts_unavailable", "the WTS API cannot enumerate sessions (RPC server unavailable, 1722)", ("RDP-READ-INCOMPLETE",),
+          _wts_unavailable),
     Fault("key_not_openable_by_admin", "the listener key file denies the administrator (NETWORK SERVICE can still read it)", (),
           _key_not_openable_by_admin),
     Fault("netfx_45_only", "Server 2012 R2 with .NET Framework 4.5.2 only (no RSACertificateExtensions)", (), _netfx_45_only,

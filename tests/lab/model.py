@@ -534,6 +534,7 @@ class Host:  # pylint: disable=too-many-instance-attributes  # it models a whole
     clock_offset_seconds: float = 0.0
     wmi_broken: bool = False  # root\cimv2\TerminalServices unavailable -> ts_general_setting None
     wmi_error: str | None = None  # the TerminalServices WMI provider fails: a CimException with this message
+    wts_error: str | None = None  # the WTS API fails to enumerate sessions: a Win32Exception with this message
     domain_reachable: bool = True  # False: the trust with the domain is broken, lookups through it fail
     domain_principals: list[DomainPrincipal] = field(default_factory=list)
     netfx_release: int = 528040  # NDP\v4\Full Release: 528040 = .NET Framework 4.8, 379893 = 4.5.2 (no RSACng)

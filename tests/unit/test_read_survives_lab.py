@@ -20,7 +20,7 @@ from tests.lab.inventory import LAB_ACCOUNTS
 from tests.lab.twins import read_rdp_state as twin
 
 NOW = dt.datetime(2026, 11, 21, 7, 0, 0, tzinfo=dt.timezone.utc)
-READ_FAULTS = ("firewall_service_stopped", "event_unformattable", "wmi_terminalservices_broken", "key_not_openable_by_admin",
+READ_FAULTS = ("firewall_service_stopped", "event_unformattable", "wmi_terminalservices_broken", "wts_unavailable", "key_not_openable_by_admin",
                "netfx_45_only", "accounts_domain_unreachable", "accounts_nested_group", "firewall_rule_program_filtered",
                "firewall_rule_address_filtered", "firewall_allow_any_port")
 
@@ -133,3 +133,13 @@ def test_allow_any_port_rule_opens_the_port() -> None:
     """The Remote Desktop rules are off, but an allow rule for every TCP port opens 3389: nothing to report."""
     facts, found = diagnose(("firewall_allow_any_port",))
     assert facts["firewall"]["tcp"]["allow_rules"] == ["Allow-All-In-TCP"] and found == []
+
+
+def test_sessions_unreadable_with_termservice_stopped() -> None:
+    """TermService stopped and the WTS API failing: the service finding stays, the sessions are not guessed (no limit,
+    no ghosts), and the read says so."""
+    facts, found = diagnose(("termservice_stopped", "wts_unavailable", "ghost_sessions"))
+    assert facts["session_limits"]["sessions_read"] is False and facts["session_limits"]["sessions"] == []
+    assert ids(found) == {"RDP-SERVICE-STOPPED", "RDP-READ-INCOMPLETE"}
+    assert _incomplete(found)["evidence"]["read_errors"] == [{"section": "sessions", "type": twin.WIN32_EXCEPTION,
+                                                                "message": "The RPC server is unavailable"}]

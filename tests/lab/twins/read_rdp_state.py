@@ -38,6 +38,7 @@ TRUST_FAILURE = ("System.SystemException", "The trust relationship between this 
 FIREWALL_STOPPED = ("the Windows Defender Firewall service (MpsSvc) is {state}: its ActiveStore cannot be read"
                     " (the NetSecurity cmdlets would fail with CIM error 1753)")
 EVENT_FORMAT_ERROR = "System.Diagnostics.Eventing.Reader.EventLogException"
+WIN32_EXCEPTION = "System.ComponentModel.Win32Exception"
 SVCHOST = "%SystemRoot%\\system32\\svchost.exe"
 # Win32_Service.State spells the pending states with a space; the model may not.
 SERVICE_STATES = {"startpending": "Start Pending", "stoppending": "Stop Pending", "continuepending": "Continue Pending",
@@ -388,7 +389,7 @@ def run(host: m.Host, params: dict[str, t.Any], now: dt.datetime | None = None) 
                          for store in (m.RDS_STORE, m.MY_STORE)},
         "tspkg_version": host.os.tspkg_version,
         "firewall": read_firewall(host, ports),
-        "sessions": read_sessions(host, host_now),
+        "sessions": section_error(WIN32_EXCEPTION, host.wts_error) if host.wts_error else read_sessions(host, host_now),
         "machinekeys": read_machinekeys(host, machine_guid),
         "winrm_listeners": [{"transport": w.transport, "address": w.address, "port": w.port, "thumbprint": w.thumbprint or None,
                              "enabled": w.enabled} for w in host.winrm_listeners],

@@ -161,6 +161,7 @@ ANSWERS: dict[str, Callable[[ListenerBehaviour], bool]] = {
     "firewall_service_stopped": lambda b: b.listening,
     "event_unformattable": lambda b: b.listening,
     "wmi_terminalservices_broken": lambda b: b.listening and b.security_layer == 2,
+    "wts_unavailable": lambda b: b.listening,
     "key_not_openable_by_admin": lambda b: b.listening and b.private_key_pem is not None,
     "netfx_45_only": lambda b: b.listening and b.private_key_pem is not None and b.os_version == (6, 3, 9600),
     "accounts_domain_unreachable": lambda b: b.listening and b.domain == "CONTOSO",

@@ -29,7 +29,8 @@ CONTRACT_FAULTS = [
 ]
 # Host states a read must survive (issue 7), after the causes in the contract's table.
 READ_FAULTS = [
-    "firewall_service_stopped", "event_unformattable", "wmi_terminalservices_broken", "key_not_openable_by_admin", "netfx_45_only",
+    "firewall_service_stopped", "event_unformattable", "wmi_terminalservices_broken", "wts_unavailable", "key_not_openable_by_admin",
+    "netfx_45_only",
     "accounts_domain_unreachable", "accounts_nested_group", "firewall_rule_program_filtered", "firewall_rule_address_filtered",
     "firewall_allow_any_port",
 ]
@@ -102,6 +103,7 @@ CHECKS: dict[str, Callable[[Host], bool]] = {
     "firewall_service_stopped": lambda h: h.services["MpsSvc"].state == "Stopped" and h.services["MpsSvc"].pid == 0,
     "event_unformattable": lambda h: any(e.format_error for e in h.events),
     "wmi_terminalservices_broken": lambda h: h.wmi_error is not None,
+    "wts_unavailable": lambda h: h.wts_error is not None,
     "key_not_openable_by_admin": lambda h: h.listener_key_file_name in h.machinekeys.files
     and not h.machinekeys.files[h.listener_key_file_name].readable
     and _listener_or_self_signed(h).key_readable_by_network_service,

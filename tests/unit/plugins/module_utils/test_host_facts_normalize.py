@@ -366,9 +366,9 @@ def test_services_unreadable_leaves_the_port_owner_unknown() -> None:
 def test_unreadable_registry_key_makes_its_settings_unknown() -> None:
     """A key that could not be read is not an absent key: no default is assumed (fDenyTSConnections defaults to 1)."""
     raw = samples.healthy_raw()
-    raw["registry"][reg.TS] = _error("Requested registry access is not allowed.", "System.Security.SecurityException")
-    raw["registry"][reg.schannel_key("TLS 1.2", "Server")] = _error("Requested registry access is not allowed.",
-                                                                     "System.Security.SecurityException")
+    denied = _error("Requested registry access is not allowed.", "System.Security.SecurityException")
+    raw["registry"][reg.TS] = denied
+    raw["registry"][reg.schannel_key("TLS 1.2", "Server")] = denied
     raw["ts_setting"] = None  # and WMI does not say either
     facts = facts_of(raw)
     deny = facts["listener"]["deny_ts_connections"]
@@ -399,9 +399,9 @@ def test_partial_errors_name_their_part() -> None:
         {"log": "Microsoft-Windows-TerminalServices-Licensing/Admin", "provider": None, "ids": [],
          "error": {"type": "System.UnauthorizedAccessException", "message": "Attempted to perform an unauthorized operation."}},
     ]
+    trust = {"type": "System.SystemException", "message": "The trust relationship between this workstation and the primary domain failed."}
     raw["accounts"]["checked"].append({"name": "CONTOSO\\alice", "exists": None, "sid": None, "disabled": None, "locked_out": None,
-                                       "groups": [], "groups_complete": False, "error": {"type": "System.SystemException",
-                                       "message": "The trust relationship between this workstation and the primary domain failed."}})
+                                       "groups": [], "groups_complete": False, "error": trust})
     raw["ts_setting"].update(TerminalServerMode=1, GracePeriodDays=_error("Generic failure "))
     jsonschema.Draft202012Validator(_schema("result")).validate(raw)
     facts = facts_of(raw, ("rdpuser", "CONTOSO\\alice"))
