@@ -375,12 +375,19 @@ function Test-RdRulePort($Rule, [string[]]$LocalPorts, [string]$Protocol, [strin
     return $false
 }
 
-function Get-RdFilterMap([scriptblock]$Query, [string]$Property) {
-    # InstanceID -> one property of a firewall filter: each filter shares its rule's InstanceID (one per rule,
+function Get-RdFilterMap([scriptblock]$Query) {
+    # InstanceID -> firewall filter: each filter shares its rule's InstanceID (one of each kind per rule,
     # ms: netsecurity/get-netfirewallportfilter, get-netfirewallapplicationfilter, get-netfirewallservicefilter, get-netfirewalladdressfilter).
     $map = @{}
-    foreach ($filter in @(Invoke-RdOptional $Query)) { $map[$filter.InstanceID] = $filter.$Property }
+    foreach ($filter in @(Invoke-RdOptional $Query)) { $map[$filter.InstanceID] = $filter }
     return $map
+}
+
+function Get-RdFilterValue($Map, [string]$Id, [string]$Property) {
+    # One property of a rule's filter as a string list ("Any" when the rule has no such filter).
+    $filter = $Map[$Id]
+    if ($null -eq $filter) { return , @('Any') }
+    return , (ConvertTo-RdTextList $filter.$Property)
 }
 
 function ConvertTo-RdTextList($Value) {
@@ -397,22 +404,21 @@ function Get-RdFirewall([int[]]$Ports) {
     # (controller: host_facts._admits_termservice): a rule for another program or remote address does not open the port.
     $stopped = Test-RdServiceRunning 'MpsSvc' 'Windows Defender Firewall'
     if ($null -ne $stopped) { return $stopped }
-    $ports = Get-RdFilterMap { Get-NetFirewallPortFilter -All -PolicyStore ActiveStore } 'LocalPort'
-    $protocols = Get-RdFilterMap { Get-NetFirewallPortFilter -All -PolicyStore ActiveStore } 'Protocol'
-    $programs = Get-RdFilterMap { Get-NetFirewallApplicationFilter -All -PolicyStore ActiveStore } 'Program'
-    $services = Get-RdFilterMap { Get-NetFirewallServiceFilter -All -PolicyStore ActiveStore } 'Service'
-    $addresses = Get-RdFilterMap { Get-NetFirewallAddressFilter -All -PolicyStore ActiveStore } 'RemoteAddress'
+    $portFilters = Get-RdFilterMap { Get-NetFirewallPortFilter -All -PolicyStore ActiveStore }
+    $applicationFilters = Get-RdFilterMap { Get-NetFirewallApplicationFilter -All -PolicyStore ActiveStore }
+    $serviceFilters = Get-RdFilterMap { Get-NetFirewallServiceFilter -All -PolicyStore ActiveStore }
+    $addressFilters = Get-RdFilterMap { Get-NetFirewallAddressFilter -All -PolicyStore ActiveStore }
     $rules = @(foreach ($rule in @(Invoke-RdOptional { Get-NetFirewallRule -All -PolicyStore ActiveStore })) {
-        $id = $rule.InstanceID
-        $localPorts = ConvertTo-RdTextList $ports[$id]
-        $protocol = 'Any'
-        if ($null -ne $protocols[$id]) { $protocol = [string]$protocols[$id] }
-        $program = (ConvertTo-RdTextList $programs[$id])[0]
+        $id = [string]$rule.InstanceID
+        $localPorts = Get-RdFilterValue $portFilters $id 'LocalPort'
+        $protocol = (Get-RdFilterValue $portFilters $id 'Protocol')[0]
+        $program = (Get-RdFilterValue $applicationFilters $id 'Program')[0]
         if ($rule.Group -ne $RdpFirewallGroup -and -not (Test-RdRulePort $rule $localPorts $protocol $program $Ports)) { continue }
         @{ name = $rule.Name; display_name = $rule.DisplayName; group = $rule.Group; enabled = ([string]$rule.Enabled -eq 'True')
             direction = [string]$rule.Direction; action = [string]$rule.Action; profiles = @(([string]$rule.Profile) -split ',\s*')
             protocol = $protocol; local_ports = $localPorts; policy_store_source = [string]$rule.PolicyStoreSource
-            program = $program; service = (ConvertTo-RdTextList $services[$id])[0]; remote_addresses = (ConvertTo-RdTextList $addresses[$id]) }
+            program = $program; service = (Get-RdFilterValue $serviceFilters $id 'Service')[0]
+            remote_addresses = (Get-RdFilterValue $addressFilters $id 'RemoteAddress') }
         })
     $profiles = @(foreach ($fwProfile in @(Get-NetFirewallProfile -PolicyStore ActiveStore)) {
             @{ name = [string]$fwProfile.Name; enabled = ([string]$fwProfile.Enabled -eq 'True')

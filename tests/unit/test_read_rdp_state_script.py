@@ -120,3 +120,21 @@ def test_firewall_reads_filters_after_checking_its_service() -> None:
     for cmdlet in ("Get-NetFirewallPortFilter", "Get-NetFirewallApplicationFilter", "Get-NetFirewallServiceFilter",
                    "Get-NetFirewallAddressFilter", "Get-NetFirewallRule", "Get-NetFirewallProfile"):
         assert f"{cmdlet} -All -PolicyStore ActiveStore" in text or f"{cmdlet} -PolicyStore ActiveStore" in text, cmdlet
+
+
+def functions() -> dict[str, tuple[list[str], str]]:
+    """Each function of the script: its parameter names and its body (up to the closing brace in column 0)."""
+    found = {}
+    for match in re.finditer(r"^function ([\w-]+)(?:\(([^)]*)\))? \{\n(.*?)^\}", TEXT, re.S | re.M):
+        params = re.findall(r"\$(\w+)", match.group(2) or "")
+        found[match.group(1)] = (params, match.group(3))
+    return found
+
+
+def test_no_function_assigns_over_its_parameter() -> None:
+    """PowerShell names are case-insensitive: ``$ports = @{}`` in a function with ``[int[]]$Ports`` converts (and fails),
+    so a function never assigns to a name of its own parameters."""
+    assert len(functions()) > 30
+    clashes = [(name, param) for name, (params, body) in functions().items() for param in params
+               if re.search(rf"^\s*\${param}\s*=[^=]", body, re.M | re.I)]
+    assert clashes == []

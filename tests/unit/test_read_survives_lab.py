@@ -141,5 +141,5 @@ def test_sessions_unreadable_with_termservice_stopped() -> None:
     facts, found = diagnose(("termservice_stopped", "wts_unavailable", "ghost_sessions"))
     assert facts["session_limits"]["sessions_read"] is False and facts["session_limits"]["sessions"] == []
     assert ids(found) == {"RDP-SERVICE-STOPPED", "RDP-READ-INCOMPLETE"}
-    assert _incomplete(found)["evidence"]["read_errors"] == [{"section": "sessions", "type": twin.WIN32_EXCEPTION,
-                                                                "message": "The RPC server is unavailable"}]
+    wanted = {"section": "sessions", "type": twin.WIN32_EXCEPTION, "message": "The RPC server is unavailable"}
+    assert _incomplete(found)["evidence"]["read_errors"] == [wanted]
