@@ -315,8 +315,9 @@ def _host_accepts(facts: Facts) -> bool:
 
 def rule_sockets(facts: Facts) -> list[Finding]:
     """Who owns the RDP port (TCP and UDP) [S3][S4] MSRD #16 #17 #20."""
-    if not _get(facts, "listener.sockets_read") or _get(facts, "listener.services_read") is False:
-        return []  # without the sockets, or without TermService's pid, no owner can be named
+    if (not _get(facts, "listener.sockets_read") or _get(facts, "listener.services_read") is False
+            or _get(facts, "listener.port_known") is False):
+        return []  # without the sockets, TermService's pid or the port, no owner can be named
     found = []
     tcp = _get(facts, "listener.tcp") or {}
     port = _get(facts, "listener.effective_port")
@@ -358,8 +359,8 @@ def rule_firewall(facts: Facts) -> list[Finding]:
     """Remote Desktop rule group, custom port coverage, block rules, GPO exception [S13][S37] MSRD #47."""
     firewall = _get(facts, "firewall") or {}
     tcp = firewall.get("tcp") or {}
-    if not firewall.get("profiles"):
-        return []  # profiles unknown: nothing can be concluded
+    if not firewall.get("profiles") or _get(facts, "listener.port_known") is False:
+        return []  # profiles or the listener's port unknown: nothing can be concluded
     port = tcp.get("port")
     found = []
     gpo = firewall.get("gpo") or {}

@@ -410,8 +410,10 @@ def _listener_facts(raw: Raw, registry: RegistryView) -> dict[str, t.Any]:
         "sockets_read": isinstance(listening.get("tcp"), list),
         "services_read": services_read,
         "connections_allowed": _effective_int(items["deny_ts_connections"]) == 0,
-        "enabled": _effective_int(items["enable_winstation"]) != 0,
+        # None when the value could not be read: the listener is then neither "on" nor "off".
+        "enabled": None if items["enable_winstation"]["source"] == "unknown" else _effective_int(items["enable_winstation"]) != 0,
         "effective_port": port,
+        "port_known": items["port"]["source"] != "unknown",
         "services": services,
         "tcp": _sockets(raw, "tcp", port, termservice_pid, services_read),
         "udp": _sockets(raw, "udp", port, termservice_pid, services_read),

@@ -177,8 +177,9 @@ ansible_facts:
             lan_adapter: {description: "Setting: RDP-Tcp LanAdapter (0 = every adapter).", type: dict, returned: always}
             drain_mode: {description: "Setting: TSServerDrainMode (0 logons allowed).", type: dict, returned: always}
             connections_allowed: {description: "Effective fDenyTSConnections is 0.", type: bool, returned: always}
-            enabled: {description: "Effective fEnableWinStation is not 0.", type: bool, returned: always}
+            enabled: {description: "Effective fEnableWinStation is not 0 (null when RDP-Tcp could not be read).", type: bool, returned: always}
             effective_port: {description: "The port the listener uses.", type: int, returned: always, sample: 3389}
+            port_known: {description: "False when the port could not be read (effective_port is then the default 3389).", type: bool, returned: always}
             services:
               description: >-
                 TermService, SessionEnv and UmRdpService by name, each with C(present), C(state), C(start_mode), C(pid),
