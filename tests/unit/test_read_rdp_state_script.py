@@ -46,9 +46,11 @@ def test_listener_key_prefix_is_the_hash_of_its_container() -> None:
     assert model.LISTENER_KEY_PREFIX == reg.LISTENER_KEY_PREFIX == model.capi_key_hash(model.SELF_SIGNED_CONTAINER)
     assert model.capi_key_file_name("TSSecKeySet1", "g") == "f686aace6942fb7f7ceb231212eef4a4_g"
     assert model.capi_key_hash("{A1B2C3}") != model.capi_key_hash("TSSecKeySet1")
+    # the worked example of jensign.com/UniqueKeyContainer (Michel Gallant): MD5 bytes 7641ab52 4cd7a921 f1e0e373 0a4e37bc
+    assert model.capi_key_hash("MyCoolContainer") == "52ab417621a9d74c73e3e0f1bc374e0a"
 
 
-NAMES = ["TSSecKeySet1", "{5A1B2C3D-0000-4E5F-8A9B-ABCDEF012345}", "te-WebServer-8d2b0c6e-1f3a", "x" * 55, "y" * 56, "z" * 120, ""]
+NAMES = ["TSSecKeySet1", "MyCoolContainer", "{5A1B2C3D-0000-4E5F-8A9B-ABCDEF012345}", "te-WebServer-8d2b0c6e-1f3a", "x" * 55, "y" * 56, "z" * 120, ""]
 
 
 def test_script_key_file_hash_equals_the_reference(tmp_path: pathlib.Path) -> None:
