@@ -759,8 +759,9 @@ def rule_read_errors(facts: Facts) -> list[Finding]:
     for error in errors:
         section = str(error.get("section") or "")
         text = UNCHECKED_BY_SECTION.get(section.split(":", 1)[0].strip(), "")
-        if text and f"{section.split(':', 1)[0]}: {text}" not in not_checked:
-            not_checked.append(f"{section.split(':', 1)[0]}: {text}")
+        line = f"{section}: {text}" if text else ""
+        if line and line not in not_checked:
+            not_checked.append(line)
     return [make_finding("RDP-READ-INCOMPLETE", {"read_errors": errors, "not_checked": not_checked}, manual_fix(
         "Fix what stopped the read (each error names it: start the Windows Defender Firewall service, repair the WMI "
         "provider, restore the domain trust...), then run diagnose again. Until then the checks listed under not_checked "
