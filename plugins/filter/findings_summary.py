@@ -16,6 +16,8 @@ description:
     severity, id, title and fix, causes that explain 0x904 first.
   - A host that could not be read is reported as C(UNREACHABLE) or C(FAILED) with the reason, never dropped.
   - Without host facts (tags, unreachable host) the summary never claims the host is healthy.
+  - When part of the host could not be read (finding C(RDP-READ-INCOMPLETE)), a C(could not read:) line names each part
+    with the host's reason, right after the count.
 options:
   _input:
     description: The findings.
@@ -46,7 +48,8 @@ _value:
   type: list
   elements: str
   sample:
-    - "1 finding, 1 explains 0x904"
+    - "2 findings, 1 explains 0x904"
+    - "could not read: firewall (the Windows Defender Firewall service (MpsSvc) is Stopped: its ActiveStore cannot be read ...)"
     - "[critical] RDP-CERT-EXPIRED (explains 0x904): The listener certificate has expired -> rdp.doctor.listener_certificate state=self_signed"
     - "client view 127.0.0.15:3389: dns ok, tcp ok, x224 ok, tls ok, certificate FAIL, nla ok -> certificate: ... has expired"
 """
@@ -72,6 +75,17 @@ def _line(finding: dict[str, t.Any]) -> str:
     cause = " (explains 0x904)" if finding.get("explains_0x904") else ""
     fix = _fix_text(finding.get("fix"))
     return f"[{finding.get('severity')}] {finding.get('id')}{cause}: {finding.get('title')}" + (f" -> {fix}" if fix else "")
+
+
+READ_INCOMPLETE = "RDP-READ-INCOMPLETE"
+
+
+def could_not_read_line(findings: list[dict[str, t.Any]]) -> str:
+    """``could not read: <part> (<reason>); ...`` from the RDP-READ-INCOMPLETE finding, or "" when all was read."""
+    incomplete = next((f for f in findings if f.get("id") == READ_INCOMPLETE), None)
+    errors = ((incomplete or {}).get("evidence") or {}).get("read_errors") or []
+    parts = [f"{e.get('section')} ({e.get('message') or e.get('type')})" for e in errors if isinstance(e, dict)]
+    return "could not read: " + "; ".join(parts) if parts else ""
 
 
 def probe_line(probe: t.Any) -> str:
@@ -112,6 +126,9 @@ def findings_summary(findings: t.Any, state: t.Any = None, probe: t.Any = None) 
     if items:
         plural = "finding" if len(items) == 1 else "findings"
         lines.append(f"{len(items)} {plural}, {causes} explain{'s' if causes == 1 else ''} 0x904")
+        missing = could_not_read_line(items)
+        if missing:
+            lines.append(missing)
     elif kind == "ok":
         side = "the host's side and the client's" if probe_line(probe) else "the host's side"
         lines.append(f"no findings: RDP looks healthy from {side}")

@@ -93,6 +93,9 @@ CATALOGUE: dict[str, Entry] = {
     # meta
     "RDP-GPO-OVERRIDE": Entry("Group Policy forces a setting that breaks RDP (a local fix would be reverted)", "high", "group_policy", False),
     "RDP-CLOCK-SKEW": Entry("The host clock differs from the controller's", "medium", "host", False),
+    "RDP-READ-INCOMPLETE": Entry("Part of the host could not be read: the checks that need it did not run", "medium", "host", False),
+    "RDP-ACCOUNT-MEMBERSHIP-UNKNOWN": Entry("An expected account may be allowed through a domain group: not evaluated", "info",
+                                            "accounts", False),
     "RDP-PROBE-FAILED": Entry("The client-side probe fails and the host facts do not explain it", "high", "network", True),
 }
 
@@ -312,8 +315,9 @@ def _host_accepts(facts: Facts) -> bool:
 
 def rule_sockets(facts: Facts) -> list[Finding]:
     """Who owns the RDP port (TCP and UDP) [S3][S4] MSRD #16 #17 #20."""
-    if not _get(facts, "listener.sockets_read"):
-        return []
+    if (not _get(facts, "listener.sockets_read") or _get(facts, "listener.services_read") is False
+            or _get(facts, "listener.port_known") is False):
+        return []  # without the sockets, TermService's pid or the port, no owner can be named
     found = []
     tcp = _get(facts, "listener.tcp") or {}
     port = _get(facts, "listener.effective_port")
@@ -355,8 +359,8 @@ def rule_firewall(facts: Facts) -> list[Finding]:
     """Remote Desktop rule group, custom port coverage, block rules, GPO exception [S13][S37] MSRD #47."""
     firewall = _get(facts, "firewall") or {}
     tcp = firewall.get("tcp") or {}
-    if not firewall.get("profiles"):
-        return []  # profiles unknown: nothing can be concluded
+    if not firewall.get("profiles") or _get(facts, "listener.port_known") is False:
+        return []  # profiles or the listener's port unknown: nothing can be concluded
     port = tcp.get("port")
     found = []
     gpo = firewall.get("gpo") or {}
@@ -387,6 +391,9 @@ def _firewall_rule_findings(firewall: dict[str, t.Any], port: t.Any) -> list[Fin
     evidence = {"port": port, "rdp_tcp_rules": rdp_tcp, "rdp_rules_disabled": firewall.get("rdp_rules_disabled"),
                 "profiles": {name: {"allow_rules": p.get("allow_rules"), "enabled": p.get("enabled")}
                              for name, p in ((firewall.get("tcp") or {}).get("profiles") or {}).items()}}
+    limited = (firewall.get("tcp") or {}).get("address_limited_rules") or []
+    if limited:
+        evidence["allowed_only_from"] = limited  # these admit some clients, not every client
     if from_gpo:
         evidence["rules_from_group_policy"] = from_gpo
     found = []
@@ -430,8 +437,8 @@ def rule_certificate(facts: Facts) -> list[Finding]:
     cert = _get(facts, "certificate") or {}
     if not cert:
         return []
-    if cert.get("stores_read") is False:
-        return []  # the host did not report its stores: nothing to conclude
+    if cert.get("stores_read") is False or cert.get("bound_known") is False:
+        return []  # the host did not report its stores, or which certificate is bound: nothing to conclude
     bound = cert.get("bound")
     evidence = _cert_evidence(cert, bound)
     fix = _cert_fix(cert, bound)
@@ -575,11 +582,11 @@ def rule_schannel(facts: Facts) -> list[Finding]:
               for name, sides in protocols.items()}
     evidence = {"server_protocols": server, "server_enabled": schannel.get("server_enabled"), "key": reg.SCHANNEL_ROOT}
     found = []
-    if not schannel.get("any_tls_server_enabled"):
+    if schannel.get("any_tls_server_enabled") is False:
         found.append(make_finding("RDP-TLS-ALL-DISABLED", _add_events(evidence, _events(facts, reg.EVENT_SCHANNEL_CREDENTIAL)), manual_fix(
             "Enable TLS 1.2 for servers: HKLM\\...\\SCHANNEL\\Protocols\\TLS 1.2\\Server Enabled=1, DisabledByDefault=0 "
             "(or delete both values to get the OS default), then reboot.")))
-    elif not schannel.get("tls12_server_enabled"):
+    elif schannel.get("tls12_server_enabled") is False:
         found.append(make_finding("RDP-TLS12-DISABLED", evidence, manual_fix(
             "Enable TLS 1.2 for servers: HKLM\\...\\SCHANNEL\\Protocols\\TLS 1.2\\Server Enabled=1, DisabledByDefault=0 "
             "(or delete both values), then reboot. Current clients refuse legacy-only TLS.")))
@@ -669,6 +676,9 @@ _ACCOUNT_FIXES = {
                                 "(SeDenyRemoteInteractiveLogonRight; CIS sets Guests and Local account) - usually a GPO.",
     "RDP-ACCOUNT-NOT-ALLOWED": "Add the account to Remote Desktop Users (Add-LocalGroupMember -SID S-1-5-32-555 -Member <name>) "
                                "and keep that group in 'Allow log on through Remote Desktop Services'.",
+    "RDP-ACCOUNT-MEMBERSHIP-UNKNOWN": "Check the account's domain groups against Remote Desktop Users and the logon right: "
+                                      "'whoami /groups' in the user's session, or Get-ADPrincipalGroupMembership <user>; rdp.doctor "
+                                      "reads the host's local groups only, and a domain group that is a member of them may grant it.",
 }
 
 
@@ -682,7 +692,10 @@ def _account_flags(account: dict[str, t.Any]) -> list[str]:
         if account.get(key):
             flags.append(finding_id)
     if account.get("exists") and not account.get("allowed_by"):
-        flags.append("RDP-ACCOUNT-NOT-ALLOWED")
+        # Without the account's domain groups (groups_complete false) one of them may grant the right: not evaluated,
+        # never "not allowed" (a denied account is denied whatever its groups allow).
+        unknown = account.get("groups_complete") is False and not account.get("denied_by")
+        flags.append("RDP-ACCOUNT-MEMBERSHIP-UNKNOWN" if unknown else "RDP-ACCOUNT-NOT-ALLOWED")
     return flags
 
 
@@ -694,7 +707,8 @@ def rule_accounts(facts: Facts) -> list[Finding]:
     for account in accounts.get("checked") or []:
         for finding_id in _account_flags(account):
             by_id.setdefault(finding_id, []).append({k: account.get(k) for k in (
-                "name", "sid", "exists", "disabled", "locked_out", "groups", "in_remote_desktop_users", "allowed_by", "denied_by")})
+                "name", "sid", "exists", "disabled", "locked_out", "groups", "groups_complete", "in_remote_desktop_users", "allowed_by",
+                "denied_by")})
     found = []
     for finding_id, items in by_id.items():
         evidence = {"accounts": items, reg.RIGHT_ALLOW_RDP: rights.get(reg.RIGHT_ALLOW_RDP),
@@ -713,10 +727,51 @@ def rule_clock(facts: Facts) -> list[Finding]:
                          manual_fix("Fix time synchronisation (w32tm /resync; domain members follow the domain hierarchy)."))]
 
 
+#: What could not be checked when a part of the raw document could not be read (section name -> checks).
+UNCHECKED_BY_SECTION: dict[str, str] = {
+    "os": "host names for the certificate name check",
+    "registry": "the settings stored under that key",
+    "ts_general_setting": "WMI's view of the listener's security settings (the registry values are used)",
+    "ts_setting": "RD Session Host role and licensing",
+    "services": "Remote Desktop services and who owns the RDP port",
+    "listening": "who listens on the RDP port",
+    "certificates": "the listener certificate and its private key",
+    "tspkg_version": "the CredSSP update level",
+    "firewall": "the firewall rules and profiles for the RDP port",
+    "sessions": "the session limit and disconnected sessions",
+    "machinekeys": "the MachineKeys folder and the listener key file",
+    "winrm_listeners": "WinRM listeners (informational)",
+    "accounts": "the accounts' right to log on through Remote Desktop Services",
+    "events": "the events that back the findings (evidence only)",
+}
+
+
+def rule_read_errors(facts: Facts) -> list[Finding]:
+    """Sections the host could not read: the checks that need them did not run; say so instead of "healthy".
+
+    No other rule concludes anything from an unread section (its facts are None / "unknown"), so this finding is
+    the only trace of the hole, with the host's own error messages as evidence.
+    """
+    errors = [e for e in facts.get("read_errors") or [] if isinstance(e, dict)]
+    if not errors:
+        return []
+    not_checked = []
+    for error in errors:
+        section = str(error.get("section") or "")
+        text = UNCHECKED_BY_SECTION.get(section.split(":", 1)[0].strip(), "")
+        line = f"{section}: {text}" if text else ""
+        if line and line not in not_checked:
+            not_checked.append(line)
+    return [make_finding("RDP-READ-INCOMPLETE", {"read_errors": errors, "not_checked": not_checked}, manual_fix(
+        "Fix what stopped the read (each error names it: start the Windows Defender Firewall service, repair the WMI "
+        "provider, restore the domain trust...), then run diagnose again. Until then the checks listed under not_checked "
+        "did not run on this host; every other finding stands."))]
+
+
 HOST_RULES: tuple[t.Callable[[Facts], list[Finding]], ...] = (
     rule_connections, rule_services, rule_sockets, rule_listener_options, rule_firewall, rule_certificate,
     rule_machinekeys, rule_credssp, rule_security, rule_schannel, rule_sessions, rule_licensing, rule_accounts,
-    rule_clock,
+    rule_clock, rule_read_errors,
 )
 
 

@@ -158,32 +158,78 @@ def _lower_map(mapping: t.Any) -> dict[str, t.Any]:
     return {str(k).rstrip("\\").lower(): v for k, v in mapping.items()}
 
 
+def is_section_error(value: t.Any) -> bool:
+    """A section (or part of one) the host could not read: ``{"error": {"type", "message"}}`` (or an older
+    ``{"error": "text"}``)."""
+    return isinstance(value, dict) and set(value) == {"error"} and isinstance(value["error"], (dict, str))
+
+
 def _section(raw: Raw, name: str) -> dict[str, t.Any]:
-    """A dict section of the raw document; ``{}`` when absent, null or an ``{"error": ...}`` placeholder."""
+    """A dict section of the raw document; ``{}`` when absent, null or a section error."""
     value = raw.get(name)
-    if not isinstance(value, dict) or set(value) == {"error"}:
+    if not isinstance(value, dict) or is_section_error(value):
         return {}
     return value
 
 
-def read_errors(raw: Raw) -> dict[str, str]:
-    """Sections the host could not read (``{"error": "..."}`` in the raw document), by name."""
-    return {name: str(value["error"]) for name, value in raw.items()
-            if isinstance(value, dict) and set(value) == {"error"}}
+def _read_error(section: str, error: t.Any) -> dict[str, t.Any]:
+    """One ``read_errors`` entry from an error detail (``{"type", "message"}``) or an older plain text."""
+    if isinstance(error, dict):
+        return {"section": section, "type": str(error.get("type") or "Error"), "message": str(error.get("message") or "")}
+    return {"section": section, "type": "Error", "message": str(error)}
+
+
+def read_errors(raw: Raw) -> list[dict[str, t.Any]]:
+    """What the host could not read, in document order: ``[{"section", "type", "message"}]``.
+
+    ``section`` names the part: a top-level section (``firewall``), a registry key (``registry: HKLM:\\...``), the
+    grace period (``ts_setting: GracePeriodDays``), an event query or a sample's message (``events: System TermDD 56``),
+    an account lookup (``accounts: CONTOSO\\alice``).
+    """
+    errors = []
+    for name, value in raw.items():
+        if is_section_error(value):
+            errors.append(_read_error(name, value["error"]))
+    registry = raw.get("registry")
+    if isinstance(registry, dict) and not is_section_error(registry):
+        errors.extend(_read_error(f"registry: {path}", value["error"]) for path, value in registry.items() if is_section_error(value))
+    grace = _section(raw, "ts_setting").get("GracePeriodDays")
+    if is_section_error(grace):
+        errors.append(_read_error("ts_setting: GracePeriodDays", grace["error"]))
+    events = raw.get("events")
+    for item in events if isinstance(events, list) else []:
+        if not isinstance(item, dict) or not item.get("error"):
+            continue
+        where = " ".join(str(part) for part in (item.get("log"), item.get("provider"), item.get("id")) if part not in (None, ""))
+        suffix = "" if "ids" in item else " (a sample's message)"
+        errors.append(_read_error(f"events: {where}{suffix}", item["error"]))
+    for account in _as_list(_section(raw, "accounts").get("checked")):
+        if isinstance(account, dict) and account.get("error"):
+            errors.append(_read_error(f"accounts: {account.get('name')}", account["error"]))
+    return errors
 
 
 class RegistryView:
     """Case-insensitive access to the raw ``registry`` section."""
 
     def __init__(self, registry: t.Any) -> None:
-        self._keys = {path: _lower_map(values) if isinstance(values, dict) else None
-                      for path, values in _lower_map(registry).items()}
+        keys = {} if is_section_error(registry) else _lower_map(registry)
+        self._unreadable = {path for path, values in keys.items() if is_section_error(values)}
+        self._keys = {path: _lower_map(values) if isinstance(values, dict) and path not in self._unreadable else None
+                      for path, values in keys.items()}
+        self._all_unreadable = is_section_error(registry)
 
     def key(self, path: str | None) -> dict[str, t.Any] | None:
         """The key's values (lower-case names), or None when the key does not exist or was not read."""
         if path is None:
             return None
         return self._keys.get(path.rstrip("\\").lower())
+
+    def readable(self, path: str | None) -> bool:
+        """False when the host could not read the key (a section error): its values are unknown, not absent."""
+        if path is None:
+            return True
+        return not self._all_unreadable and path.rstrip("\\").lower() not in self._unreadable
 
     def exists(self, path: str) -> bool:
         """True when the key exists."""
@@ -225,15 +271,22 @@ def setting(raw: Raw, registry: RegistryView, spec: reg.Setting) -> dict[str, t.
 
     A value under the policy key always wins [S10]. Otherwise WMI's PolicySource decides where it is
     given (1 = Group Policy even when the machine policy key is silent, e.g. a policy WMI sees
-    elsewhere); without WMI a local value wins over the default.
+    elsewhere); without WMI a local value wins over the default. ``source`` is "unknown" (effective None)
+    when a key that could decide was not readable and WMI does not say.
     """
     local = registry.get(spec.local_key, spec.value) if spec.local_key else None
     policy = registry.get(spec.policy_key, spec.value) if spec.policy_key else None
     wmi_value, wmi_source = _wmi_value(raw, spec)
+    # A key the host could not read hides a value that may decide: "unknown", never the default (a false finding).
+    unknown = not registry.readable(spec.policy_key) or (local is None and not registry.readable(spec.local_key))
     if policy is not None:
         source, effective = "policy", policy
     elif wmi_source == "policy":
         source, effective = "policy", wmi_value if wmi_value is not None else (local if local is not None else spec.default)
+    elif unknown and wmi_value is not None and wmi_source is not None:
+        source, effective = wmi_source, wmi_value
+    elif unknown:
+        source, effective = "unknown", None
     elif local is not None:
         source, effective = wmi_source or "local", local
     elif wmi_value is not None and wmi_source is not None:
@@ -300,7 +353,11 @@ def _os_facts(raw: Raw, registry: RegistryView, now: dt.datetime) -> dict[str, t
 # ==================================================================================================
 
 def _services(raw: Raw) -> dict[str, dict[str, t.Any]]:
-    """The RDP services by name; a service the host does not have is ``{"present": false}``."""
+    """The RDP services by name; a service the host does not have is ``{"present": false}``, and every field is None
+    when the services could not be read."""
+    if is_section_error(raw.get("services")):
+        return {name: {"present": None, "state": None, "start_mode": None, "pid": None, "account": None, "running": None,
+                       "disabled": None} for name in reg.SERVICES}
     found = {str(s.get("name", "")).lower(): s for s in _as_list(raw.get("services")) if isinstance(s, dict)}
     result = {}
     for name in reg.SERVICES:
@@ -319,8 +376,9 @@ def _services(raw: Raw) -> dict[str, dict[str, t.Any]]:
     return result
 
 
-def _sockets(raw: Raw, protocol: str, port: int | None, termservice_pid: int | None) -> dict[str, t.Any]:
-    """Who listens on the RDP port: TermService, another process, or nobody [S3][S4] MSRD #16 #17."""
+def _sockets(raw: Raw, protocol: str, port: int | None, termservice_pid: int | None, services_read: bool = True) -> dict[str, t.Any]:
+    """Who listens on the RDP port: TermService, another process, or nobody [S3][S4] MSRD #16 #17. Without the services
+    TermService's process id is unknown: whose socket it is stays unknown (None), never "another process"."""
     listening = _section(raw, "listening")
     owners = []
     for sock in _as_list(listening.get(protocol)):
@@ -328,13 +386,13 @@ def _sockets(raw: Raw, protocol: str, port: int | None, termservice_pid: int | N
             continue
         pid = _as_int(sock.get("pid"))
         owners.append({"address": sock.get("address"), "port": port, "pid": pid, "process": sock.get("process"),
-                       "termservice": bool(termservice_pid) and pid == termservice_pid})
-    others = [o for o in owners if not o["termservice"]]
+                       "termservice": (bool(termservice_pid) and pid == termservice_pid) if services_read else None})
+    others = [o for o in owners if o["termservice"] is False]
     return {
         "port": port,
         "owners": owners,
         "listening": bool(owners),
-        "termservice_listening": any(o["termservice"] for o in owners),
+        "termservice_listening": any(o["termservice"] for o in owners) if services_read else None,
         "other_owners": others,
     }
 
@@ -346,15 +404,19 @@ def _listener_facts(raw: Raw, registry: RegistryView) -> dict[str, t.Any]:
     port = _effective_int(items["port"]) or reg.DEFAULT_PORT
     termservice_pid = services[reg.TERMSERVICE]["pid"] if services[reg.TERMSERVICE]["running"] else None
     listening = _section(raw, "listening")
+    services_read = not is_section_error(raw.get("services"))
     return {
         **items,
         "sockets_read": isinstance(listening.get("tcp"), list),
+        "services_read": services_read,
         "connections_allowed": _effective_int(items["deny_ts_connections"]) == 0,
-        "enabled": _effective_int(items["enable_winstation"]) != 0,
+        # None when the value could not be read: the listener is then neither "on" nor "off".
+        "enabled": None if items["enable_winstation"]["source"] == "unknown" else _effective_int(items["enable_winstation"]) != 0,
         "effective_port": port,
+        "port_known": items["port"]["source"] != "unknown",
         "services": services,
-        "tcp": _sockets(raw, "tcp", port, termservice_pid),
-        "udp": _sockets(raw, "udp", port, termservice_pid),
+        "tcp": _sockets(raw, "tcp", port, termservice_pid, services_read),
+        "udp": _sockets(raw, "udp", port, termservice_pid, services_read),
     }
 
 
@@ -420,6 +482,7 @@ def _describe_certificate(entry: dict[str, t.Any], store: str, now: dt.datetime,
         "has_private_key": bool(_as_bool(entry.get("has_private_key"))),
         "key_container": entry.get("key_container"), "key_file": entry.get("key_file"),
         "key_readable_by_network_service": _as_bool(entry.get("key_readable_by_network_service")),
+        "key_readable_by_admin": _as_bool(entry.get("key_readable_by_admin")),
         "key_error": entry.get("key_error") or None,
         "self_signed_container": str(entry.get("key_container") or "").lower() == reg.SELF_SIGNED_KEY_CONTAINER.lower(),
         "parse_error": None,
@@ -477,6 +540,8 @@ def _bound_thumbprint(raw: Raw, registry: RegistryView, stores: dict[str, list[d
     from_wmi = normalize_thumbprint(general.get("SSLCertificateSHA1Hash"))
     if from_wmi:
         return from_wmi, "wmi"
+    if not registry.readable(reg.RDP_TCP):
+        return None, "unknown"  # the binding is in a key the host could not read
     self_signed = [e for e in stores[reg.STORE_REMOTE_DESKTOP] if e["self_signed_container"]]
     if self_signed:
         newest = max(self_signed, key=lambda e: e.get("not_after") or "")
@@ -512,7 +577,8 @@ def _certificate_facts(raw: Raw, registry: RegistryView, os_facts: dict[str, t.A
         "wmi_thumbprint": normalize_thumbprint(general.get("SSLCertificateSHA1Hash")),
         "hash_type": hash_type,
         "hash_type_name": reg.CERT_HASH_TYPES.get(hash_type) if hash_type is not None else None,
-        "stores_read": isinstance(raw.get("certificates"), dict),
+        "stores_read": isinstance(raw.get("certificates"), dict) and not is_section_error(raw.get("certificates")),
+        "bound_known": source != "unknown",
         "found": bound is not None,
         "bound": bound,
         "usable": bool(bound and _usable(bound)),
@@ -583,6 +649,9 @@ def _schannel_side(registry: RegistryView, protocol: str, side: str, os_default:
     path = reg.schannel_key(protocol, side)
     enabled = registry.get(path, "Enabled")
     dbd = registry.get(path, "DisabledByDefault")
+    if not registry.readable(path):
+        return {"enabled_value": None, "disabled_by_default_value": None, "os_default": os_default, "state": "unknown",
+                "enabled": None, "source": "unknown"}
     state = schannel_state(enabled, dbd, os_default)
     return {"enabled_value": enabled, "disabled_by_default_value": dbd, "os_default": os_default, "state": state,
             "enabled": state == "enabled", "source": "registry" if enabled is not None or dbd is not None else "default"}
@@ -596,11 +665,14 @@ def _schannel_facts(registry: RegistryView, build: int | None, product_type: int
         for protocol in reg.SCHANNEL_PROTOCOLS
     }
     server_enabled = [p for p in reg.SCHANNEL_PROTOCOLS if protocols[p]["server"]["enabled"]]
+    unknown = [p for p in reg.SCHANNEL_PROTOCOLS if protocols[p]["server"]["state"] == "unknown"]
+    any_tls = any(p.startswith("TLS") for p in server_enabled)
     return {
         "protocols": protocols,
         "server_enabled": server_enabled,
-        "tls12_server_enabled": "TLS 1.2" in server_enabled,
-        "any_tls_server_enabled": any(p.startswith("TLS") for p in server_enabled),
+        "server_unknown": unknown,
+        "tls12_server_enabled": None if "TLS 1.2" in unknown else "TLS 1.2" in server_enabled,
+        "any_tls_server_enabled": True if any_tls else (None if any(p.startswith("TLS") for p in unknown) else False),
         "legacy_server_enabled_explicitly": [p for p in reg.LEGACY_PROTOCOLS
                                              if protocols[p]["server"]["enabled"] and protocols[p]["server"]["source"] == "registry"],
     }
@@ -642,6 +714,8 @@ def _rule(item: dict[str, t.Any]) -> dict[str, t.Any]:
         "local_ports": [str(p) for p in _as_list(item.get("local_ports"))],
         "policy_store_source": item.get("policy_store_source"),
         "program": item.get("program"),
+        "service": item.get("service"),
+        "remote_addresses": [str(a) for a in _as_list(item.get("remote_addresses"))] or ["Any"],
         "rdp_group": str(item.get("group") or "").lower() == reg.FIREWALL_RDP_GROUP.lower()
         or str(item.get("name") or "") in reg.FIREWALL_RDP_RULES,
     }
@@ -653,15 +727,28 @@ def _applies(rule: dict[str, t.Any], profile: str) -> bool:
 
 
 def _admits_termservice(rule: dict[str, t.Any]) -> bool:
-    """Whether a rule can apply to the listener's traffic (TermService runs in svchost.exe).
+    """Whether an allow rule lets any client reach the listener (TermService, in svchost.exe) [S13].
 
-    The Shadow rule admits only RdpSa.exe [S34]; a rule naming another program does not open the
-    listener's port even when it lists every port.
+    The Shadow rule admits only RdpSa.exe [S34]; a rule limited to another program or another service does not open
+    the listener's port even when it lists every port, and a rule limited to some remote addresses does not open it
+    for a client from anywhere (``address_limited`` in the coverage says which rules would admit some clients).
     """
+    return _admits_termservice_program(rule) and _remote_any(rule)
+
+
+def _admits_termservice_program(rule: dict[str, t.Any]) -> bool:
+    """The application and service filters admit TermService."""
     if rule["name"] == reg.FIREWALL_RULE_SHADOW:
         return False
     program = str(rule.get("program") or "any").strip().lower()
-    return program in ("any", "") or program.endswith("\\svchost.exe") or program == "svchost.exe"
+    service = str(rule.get("service") or "any").strip().lower()
+    return ((program in ("any", "") or program.endswith("\\svchost.exe") or program == "svchost.exe")
+            and service in ("any", "", reg.TERMSERVICE.lower()))
+
+
+def _remote_any(rule: dict[str, t.Any]) -> bool:
+    """The address filter admits every remote address."""
+    return [str(a).strip().lower() for a in rule.get("remote_addresses") or ["Any"]] in (["any"], ["*"])
 
 
 def _covering(rules: list[dict[str, t.Any]], protocol: str, port: int, action: str) -> list[dict[str, t.Any]]:
@@ -676,6 +763,9 @@ def _port_coverage(rules: list[dict[str, t.Any]], profiles: list[dict[str, t.Any
     """Per firewall profile: is ``protocol``/``port`` let in? A block rule wins over allow rules."""
     allow = _covering(rules, protocol, port, "allow")
     block = _covering(rules, protocol, port, "block")
+    limited = [r for r in rules if r["enabled"] and r["direction"].lower() == "inbound" and r["action"].lower() == "allow"
+               and _protocol_matches(r["protocol"], protocol) and port_in_spec(port, r["local_ports"])
+               and _admits_termservice_program(r) and not _remote_any(r)]
     per_profile = {}
     for profile in profiles:
         name = profile["name"]
@@ -698,6 +788,7 @@ def _port_coverage(rules: list[dict[str, t.Any]], profiles: list[dict[str, t.Any
         "blocked_by_rule_in_all_profiles": (any(p["enabled"] for p in values) and all(p["block_rules"] for p in values if p["enabled"]))
         if values else None,
         "allow_rules": [r["name"] for r in allow], "block_rules": [r["name"] for r in block],
+        "address_limited_rules": [{"name": r["name"], "remote_addresses": r["remote_addresses"]} for r in limited],
     }
 
 
@@ -706,7 +797,7 @@ def _firewall_gpo(registry: RegistryView) -> dict[str, dict[str, t.Any]]:
     result = {}
     for name, path in reg.FW_GPO_KEYS.items():
         enabled = _as_int(registry.get(path, "Enabled"))
-        result[name] = {"key_present": registry.exists(path), "enabled": enabled,
+        result[name] = {"key_present": registry.exists(path) if registry.readable(path) else None, "enabled": enabled,
                         "remote_addresses": registry.get(path, "RemoteAddresses"),
                         "blocks": enabled == 0, "profiles": list(reg.FW_GPO_PROFILES[name])}
     return result
@@ -715,6 +806,7 @@ def _firewall_gpo(registry: RegistryView) -> dict[str, dict[str, t.Any]]:
 def _firewall_facts(raw: Raw, registry: RegistryView, port: int) -> dict[str, t.Any]:
     """Rules of the Remote Desktop group, per-profile coverage of the listener port, GPO exception state."""
     firewall = _section(raw, "firewall")
+    read = not is_section_error(raw.get("firewall")) and isinstance(firewall.get("profiles"), list)
     rules = [_rule(r) for r in _as_list(firewall.get("rules")) if isinstance(r, dict)]
     profiles = [{"name": str(p.get("name")), "enabled": bool(_as_bool(p.get("enabled"))),
                  "default_inbound_action": str(p.get("default_inbound_action") or "Block")}
@@ -725,6 +817,7 @@ def _firewall_facts(raw: Raw, registry: RegistryView, port: int) -> dict[str, t.
     rdp_tcp = [r for r in rdp_rules if r["direction"].lower() == "inbound" and r["action"].lower() == "allow"
                and _protocol_matches(r["protocol"], "tcp") and r["protocol"].lower() != "any" and r["name"] != reg.FIREWALL_RULE_SHADOW]
     return {
+        "read": read,
         "rdp_group": reg.FIREWALL_RDP_GROUP,
         "rules": rules,
         "profiles": profiles,
@@ -766,7 +859,8 @@ def _session_facts(raw: Raw, registry: RegistryView, rdsh_installed: bool, now: 
     """Session limits (effective + source) and the user sessions with their ages."""
     items = _settings(raw, registry, "max_instance_count", "single_session_per_user", "max_idle_time", "max_connection_time",
                       "max_disconnection_time", "reset_broken")
-    sessions = [_session(s, now) for s in _as_list(raw.get("sessions")) if isinstance(s, dict)]
+    sessions_read = not is_section_error(raw.get("sessions"))
+    sessions = [_session(s, now) for s in _as_list(raw.get("sessions")) if isinstance(s, dict)] if sessions_read else []
     # Session 0 (services) and the listener (65536, state Listen) are not user sessions.
     user_sessions = [s for s in sessions if s["user"] and s["id"] not in (0, 65536) and s["state"].lower() != "listen"]
     active = [s for s in user_sessions if s["state"].lower() in ("active", "connected")]
@@ -776,6 +870,7 @@ def _session_facts(raw: Raw, registry: RegistryView, rdsh_installed: bool, now: 
         instance_limit = None  # policy 999999 = unlimited [S10]
     return {
         **items,
+        "sessions_read": sessions_read,
         "sessions": sessions,
         "active_count": len(active),
         "disconnected_count": len(disconnected),
@@ -929,15 +1024,21 @@ def _account(item: dict[str, t.Any], rights: dict[str, list[str]], computer_name
     allowed_by = sorted(identity & set(rights.get(reg.RIGHT_ALLOW_RDP, [])))
     denied_by = sorted(identity & set(rights.get(reg.RIGHT_DENY_RDP, [])))
     exists = _as_bool(item.get("exists"))
-    disabled = bool(_as_bool(item.get("disabled")))
-    locked = bool(_as_bool(item.get("locked_out")))
+    # A domain account's Disabled/Lockout are not read (no second hop): None = unknown, not "enabled".
+    disabled = _as_bool(item.get("disabled")) if item.get("disabled") is not None or not local else False
+    locked = _as_bool(item.get("locked_out")) if item.get("locked_out") is not None or not local else False
+    groups_complete = _as_bool(item.get("groups_complete")) is not False
+    error = item.get("error") or None
     in_rdu = reg.SID_REMOTE_DESKTOP_USERS in groups
     in_admins = reg.SID_ADMINISTRATORS in groups
+    can_logon: bool | None = bool(exists) and not disabled and not locked and bool(allowed_by) and not denied_by
+    if error is not None or exists is None or (exists and not allowed_by and not denied_by and not groups_complete):
+        can_logon = None  # the lookup failed, or a domain group may grant the right: not evaluated, never "cannot"
     return {
         "name": name, "exists": exists, "sid": sid, "local": local, "disabled": disabled, "locked_out": locked,
-        "groups": groups, "in_remote_desktop_users": in_rdu, "in_administrators": in_admins,
-        "allowed_by": allowed_by, "denied_by": denied_by,
-        "can_logon_remotely": bool(exists) and not disabled and not locked and bool(allowed_by) and not denied_by,
+        "groups": groups, "groups_complete": groups_complete, "in_remote_desktop_users": in_rdu, "in_administrators": in_admins,
+        "allowed_by": allowed_by, "denied_by": denied_by, "error": error,
+        "can_logon_remotely": can_logon,
     }
 
 
@@ -985,8 +1086,8 @@ def _event_facts(raw: Raw) -> dict[str, t.Any]:
     """Event groups (one per log/provider/id) with counts, last time, samples and meaning."""
     groups = []
     for item in _as_list(raw.get("events")):
-        if not isinstance(item, dict):
-            continue
+        if not isinstance(item, dict) or "ids" in item:
+            continue  # a query that could not be counted is a read error, not a group
         provider = str(item.get("provider") or "")
         event_id = _as_int(item.get("id"))
         groups.append({
@@ -995,6 +1096,7 @@ def _event_facts(raw: Raw) -> dict[str, t.Any]:
             "samples": [{"time": format_time(parse_time(s.get("time"))), "message": s.get("message")}
                         for s in _as_list(item.get("samples")) if isinstance(s, dict)],
             "meaning": event_meaning(provider, event_id),
+            "error": item.get("error") or None,
         })
     groups.sort(key=lambda g: (g["last"] or ""), reverse=True)
     return {"groups": groups, "total": sum(g["count"] for g in groups)}
@@ -1021,7 +1123,7 @@ def normalize(raw: dict[str, t.Any], now: dt.datetime, expected_accounts: list[s
         "facts_version": FACTS_VERSION,
         "raw_schema": raw.get("schema"),
         "collected_at": format_time(now),
-        "read_errors": read_errors(raw),
+        "read_errors": read_errors(raw),  # what could not be read: the facts built from it say "unknown" (None)
         "os": os_facts,
         "listener": listener,
         "security": _security_facts(raw, registry),

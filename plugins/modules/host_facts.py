@@ -129,10 +129,20 @@ ansible_facts:
           returned: always
           sample: "2026-11-21T07:00:00Z"
         read_errors:
-          description: Sections the host could not read (for example the firewall when its service is missing), by name, with the reason.
-          type: dict
+          description:
+            - What the host could not read, each with the reason; the rest of the host was read. The facts that depend on
+              a part in this list are unknown (V(null), or C(source=unknown) for a setting), never a guessed value.
+            - "C(section) names the part - a top-level section (C(firewall)), C(registry: <key>), C(ts_setting: GracePeriodDays),
+              C(events: <log> <provider> <id>) (C((a sample's message)) when only a message could not be formatted) or
+              C(accounts: <name>)."
+            - C(type) is the .NET exception type, or C(ServiceNotRunning) / C(ModuleNotAvailable) when the script did not try.
+          type: list
+          elements: dict
           returned: always
-          sample: {}
+          sample:
+            - section: firewall
+              type: ServiceNotRunning
+              message: "the Windows Defender Firewall service (MpsSvc) is Stopped: its ActiveStore cannot be read (...)"
         os:
           description: Operating system and names.
           type: dict
@@ -167,19 +177,22 @@ ansible_facts:
             lan_adapter: {description: "Setting: RDP-Tcp LanAdapter (0 = every adapter).", type: dict, returned: always}
             drain_mode: {description: "Setting: TSServerDrainMode (0 logons allowed).", type: dict, returned: always}
             connections_allowed: {description: "Effective fDenyTSConnections is 0.", type: bool, returned: always}
-            enabled: {description: "Effective fEnableWinStation is not 0.", type: bool, returned: always}
+            enabled: {description: "Effective fEnableWinStation is not 0 (null when RDP-Tcp could not be read).", type: bool, returned: always}
             effective_port: {description: "The port the listener uses.", type: int, returned: always, sample: 3389}
+            port_known: {description: "False when the port could not be read (effective_port is then the default 3389).", type: bool, returned: always}
             services:
               description: >-
                 TermService, SessionEnv and UmRdpService by name, each with C(present), C(state), C(start_mode), C(pid),
-                C(account), C(running), C(disabled).
+                C(account), C(running), C(disabled) (all null when the services could not be read).
               type: dict
               returned: always
             sockets_read: {description: "Whether the host reported its listening sockets.", type: bool, returned: always}
+            services_read: {description: "Whether the host reported its services (else who owns a socket is unknown).", type: bool, returned: always}
             tcp:
               description: >-
                 Sockets on the effective port - C(port), C(owners) (address, port, pid, process, termservice),
-                C(listening), C(termservice_listening), C(other_owners).
+                C(listening), C(termservice_listening), C(other_owners); C(termservice) and C(termservice_listening) are null
+                when the services could not be read.
               type: dict
               returned: always
             udp: {description: "Same as C(tcp) for UDP.", type: dict, returned: always}
@@ -207,18 +220,23 @@ ansible_facts:
             self_signed_cert_store: {description: "Setting: WinStations SelfSignedCertStore.", type: dict, returned: always}
             cert_template_name: {description: "Setting: policy CertTemplateName.", type: dict, returned: always}
             bound_thumbprint: {description: "Thumbprint the listener uses.", type: str, returned: always}
-            bound_source: {description: "C(registry), C(wmi), C(self_signed_store) or C(none).", type: str, returned: always}
+            bound_source:
+              description: "C(registry), C(wmi), C(self_signed_store), C(none), or C(unknown) when RDP-Tcp could not be read."
+              type: str
+              returned: always
             wmi_thumbprint: {description: "Win32_TSGeneralSetting SSLCertificateSHA1Hash.", type: str, returned: always}
             hash_type: {description: "SSLCertificateSHA1HashType (0 not valid, 1 self-signed, 2 GPO template, 3 custom).", type: int, returned: always}
             hash_type_name: {description: "Name of C(hash_type).", type: str, returned: always}
             stores_read: {description: "Whether the host reported its certificate stores.", type: bool, returned: always}
+            bound_known: {description: "Whether the binding could be read (false - no certificate check ran).", type: bool, returned: always}
             found: {description: "Whether the bound certificate exists in Remote Desktop or My.", type: bool, returned: always}
             bound:
               description: >-
                 The bound certificate (null when not found) - C(store), C(thumbprint), C(subject), C(subject_cn), C(issuer),
                 C(self_signed), C(not_before), C(not_after), C(days_remaining), C(expired), C(not_yet_valid), C(dns_names),
                 C(ekus), C(eku_names), C(eku_ok), C(names), C(name_match), C(name_matches_host), C(has_private_key),
-                C(key_container), C(key_file), C(key_readable_by_network_service), C(key_error), C(self_signed_container),
+                C(key_container), C(key_file), C(key_readable_by_network_service), C(key_readable_by_admin), C(key_error),
+                C(self_signed_container),
                 C(public_key_type), C(public_key_bits), C(signature_hash), C(parse_error).
               type: dict
               returned: always
@@ -251,13 +269,14 @@ ansible_facts:
             protocols:
               description: >-
                 Per protocol (C(SSL 3.0) ... C(TLS 1.3)) and side (C(server), C(client)) - C(enabled_value),
-                C(disabled_by_default_value), C(os_default), C(state) (C(enabled), C(disabled), C(disabled_by_default)),
-                C(enabled), C(source) (C(registry) or C(default)).
+                C(disabled_by_default_value), C(os_default), C(state) (C(enabled), C(disabled), C(disabled_by_default),
+                C(unknown) when the key could not be read), C(enabled), C(source) (C(registry), C(default) or C(unknown)).
               type: dict
               returned: always
             server_enabled: {description: "Protocols the listener can use.", type: list, elements: str, returned: always}
-            tls12_server_enabled: {description: "TLS 1.2 is enabled for servers.", type: bool, returned: always}
-            any_tls_server_enabled: {description: "At least one TLS version is enabled for servers.", type: bool, returned: always}
+            server_unknown: {description: "Protocols whose Server key could not be read.", type: list, elements: str, returned: always}
+            tls12_server_enabled: {description: "TLS 1.2 is enabled for servers (null when unknown).", type: bool, returned: always}
+            any_tls_server_enabled: {description: "At least one TLS version is enabled for servers (null when unknown).", type: bool, returned: always}
             legacy_server_enabled_explicitly:
               description: "SSL 3.0 / TLS 1.0 / TLS 1.1 enabled by a registry value."
               type: list
@@ -268,8 +287,14 @@ ansible_facts:
           type: dict
           returned: always
           contains:
+            read: {description: "Whether the host could read its firewall (false - e.g. MpsSvc stopped; see read_errors).", type: bool, returned: always}
             rdp_group: {description: "The Remote Desktop rule group resource string.", type: str, returned: always, sample: "@FirewallAPI.dll,-28752"}
-            rules: {description: "Every rule the host reported, normalised.", type: list, elements: dict, returned: always}
+            rules:
+              description: >-
+                Every rule the host reported, normalised, with its filters - C(program), C(service), C(remote_addresses).
+              type: list
+              elements: dict
+              returned: always
             profiles: {description: "Firewall profiles (name, enabled, default_inbound_action).", type: list, elements: dict, returned: always}
             rdp_rules: {description: "Names of the Remote Desktop group rules.", type: list, elements: str, returned: always}
             rdp_rules_enabled: {description: "Enabled Remote Desktop group rules.", type: list, elements: str, returned: always}
@@ -290,7 +315,9 @@ ansible_facts:
               description: >-
                 Coverage of the effective TCP port - C(profiles) (per profile C(enabled), C(open), C(allowed_by_rules),
                 C(allow_rules), C(block_rules), C(gpo_blocked)), C(open_in_any_profile), C(open_in_all_profiles),
-                C(allowed_by_rules_in_any_profile), C(blocked_by_rule_in_all_profiles), C(allow_rules), C(block_rules).
+                C(allowed_by_rules_in_any_profile), C(blocked_by_rule_in_all_profiles), C(allow_rules), C(block_rules),
+                C(address_limited_rules) (allow rules for the port that admit some remote addresses only: not counted as
+                open). An allow rule counts only when its program is Any or svchost.exe and its service Any or TermService.
               type: dict
               returned: always
             udp: {description: "Same as C(tcp) for UDP.", type: dict, returned: always}
@@ -305,6 +332,7 @@ ansible_facts:
             max_connection_time: {description: "Setting: MaxConnectionTime (ms, 0 never).", type: dict, returned: always}
             max_disconnection_time: {description: "Setting: MaxDisconnectionTime (ms, 0 never).", type: dict, returned: always}
             reset_broken: {description: "Setting: fResetBroken.", type: dict, returned: always}
+            sessions_read: {description: "Whether the host could list its sessions.", type: bool, returned: always}
             sessions:
               description: >-
                 User sessions - C(id), C(station), C(user), C(state), C(logon_time), C(disconnect_time), C(idle_seconds),
@@ -365,14 +393,19 @@ ansible_facts:
             checked:
               description: >-
                 Each account checked - C(name), C(exists), C(sid), C(local), C(disabled), C(locked_out), C(groups),
-                C(in_remote_desktop_users), C(in_administrators), C(allowed_by), C(denied_by), C(can_logon_remotely).
+                C(groups_complete), C(in_remote_desktop_users), C(in_administrators), C(allowed_by), C(denied_by), C(error),
+                C(can_logon_remotely). Domain accounts are resolved without a second hop - C(disabled) and C(locked_out) are
+                null, C(groups) are direct local groups and C(groups_complete) is false, so C(can_logon_remotely) is null
+                (not evaluated) unless the account itself is allowed or denied. C(exists) and C(can_logon_remotely) are null
+                when the lookup failed (C(error)).
               type: list
               elements: dict
               returned: always
             not_reported: {description: "Accounts asked for that the host did not report.", type: list, elements: str, returned: always}
         events:
           description: >-
-            C(groups) - one per log/provider/id with C(count), C(last), C(samples) and C(meaning) - and C(total).
+            C(groups) - one per log/provider/id with C(count), C(last), C(samples), C(meaning) and C(error) (a sample whose
+            message could not be formatted: its message is null) - and C(total).
           type: dict
           returned: always
 raw:

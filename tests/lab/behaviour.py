@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from tests.lab import certs
 from tests.lab.model import (
     DEFAULT_DENY_TS_CONNECTIONS, DEFAULT_SECURITY_LAYER, DEFAULT_USER_AUTHENTICATION, FW_GPO_DOMAIN, FW_GPO_STANDARD,
-    MACHINEKEYS_PATH, RDP_TCP, SCHANNEL_PROTOCOL_NAMES, TERMSERVICE, TS, CertEntry, Host, effective, listener_port,
+    MACHINEKEYS_PATH, RDP_TCP, SCHANNEL_PROTOCOL_NAMES, TERMSERVICE, TS, CertEntry, FirewallRule, Host, effective, listener_port,
     machinekeys_acl_ok, port_owner, schannel_key, version_tuple,
 )
 
@@ -122,6 +122,14 @@ def not_listening_reason(host: Host) -> str:
     return ""
 
 
+def admits_termservice(rule: FirewallRule) -> bool:
+    """Whether an allow rule lets a client reach the listener: TermService runs in svchost.exe, and a rule limited to
+    another program, another service or some remote addresses does not admit a client from anywhere [S13]."""
+    program = rule.program.lower()
+    return ((program == "any" or program.endswith("\\svchost.exe")) and rule.service.lower() in ("any", "termservice")
+            and [a.lower() for a in rule.remote_addresses] == ["any"])
+
+
 def firewall_block_reason(host: Host, port: int) -> str:
     """Why the firewall drops inbound TCP to ``port`` in the active profile, or ""."""
     profile = host.active_profile
@@ -136,7 +144,7 @@ def firewall_block_reason(host: Host, port: int) -> str:
                if r.enabled and r.direction == "Inbound" and r.protocol.upper() == "TCP" and r.applies_to(profile) and r.covers_port(port)]
     if any(r.action == "Block" for r in inbound):
         return f"an enabled inbound block rule covers TCP {port}"
-    if any(r.action == "Allow" and r.program.lower() != "%systemroot%\\system32\\rdpsa.exe" for r in inbound):
+    if any(r.action == "Allow" and admits_termservice(r) for r in inbound):
         return ""
     if fw_profile is not None and fw_profile.default_inbound_action == "Allow":
         return ""

@@ -16,10 +16,10 @@ from typing import Callable
 from tests.lab import certs
 from tests.lab.behaviour import listener_entry
 from tests.lab.model import (
-    CREDSSP, DEFAULT_OS_VERSION, FIPS, FW_GPO_DOMAIN, FW_GPO_STANDARD, LAB_ACCOUNT, LOG_RCM_ADMIN, POL, PROVIDER_RCM,
+    CREDSSP, DEFAULT_OS_VERSION, FIPS, FW_GPO_DOMAIN, FW_GPO_STANDARD, LAB_ACCOUNT, LOG_RCM_ADMIN, MPSSVC, POL, PROVIDER_RCM,
     PROVIDER_SCHANNEL, PROVIDER_SCM, PROVIDER_SECURITY, RDP_FIREWALL_GROUP, RDP_TCP, RIGHT_DENY_RDP, RDS_STORE,
     SCHANNEL_PROTOCOL_NAMES, SID_ADMINISTRATORS, SID_REMOTE_DESKTOP_USERS, SID_USERS, TERMSERVICE, TS, UMRDPSERVICE,
-    Account, CertEntry, Host, Session, Socket, as_utc, resolve_os_version, schannel_key,
+    Account, CertEntry, DomainPrincipal, FirewallRule, GroupMember, Host, Session, Socket, as_utc, resolve_os_version, schannel_key,
 )
 
 
@@ -309,6 +309,107 @@ def _account_not_in_rdu(host: Host, _now: dt.datetime) -> None:
     host.remove_from_group(SID_REMOTE_DESKTOP_USERS, _lab_account(host).sid)
 
 
+# ---- host states that a read must survive (issue 7): each breaks one section of the read, not RDP itself ----
+LAB_DOMAIN = "contoso.com"
+DOMAIN_USER = "CONTOSO\\alice"
+DOMAIN_GROUP = "CONTOSO\\RDP Admins"
+MSG_TRUST = "The trust relationship between this workstation and the primary domain failed."
+
+
+def _join_domain(host: Host) -> str:
+    """Join the lab domain (if not yet) and return the domain SID; the active firewall profile becomes Domain."""
+    if not host.os.part_of_domain:
+        host.os.part_of_domain, host.os.domain, host.os.netbios_domain = True, LAB_DOMAIN, "CONTOSO"
+    raw = _seed(host, "domain-sid")
+    return "S-1-5-21-" + "-".join(str(int.from_bytes(raw[i:i + 4], "little")) for i in (0, 4, 8))
+
+
+def _add_domain_user(host: Host, member_of: tuple[str, ...] = ()) -> DomainPrincipal:
+    """CONTOSO\\alice, checked by diagnose on this host (the lab inventory lists her)."""
+    domain_sid = _join_domain(host)
+    principal = next((p for p in host.domain_principals if p.name == DOMAIN_USER), None)
+    if principal is None:
+        principal = DomainPrincipal(DOMAIN_USER, f"{domain_sid}-1104")
+        host.domain_principals.append(principal)
+    principal.member_of.extend(sid for sid in member_of if sid not in principal.member_of)
+    if DOMAIN_USER not in host.inventory_accounts:
+        host.inventory_accounts.append(DOMAIN_USER)
+    return principal
+
+
+def _rdp_group_rules_disabled(host: Host) -> None:
+    """The Remote Desktop group rules off, so that what opens the port is the rule a fault adds."""
+    for rule in host.firewall_rules:
+        if rule.group == RDP_FIREWALL_GROUP:
+            rule.enabled = False
+
+
+def _firewall_service_stopped(host: Host, now: dt.datetime) -> None:
+    service = host.services[MPSSVC]
+    service.state, service.pid = "Stopped", 0
+    host.add_event("System", PROVIDER_SCM, 7036, now - dt.timedelta(hours=3),
+                   "The Windows Defender Firewall service entered the stopped state.", level="Information")
+
+
+def _event_unformattable(host: Host, now: dt.datetime) -> None:
+    # TermDD 56 whose insertion strings do not fit the provider's message (EventLogException "The data is invalid").
+    for index, when in enumerate(_days_ago(now, 2, 1, 0.1)):
+        event = host.add_event("System", "TermDD", 56, when, "The Terminal Server security layer detected an error in the protocol "
+                               "stream and has disconnected the client.")
+        if index == 2:
+            event.format_error = "The data is invalid."
+
+
+def _wmi_terminalservices_broken(host: Host, _now: dt.datetime) -> None:
+    host.wmi_error = "Provider load failure "  # WBEM_E_PROVIDER_LOAD_FAILURE (0x80041013), as CIM words it
+
+
+def _wts_unavailable(host: Host, _now: dt.datetime) -> None:
+    host.wts_error = "The RPC server is unavailable"  # WTSEnumerateSessionsW -> RPC_S_SERVER_UNAVAILABLE (1722)
+
+
+def _key_not_openable_by_admin(host: Host, now: dt.datetime) -> None:
+    entry = _target_entry(host, now)
+    key_file = host.machinekeys.files.get(entry.key_file or "")
+    if key_file is not None:
+        key_file.readable = False  # owner Administrators (can read the ACL), no ACE for them: opening the file is denied
+        key_file.sddl = "O:BAG:SYD:P(A;;FA;;;SY)(A;;0x120089;;;NS)"
+
+
+def _netfx_45_only(host: Host, _now: dt.datetime) -> None:
+    host.netfx_release = 379893  # .NET Framework 4.5.2: WMF 5.1's minimum; no RSACertificateExtensions, no RSACng
+
+
+def _accounts_domain_unreachable(host: Host, _now: dt.datetime) -> None:
+    _add_domain_user(host)
+    host.domain_reachable = False
+
+
+def _accounts_nested_group(host: Host, _now: dt.datetime) -> None:
+    domain_sid = _join_domain(host)
+    group_sid = f"{domain_sid}-1105"
+    host.domain_principals.append(DomainPrincipal(DOMAIN_GROUP, group_sid))
+    host.add_to_group(SID_REMOTE_DESKTOP_USERS, GroupMember(group_sid, DOMAIN_GROUP))
+    _add_domain_user(host, member_of=(group_sid,))
+
+
+def _firewall_rule_program_filtered(host: Host, _now: dt.datetime) -> None:
+    _rdp_group_rules_disabled(host)
+    host.firewall_rules.append(FirewallRule("Contoso-Agent-In-TCP", "Contoso Agent (TCP-In)", "", True, "TCP", ["3389"],
+                                            program="C:\\Program Files\\Contoso\\agent.exe"))
+
+
+def _firewall_rule_address_filtered(host: Host, _now: dt.datetime) -> None:
+    _rdp_group_rules_disabled(host)
+    host.firewall_rules.append(FirewallRule("Jump-RDP-In-TCP", "RDP from the jump hosts (TCP-In)", "", True, "TCP", ["3389"],
+                                            remote_addresses=["10.99.0.0/255.255.0.0"]))
+
+
+def _firewall_allow_any_port(host: Host, _now: dt.datetime) -> None:
+    _rdp_group_rules_disabled(host)
+    host.firewall_rules.append(FirewallRule("Allow-All-In-TCP", "Allow all inbound TCP", "", True, "TCP", ["Any"]))
+
+
 _PRE_FIX_RELEASES = ("6.3.9600", "10.0.14393")
 
 _FAULT_LIST = [
@@ -360,6 +461,28 @@ _FAULT_LIST = [
     Fault("account_locked_out", "rdpuser is locked out; Security 4740", ("RDP-ACCOUNT-LOCKED-OUT",), _account_locked_out),
     Fault("account_denied_rdp", "rdpuser's SID is in SeDenyRemoteInteractiveLogonRight", ("RDP-ACCOUNT-DENIED-LOGON",), _account_denied_rdp),
     Fault("account_not_in_rdu", "rdpuser is not in Remote Desktop Users (S-1-5-32-555)", ("RDP-ACCOUNT-NOT-ALLOWED",), _account_not_in_rdu),
+    Fault("firewall_service_stopped", "the firewall service (MpsSvc) is stopped: its rules cannot be read (CIM error 1753)",
+          ("RDP-READ-INCOMPLETE",), _firewall_service_stopped),
+    Fault("event_unformattable", "TermDD 56 three times, the newest one's message cannot be formatted", ("RDP-READ-INCOMPLETE",),
+          _event_unformattable),
+    Fault("wmi_terminalservices_broken", "the TerminalServices WMI provider fails to load (Win32_TSGeneralSetting, "
+          "Win32_TerminalServiceSetting)", ("RDP-READ-INCOMPLETE",), _wmi_terminalservices_broken),
+    Fault("wts_unavailable", "the WTS API cannot enumerate sessions (RPC server unavailable, 1722)", ("RDP-READ-INCOMPLETE",),
+          _wts_unavailable),
+    Fault("key_not_openable_by_admin", "the listener key file denies the administrator (NETWORK SERVICE can still read it)", (),
+          _key_not_openable_by_admin),
+    Fault("netfx_45_only", "Server 2012 R2 with .NET Framework 4.5.2 only (no RSACertificateExtensions)", (), _netfx_45_only,
+          os_versions=("6.3.9600",)),
+    Fault("accounts_domain_unreachable", "domain member whose trust is broken; diagnose checks CONTOSO\\alice as well",
+          ("RDP-READ-INCOMPLETE",), _accounts_domain_unreachable),
+    Fault("accounts_nested_group", "CONTOSO\\alice may log on through CONTOSO\\RDP Admins, a member of Remote Desktop Users",
+          ("RDP-ACCOUNT-MEMBERSHIP-UNKNOWN",), _accounts_nested_group),
+    Fault("firewall_rule_program_filtered", "Remote Desktop rules off; a rule opens 3389 for another program only",
+          ("RDP-FIREWALL-RULES-DISABLED",), _firewall_rule_program_filtered, conflicts=frozenset({"firewall_allow_any_port"})),
+    Fault("firewall_rule_address_filtered", "Remote Desktop rules off; a rule opens 3389 from 10.99.0.0/16 only",
+          ("RDP-FIREWALL-RULES-DISABLED",), _firewall_rule_address_filtered, conflicts=frozenset({"firewall_allow_any_port"})),
+    Fault("firewall_allow_any_port", "Remote Desktop rules off; an allow rule for every TCP port opens 3389", (),
+          _firewall_allow_any_port, conflicts=frozenset({"firewall_rule_program_filtered", "firewall_rule_address_filtered"})),
 ]
 
 FAULTS: dict[str, Fault] = {fault.name: fault for fault in _FAULT_LIST}

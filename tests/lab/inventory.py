@@ -2,7 +2,8 @@
 
 Group ``windows`` holds every lab host with ``ansible_host`` = its loopback address and the per-host
 variables the collection's playbooks read: ``rdp_doctor_lab_faults`` (what the lab broke, for tests and
-reports), ``rdp_doctor_accounts: [rdpuser]`` (contracts section 8) and ``rdp_doctor_probe_host`` (the
+reports), ``rdp_doctor_accounts: [rdpuser]`` (contracts section 8; a host whose faults concern domain accounts
+checks those too) and ``rdp_doctor_probe_host`` (the
 name the probe connects to: the address, or ``localhost`` for the ``dns_mismatch`` path fault). The
 connection variables are those of ``ansible.builtin.winrm`` (default) or ``ansible.builtin.psrp``.
 """
@@ -30,6 +31,7 @@ class InventoryHost:
     probe_host: str = ""
     username: str = ""
     password: str = ""
+    accounts: tuple[str, ...] = ()  # checked besides LAB_ACCOUNTS (faults about domain accounts add theirs)
 
 
 def connection_vars(connection: str, port: int = 5985) -> dict[str, t.Any]:
@@ -53,6 +55,8 @@ def render_inventory(hosts: t.Sequence[InventoryHost], username: str, password: 
     for host in hosts:
         entry: dict[str, t.Any] = {"ansible_host": host.address, "rdp_doctor_lab_faults": list(host.faults),
                                    "rdp_doctor_probe_host": host.probe_host or host.address}
+        if host.accounts:
+            entry["rdp_doctor_accounts"] = list(LAB_ACCOUNTS) + [a for a in host.accounts if a not in LAB_ACCOUNTS]
         if host.username and host.username != username:
             entry["ansible_user"] = host.username
         if host.password and host.password != password:

@@ -95,6 +95,7 @@ RIGHT_DENY_RDP = "SeDenyRemoteInteractiveLogonRight"
 TERMSERVICE = "TermService"
 SESSIONENV = "SessionEnv"
 UMRDPSERVICE = "UmRdpService"
+MPSSVC = "MpsSvc"  # Windows Defender Firewall: its ActiveStore answers only while it runs (CIM error 1753 otherwise)
 LAB_ACCOUNT = "rdpuser"  # every healthy lab host has it, in Remote Desktop Users (contracts section 8)
 # How the lab shows a client a port the firewall blocks (contracts section 9): "refuse" closes the socket
 # (RST, fast; the lab's default), "drop" swallows the SYN as Windows Defender Firewall does (client timeout).
@@ -107,6 +108,21 @@ PROVIDER_SCHANNEL = "Schannel"
 PROVIDER_SCM = "Service Control Manager"
 PROVIDER_SECURITY = "Microsoft-Windows-Security-Auditing"
 LOG_RCM_ADMIN = "Microsoft-Windows-TerminalServices-RemoteConnectionManager/Admin"
+
+
+def capi_key_hash(container: str) -> str:
+    """The first part of a machine key's file name: MD5 of the lower-case container name plus its NUL, as four
+    little-endian DWORDs in hex (how the legacy CSPs and CNG name the files in MachineKeys / Keys) [S2][S26].
+
+    ``capi_key_hash("TSSecKeySet1") == LISTENER_KEY_PREFIX``. The script computes the same (Get-RdKeyFileName).
+    """
+    digest = hashlib.md5((container.lower() + "\0").encode("utf-8"), usedforsecurity=False).digest()
+    return "".join(f"{int.from_bytes(digest[i:i + 4], 'little'):08x}" for i in range(0, 16, 4))
+
+
+def capi_key_file_name(container: str, machine_guid: str) -> str:
+    """``<capi_key_hash(container)>_<MachineGuid>``."""
+    return f"{capi_key_hash(container)}_{machine_guid}"
 
 
 # ---- operating systems ----
@@ -501,6 +517,16 @@ class Event:
     time: dt.datetime
     message: str
     level: str = "Error"  # Error | Warning | Information
+    format_error: str | None = None  # the message cannot be formatted (provider metadata missing or broken)
+
+
+@dataclass
+class DomainPrincipal:
+    """A domain user or group the host can look up through its domain (NTAccount.Translate)."""
+
+    name: str  # NETBIOS\\name
+    sid: str
+    member_of: list[str] = field(default_factory=list)  # domain group SIDs (what token groups would add)
 
 
 @dataclass
@@ -537,9 +563,15 @@ class Host:  # pylint: disable=too-many-instance-attributes  # it models a whole
     network_category: str = "Private"  # active firewall profile: Domain when joined, else Private/Public
     clock_offset_seconds: float = 0.0
     wmi_broken: bool = False  # root\cimv2\TerminalServices unavailable -> ts_general_setting None
+    wmi_error: str | None = None  # the TerminalServices WMI provider fails: a CimException with this message
+    wts_error: str | None = None  # the WTS API fails to enumerate sessions: a Win32Exception with this message
+    domain_reachable: bool = True  # False: the trust with the domain is broken, lookups through it fail
+    domain_principals: list[DomainPrincipal] = field(default_factory=list)
+    netfx_release: int = 528040  # NDP\v4\Full Release: 528040 = .NET Framework 4.8, 379893 = 4.5.2 (no RSACng)
     path_faults: set[str] = field(default_factory=set)  # faults outside the host (e.g. dns_mismatch)
     faults: list[str] = field(default_factory=list)  # names of the faults applied, for logs and tests
     latency_ms: int = 0  # lab transport hook (WinRM), not Windows state
+    inventory_accounts: list[str] = field(default_factory=list)  # lab inventory hook: accounts diagnose checks besides rdpuser
     firewall_blocks: str = DEFAULT_FIREWALL_BLOCKS  # lab RDP listener hook (FIREWALL_BLOCK_MODES), not Windows state
     # What Windows applies later than the registry write (tests/lab/twins/apply_rdp_changes.py writes them):
     # the port TermService bound when it last started (None = follows RDP-Tcp PortNumber: a host as after a reboot)
@@ -992,6 +1024,7 @@ def _services() -> dict[str, Service]:
         TERMSERVICE: Service(TERMSERVICE, "Remote Desktop Services", "Running", "Manual", 1208, "NT Authority\\NetworkService"),
         SESSIONENV: Service(SESSIONENV, "Remote Desktop Configuration", "Running", "Manual", 1164, "LocalSystem"),
         UMRDPSERVICE: Service(UMRDPSERVICE, "Remote Desktop Services UserMode Port Redirector", "Running", "Manual", 2304, "LocalSystem"),
+        MPSSVC: Service(MPSSVC, "Windows Defender Firewall", "Running", "Auto", 2620, "NT Authority\\LocalService"),
     }
 
 

@@ -225,6 +225,7 @@ class Lab:  # pylint: disable=too-many-instance-attributes
             entries.append(InventoryHost(
                 name=name, address=host.address, faults=tuple(getattr(host, "faults", ()) or ()),
                 probe_host=str(getattr(host, "probe_name", "") or host.address),
+                accounts=tuple(getattr(host, "inventory_accounts", ()) or ()),
                 username=endpoint.username if endpoint else self.username,
                 password=endpoint.password if endpoint else self.password))
         return entries

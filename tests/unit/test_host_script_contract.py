@@ -61,8 +61,13 @@ def validate(name: str, part: str, instance: t.Any) -> None:
 
 
 def result_errors(name: str, instance: t.Any) -> list[str]:
-    """Every validation error of a result, as readable text."""
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in part_validator(name, "result").iter_errors(instance)]
+    """Every validation error of a result, as readable text. A section may also be a section error (``oneOf``): the
+    error shown is the one inside the alternative that fits best, at its own place."""
+    errors = []
+    for error in part_validator(name, "result").iter_errors(instance):
+        best = jsonschema.exceptions.best_match([error])
+        errors.append(f"{'/'.join(map(str, best.absolute_path))}: {best.message}")
+    return errors
 
 
 def controller_params(accounts: tuple[str, ...] = ("rdpuser",), port_hint: int | None = None) -> dict[str, t.Any]:
@@ -240,6 +245,9 @@ def test_read_rdp_state_validates_for_random_fault_sets(faults: list[str]) -> No
     (lambda d: d["os"].update(build="20348"), "os/build"),
     (lambda d: d["sessions"][0].update(logon_time="2026-11-21 07:00"), "sessions/0/logon_time"),
     (lambda d: d.update(listening={"error": ""}), "listening"),
+    (lambda d: d.update(firewall={"error": {"type": "System.Exception"}}), "firewall"),  # a section error names type and message
+    (lambda d: d["firewall"]["rules"][0].pop("remote_addresses"), "firewall/rules/0"),
+    (lambda d: d["events"][0].pop("error"), "events/0"),
     (lambda d: d["accounts"]["rights"].pop("SeDenyRemoteInteractiveLogonRight"), "accounts/rights"),
 ])
 def test_result_schema_rejects_drift(mutate: t.Callable[[dict], t.Any], where: str) -> None:
@@ -288,9 +296,10 @@ def test_healthy_document() -> None:
     cert = doc["certificates"]["Remote Desktop"][0]
     assert cert["thumbprint"] == rdp_tcp["SSLCertificateSHA1Hash"].upper()
     assert cert["key_container"] == "TSSecKeySet1" and cert["key_readable_by_network_service"] is True and cert["key_error"] is None
+    assert cert["key_file"] == doc["machinekeys"]["listener_key_file"]["name"] and cert["key_readable_by_admin"] is True
     assert doc["machinekeys"]["listener_key_file"]["exists"] is True
     assert doc["machinekeys"]["listener_key_file"]["name"] == f"f686aace6942fb7f7ceb231212eef4a4_{doc['os']['machine_guid']}"
-    assert [s["name"] for s in doc["services"]] == ["TermService", "SessionEnv", "UmRdpService"]
+    assert [s["name"] for s in doc["services"]] == ["TermService", "SessionEnv", "UmRdpService", "MpsSvc"]
     assert {(s["address"], s["port"], s["process"]) for s in doc["listening"]["tcp"]} >= {("0.0.0.0", 3389, "svchost")}
     assert {(s["id"], s["state"]) for s in doc["sessions"]} == {(0, "Disconnected"), (1, "Connected"), (65536, "Listen")}
     rdp_rules = {"RemoteDesktop-UserMode-In-TCP", "RemoteDesktop-UserMode-In-UDP", "RemoteDesktop-Shadow-In-TCP"}
@@ -330,7 +339,8 @@ def test_key_faults() -> None:
     assert unreadable["key_readable_by_network_service"] is False and unreadable["key_error"] is None
     missing = read(("listener_key_missing",))
     cert = missing["certificates"]["Remote Desktop"][0]
-    assert cert["key_error"] == "Keyset does not exist" and cert["key_container"] == "TSSecKeySet1"  # from the certificate
+    assert cert["key_error"] == f"no key file {missing['machinekeys']['listener_key_file']['name']} in MachineKeys or Keys"
+    assert cert["key_container"] == "TSSecKeySet1"  # from the certificate
     assert cert["key_file"] is None and cert["key_readable_by_network_service"] is None
     assert missing["machinekeys"]["listener_key_file"] == {**missing["machinekeys"]["listener_key_file"], "exists": False, "sddl": None}
 
@@ -366,7 +376,7 @@ def test_accounts_lookup_forms() -> None:
     doc = read(accounts=["rdpuser", ".\\rdpuser", "WIN01\\RDPUSER", "CONTOSO\\rdpuser", "nobody"])
     assert [a["exists"] for a in doc["accounts"]["checked"]] == [True, True, True, False, False]
     assert doc["accounts"]["checked"][4] == {"name": "nobody", "exists": False, "sid": None, "disabled": None, "locked_out": None,
-                                             "groups": []}
+                                             "groups": [], "groups_complete": True, "error": None}
 
 
 def test_wmi_broken_gives_null_settings() -> None:

@@ -102,6 +102,8 @@ def test_inventory_of_the_default_fleet(lab_fleet: t.Callable[..., t.Any]) -> No
     hosts = winrm_inventory["hosts"]
     assert hosts["f-dns-mismatch"]["rdp_doctor_probe_host"] == "localhost"
     assert hosts["f-cert-expired"]["rdp_doctor_lab_faults"] == ["cert_expired"]
+    assert "rdp_doctor_accounts" not in hosts["f-cert-expired"]  # the group's [rdpuser]
+    assert hosts["f-accounts-nested-group"]["rdp_doctor_accounts"] == ["rdpuser", "CONTOSO\\alice"]
     assert hosts["ok-2022"]["rdp_doctor_probe_host"] == hosts["ok-2022"]["ansible_host"]
     assert len({entry["ansible_host"] for entry in hosts.values()}) == len(hosts) == info.hosts
     assert all(accepts(entry["ansible_host"], 5985) for entry in hosts.values())

@@ -4,7 +4,10 @@
 ``read_rdp_state.schema.json`` ``result`` by the contract tests). Every choice the script makes (which
 services, which ports, which firewall rules, which events, what Windows lists as sessions) is made
 here the same way, so the controller cannot tell the lab from a real host by the document's shape.
-A failure the script would raise is a :class:`~tests.lab.twins.TwinError` with the script's line.
+A part the script cannot read on such a host is the same section error (``section_error``: the firewall with
+MpsSvc stopped, the TerminalServices classes with ``Host.wmi_error``, an event sample with ``Event.format_error``,
+an account lookup through a broken trust); a failure the script would raise (a bad parameter) is a
+:class:`~tests.lab.twins.TwinError` with the script's line.
 """
 
 from __future__ import annotations
@@ -28,6 +31,15 @@ USER_RIGHTS = (m.RIGHT_ALLOW_RDP, m.RIGHT_DENY_RDP)
 SID_REMOTE_DESKTOP_USERS = m.SID_REMOTE_DESKTOP_USERS
 LISTENER_SESSION_ID = 65536  # the RDP-Tcp listener's WTS session id, as qwinsta shows it
 MESSAGE_LIMIT = 2000
+# The section error types the script writes when it does not even try (the others are .NET exception names).
+SERVICE_NOT_RUNNING = "ServiceNotRunning"
+CIM_EXCEPTION = "Microsoft.Management.Infrastructure.CimException"
+TRUST_FAILURE = ("System.SystemException", "The trust relationship between this workstation and the primary domain failed.")
+FIREWALL_STOPPED = ("the Windows Defender Firewall service (MpsSvc) is {state}: its ActiveStore cannot be read"
+                    " (the NetSecurity cmdlets would fail with CIM error 1753)")
+EVENT_FORMAT_ERROR = "System.Diagnostics.Eventing.Reader.EventLogException"
+WIN32_EXCEPTION = "System.ComponentModel.Win32Exception"
+SVCHOST = "%SystemRoot%\\system32\\svchost.exe"
 # Win32_Service.State spells the pending states with a space; the model may not.
 SERVICE_STATES = {"startpending": "Start Pending", "stoppending": "Stop Pending", "continuepending": "Continue Pending",
                   "pausepending": "Pause Pending"}
@@ -80,13 +92,26 @@ def registry_key(host: m.Host, path: str) -> dict[str, t.Any] | None:
     return {name: registry_value(value) for name, value in values.items() if name != ""}
 
 
+def section_error(error_type: str, message: str) -> dict[str, t.Any]:
+    """What Invoke-RdSection writes for a section (or part of one) that could not be read."""
+    return {"error": {"type": error_type, "message": message}}
+
+
+def admits_svchost(program: str) -> bool:
+    """Test-RdSvchost: an application filter that admits TermService (svchost.exe): Any or svchost.exe."""
+    lowered = program.lower()
+    return lowered in ("any", "svchost.exe") or lowered.endswith("\\svchost.exe")
+
+
 def rule_matches_port(rule: m.FirewallRule, ports: t.Sequence[int]) -> bool:
-    """Test-RdRulePort: inbound rules naming one of the ports (single or range), and inbound Block rules on Any."""
+    """Test-RdRulePort: inbound rules naming one of the ports (single or range); inbound rules on Any port that can carry
+    RDP (TCP, UDP or Any) and either block or may admit TermService: a broad Allow rule opens the port as surely as a
+    Block rule closes it."""
     if rule.direction != "Inbound":
         return False
     for spec in rule.local_ports:
-        if spec == "Any":
-            if rule.action == "Block":
+        if spec.lower() == "any":
+            if rule.protocol.upper() in ("TCP", "UDP", "ANY") and (rule.action == "Block" or admits_svchost(rule.program)):
                 return True
             continue
         match = re.fullmatch(r"(\d+)(-(\d+))?", spec)
@@ -132,17 +157,28 @@ def _check_registry_path(path: str) -> None:
 
 # ---- sections ----
 def read_os(host: m.Host, machine_guid: str | None) -> dict[str, t.Any]:
-    """Win32_OperatingSystem, Win32_ComputerSystem, MachineGuid (registry), RDSH role (Get-WindowsFeature)."""
+    """Win32_OperatingSystem, Win32_ComputerSystem, MachineGuid (registry), RDSH role from Win32_TerminalServiceSetting
+    TerminalServerMode (null when that class cannot be read)."""
     info = host.os
+    rdsh = None if host.wmi_broken or host.wmi_error is not None else info.rdsh_installed
     return {"caption": info.caption, "version": info.version, "build": info.build, "product_type": info.product_type,
             "computer_name": info.computer_name, "dns_host_name": info.dns_host_name, "domain": info.domain,
-            "part_of_domain": info.part_of_domain, "machine_guid": machine_guid, "rdsh_installed": info.rdsh_installed}
+            "part_of_domain": info.part_of_domain, "machine_guid": machine_guid, "rdsh_installed": rdsh}
+
+
+def read_ts_general_setting(host: m.Host) -> dict[str, t.Any] | None:
+    """Win32_TSGeneralSetting: null without the namespace, a section error when its provider fails."""
+    if host.wmi_error is not None and not host.wmi_broken:
+        return section_error(CIM_EXCEPTION, host.wmi_error)
+    return m.ts_general_setting(host)
 
 
 def read_ts_setting(host: m.Host) -> dict[str, t.Any] | None:
-    """Win32_TerminalServiceSetting: same namespace as Win32_TSGeneralSetting, so gone with it."""
+    """Win32_TerminalServiceSetting: same namespace and provider as Win32_TSGeneralSetting, so gone or failing with it."""
     if host.wmi_broken:
         return None
+    if host.wmi_error is not None:
+        return section_error(CIM_EXCEPTION, host.wmi_error)
     setting = m.ts_setting(host)
     return {"AllowTSConnections": setting["AllowTSConnections"], "PolicySourceAllowTSConnections": setting["PolicySourceAllowTSConnections"],
             "LicensingType": setting["LicensingType"], "TerminalServerMode": 1 if host.os.rdsh_installed else 0,
@@ -173,36 +209,48 @@ def read_listening(host: m.Host, ports: t.Sequence[int]) -> dict[str, list[dict[
     return out
 
 
-def _key_file_present(host: m.Host, name: str) -> bool:
-    """Windows file names are case-insensitive."""
-    return host.machinekeys.exists and any(existing.lower() == name.lower() for existing in host.machinekeys.files)
-
-
-def read_certificate(host: m.Host, entry: m.CertEntry) -> dict[str, t.Any]:
-    """One certificate. The container comes from the certificate (known even when the key is gone); opening the key
-    fails as on Windows when the model says so or its key file is gone, and then the file and its ACL are unknown."""
+def read_certificate(host: m.Host, entry: m.CertEntry, machine_guid: str | None) -> dict[str, t.Any]:
+    """One certificate. The container comes from the certificate (known even when the key is gone); the key file name is
+    computed from it (never by opening the key) and looked up in MachineKeys, then Keys. The model's CNG keys
+    (``key_file`` None, no ``key_error``) live in Keys, which the lab does not model file by file: found, readable."""
     out: dict[str, t.Any] = {"thumbprint": entry.thumbprint, "der": base64.b64encode(entry.der).decode("ascii"),
                              "has_private_key": entry.has_private_key, "key_container": None, "key_file": None,
-                             "key_readable_by_network_service": None, "key_error": None}
+                             "key_readable_by_network_service": None, "key_readable_by_admin": None, "key_error": None}
     if not entry.has_private_key:
         return out
     out["key_container"] = entry.key_container
-    error = entry.key_error
-    if error is None and entry.key_file is not None and not _key_file_present(host, entry.key_file):
-        error = "Keyset does not exist"
-    if error is not None:
-        out["key_error"] = error
+    if entry.key_container is None:
+        out["key_error"] = "the certificate has no key provider information (CERT_KEY_PROV_INFO_PROP_ID)"
         return out
-    out["key_file"] = entry.key_file
+    name = m.capi_key_file_name(entry.key_container, machine_guid or "")
+    found = _key_file(host, name)
+    cng = entry.key_file is None and entry.key_error is None
+    if found is None and not cng:
+        out["key_error"] = f"no key file {name} in MachineKeys or Keys"
+        return out
+    out["key_file"] = name
     out["key_readable_by_network_service"] = entry.key_readable_by_network_service
+    out["key_readable_by_admin"] = found.readable if found is not None else True
     return out
 
 
-def read_firewall(host: m.Host, ports: t.Sequence[int]) -> dict[str, list[dict[str, t.Any]]]:
-    """Remote Desktop group rules and inbound rules on the ports (ActiveStore), and the profiles."""
+def _key_file(host: m.Host, name: str) -> m.KeyFile | None:
+    """A MachineKeys file by name (Windows file names are case-insensitive)."""
+    if not host.machinekeys.exists:
+        return None
+    return next((f for n, f in host.machinekeys.files.items() if n.lower() == name.lower()), None)
+
+
+def read_firewall(host: m.Host, ports: t.Sequence[int]) -> dict[str, t.Any]:
+    """Remote Desktop group rules and inbound rules on the ports or on Any port (ActiveStore) with their application,
+    service and address filters, and the profiles. MpsSvc not running: a section error, the cmdlets are not called."""
+    service = host.services.get(m.MPSSVC)
+    if service is None or service.state != "Running":
+        return section_error(SERVICE_NOT_RUNNING, FIREWALL_STOPPED.format(state=service.state if service else "not installed"))
     rules = [{"name": r.name, "display_name": r.display_name, "group": r.group, "enabled": r.enabled, "direction": r.direction,
               "action": r.action, "profiles": list(r.profiles), "protocol": r.protocol, "local_ports": list(r.local_ports),
-              "policy_store_source": r.policy_store_source}
+              "policy_store_source": r.policy_store_source, "program": r.program, "service": r.service,
+              "remote_addresses": list(r.remote_addresses)}
              for r in host.firewall_rules if r.group == m.RDP_FIREWALL_GROUP or rule_matches_port(r, ports)]
     profiles = [{"name": p.name, "enabled": p.enabled, "default_inbound_action": p.default_inbound_action} for p in host.firewall_profiles]
     return {"rules": rules, "profiles": profiles}
@@ -241,15 +289,34 @@ def read_machinekeys(host: m.Host, machine_guid: str | None) -> dict[str, t.Any]
             "listener_key_file": key_file}
 
 
+def _is_local_name(host: m.Host, name: str) -> bool:
+    """"name", ".\\name" and "COMPUTER\\name" are local accounts; "DOMAIN\\name" and UPNs are not."""
+    if "\\" not in name:
+        return "@" not in name
+    domain = name.split("\\", 1)[0]
+    return domain == "." or domain.lower() == host.os.computer_name.lower()
+
+
 def read_account(host: m.Host, name: str) -> dict[str, t.Any]:
-    """Get-RdAccount: "name" / ".\\name" / "COMPUTER\\name" are local; another domain is looked up there (none in the lab)."""
-    domain, _unused, short = name.rpartition("\\")
-    local = domain in ("", ".") or domain.lower() == host.os.computer_name.lower()
-    account = next((a for a in host.accounts if a.name.lower() == short.lower()), None) if local else None
-    if account is None:
-        return {"name": name, "exists": False, "sid": None, "disabled": None, "locked_out": None, "groups": []}
-    return {"name": name, "exists": True, "sid": account.sid, "disabled": account.disabled, "locked_out": account.locked_out,
-            "groups": host.groups_of(account.sid)}
+    """Get-RdAccount: a local account from the SAM (Win32_UserAccount LocalAccount=True: disabled, locked out); any other
+    name resolved with NTAccount.Translate through the machine's domain (no double hop): SID and direct local groups only,
+    membership through domain groups not evaluated. A failing lookup (broken trust) is the account's error."""
+    empty = {"name": name, "exists": False, "sid": None, "disabled": None, "locked_out": None, "groups": [], "groups_complete": True,
+             "error": None}
+    if _is_local_name(host, name):
+        account = next((a for a in host.accounts if a.name.lower() == name.rpartition("\\")[2].lower()), None)
+        if account is None:
+            return empty
+        return {**empty, "exists": True, "sid": account.sid, "disabled": account.disabled, "locked_out": account.locked_out,
+                "groups": host.groups_of(account.sid)}
+    if not host.os.part_of_domain:
+        return {**empty, "groups_complete": False}  # IdentityNotMappedException: nothing to ask
+    if not host.domain_reachable:
+        return {**empty, "exists": None, "groups_complete": False, "error": {"type": TRUST_FAILURE[0], "message": TRUST_FAILURE[1]}}
+    principal = next((p for p in host.domain_principals if p.name.lower() == name.lower()), None)
+    if principal is None:
+        return {**empty, "groups_complete": False}
+    return {**empty, "exists": True, "sid": principal.sid, "groups": host.groups_of(principal.sid), "groups_complete": False}
 
 
 def read_accounts(host: m.Host, names: t.Sequence[str]) -> dict[str, t.Any]:
@@ -267,21 +334,27 @@ def _matches(query: EventQuery, event: m.Event, since: dt.datetime) -> bool:
 
 
 def read_events(host: m.Host, since: dt.datetime, sample_size: int) -> list[dict[str, t.Any]]:
-    """Each query's events counted per (provider, id), newest first, with up to ``sample_size`` samples."""
+    """Each query's events counted per (provider, id) without formatting, newest first; only the first ``sample_size``
+    of a group are formatted, each on its own: one that cannot be formatted has a null message and sets the group's
+    error (the first such error)."""
     out: list[dict[str, t.Any]] = []
     for query in EVENT_QUERIES:
         groups: dict[tuple[str, int], dict[str, t.Any]] = {}
         for event_id in query.ids:
-            groups[("", event_id)] = {"log": query.log, "provider": query.provider, "id": event_id, "count": 0, "last": None, "samples": []}
+            groups[("", event_id)] = {"log": query.log, "provider": query.provider, "id": event_id, "count": 0, "last": None, "samples": [],
+                                      "error": None}
         found = sorted((e for e in host.events if _matches(query, e, since)), key=lambda e: e.time, reverse=True)
         for event in found:
             key = ("", event.event_id) if query.ids else (event.provider.lower(), event.event_id)
             entry = groups.setdefault(key, {"log": query.log, "provider": event.provider, "id": event.event_id, "count": 0, "last": None,
-                                            "samples": []})
+                                            "samples": [], "error": None})
             entry["count"] += 1
             entry["last"] = entry["last"] or utc_text(event.time)
             if len(entry["samples"]) < sample_size:
-                entry["samples"].append({"time": utc_text(event.time), "message": event.message[:MESSAGE_LIMIT]})
+                message = None if event.format_error else event.message[:MESSAGE_LIMIT]
+                if event.format_error and entry["error"] is None:
+                    entry["error"] = {"type": EVENT_FORMAT_ERROR, "message": event.format_error}
+                entry["samples"].append({"time": utc_text(event.time), "message": message})
         out.extend(groups.values())
     return out
 
@@ -308,14 +381,15 @@ def run(host: m.Host, params: dict[str, t.Any], now: dt.datetime | None = None) 
         "host_time_utc": utc_text(host_now),
         "os": read_os(host, machine_guid),
         "registry": registry,
-        "ts_general_setting": m.ts_general_setting(host),
+        "ts_general_setting": read_ts_general_setting(host),
         "ts_setting": read_ts_setting(host),
         "services": read_services(host),
         "listening": read_listening(host, ports),
-        "certificates": {store: [read_certificate(host, e) for e in host.cert_stores.get(store, [])] for store in (m.RDS_STORE, m.MY_STORE)},
+        "certificates": {store: [read_certificate(host, e, machine_guid) for e in host.cert_stores.get(store, [])]
+                         for store in (m.RDS_STORE, m.MY_STORE)},
         "tspkg_version": host.os.tspkg_version,
         "firewall": read_firewall(host, ports),
-        "sessions": read_sessions(host, host_now),
+        "sessions": section_error(WIN32_EXCEPTION, host.wts_error) if host.wts_error else read_sessions(host, host_now),
         "machinekeys": read_machinekeys(host, machine_guid),
         "winrm_listeners": [{"transport": w.transport, "address": w.address, "port": w.port, "thumbprint": w.thumbprint or None,
                              "enabled": w.enabled} for w in host.winrm_listeners],

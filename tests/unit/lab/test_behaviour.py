@@ -61,7 +61,8 @@ def test_tls_defaults_per_os(version: str, expected: frozenset) -> None:
 
 
 REFUSED = ["rdp_disabled", "gpo_denies_connections", "listener_disabled", "termservice_stopped", "termservice_disabled",
-           "port_conflict", "port_moved", "firewall_rdp_disabled", "firewall_gpo_blocks"]
+           "port_conflict", "port_moved", "firewall_rdp_disabled", "firewall_gpo_blocks", "firewall_rule_program_filtered",
+           "firewall_rule_address_filtered"]
 
 
 @pytest.mark.parametrize("name", REFUSED)
@@ -70,7 +71,8 @@ def test_refusing_faults(name: str) -> None:
     assert not b.listening and b.refuse_reason
 
 
-FIREWALL_ONLY = ["firewall_rdp_disabled", "firewall_gpo_blocks", "port_moved"]
+FIREWALL_ONLY = ["firewall_rdp_disabled", "firewall_gpo_blocks", "port_moved", "firewall_rule_program_filtered",
+                 "firewall_rule_address_filtered"]
 NOTHING_LISTENS = ["rdp_disabled", "gpo_denies_connections", "listener_disabled", "termservice_stopped", "termservice_disabled",
                    "port_conflict"]
 
@@ -112,6 +114,17 @@ def test_block_rule_is_a_firewall_reason_and_healthy_drop_host_listens() -> None
     assert listener_behaviour(host, NOW).filtered is False
 
 
+@pytest.mark.parametrize("limit", [{"program": "C:\\agent.exe"}, {"service": "WinRM"}, {"remote_addresses": ["10.0.0.0/8"]}])
+def test_allow_rule_limited_to_another_program_service_or_address_does_not_open(limit: dict) -> None:
+    """The listener is svchost.exe hosting TermService; clients come from anywhere: a narrower allow rule leaves it closed."""
+    host = build_host("win01", "127.0.0.2", ["firewall_rdp_disabled"], now=NOW)
+    host.firewall_rules.append(FirewallRule("Narrow", "Narrow", "", True, "TCP", ["3389"], **limit))
+    assert not listener_behaviour(host, NOW).listening
+    host.firewall_rules.append(FirewallRule("Wide", "Wide", "", True, "TCP", ["3389"], program="%SystemRoot%\\system32\\svchost.exe",
+                                            service="TermService"))
+    assert listener_behaviour(host, NOW).listening
+
+
 def test_refuse_reasons_name_the_cause() -> None:
     assert "policy" in _behaviour(["gpo_denies_connections"]).refuse_reason
     assert "nginx" in _behaviour(["port_conflict"]).refuse_reason
@@ -144,6 +157,16 @@ ANSWERS: dict[str, Callable[[ListenerBehaviour], bool]] = {
     "account_locked_out": lambda b: b.listening,
     "account_denied_rdp": lambda b: b.listening,
     "account_not_in_rdu": lambda b: b.listening,
+    # host states a read must survive: the listener is as healthy as the rest of the host
+    "firewall_service_stopped": lambda b: b.listening,
+    "event_unformattable": lambda b: b.listening,
+    "wmi_terminalservices_broken": lambda b: b.listening and b.security_layer == 2,
+    "wts_unavailable": lambda b: b.listening,
+    "key_not_openable_by_admin": lambda b: b.listening and b.private_key_pem is not None,
+    "netfx_45_only": lambda b: b.listening and b.private_key_pem is not None and b.os_version == (6, 3, 9600),
+    "accounts_domain_unreachable": lambda b: b.listening and b.domain == "CONTOSO",
+    "accounts_nested_group": lambda b: b.listening,
+    "firewall_allow_any_port": lambda b: b.listening,  # the Remote Desktop rules are off, the broad rule opens the port
 }
 
 

@@ -27,6 +27,15 @@ CONTRACT_FAULTS = [
     "session_limit_reached", "ghost_sessions", "licensing_grace_expired", "account_disabled", "account_locked_out",
     "account_denied_rdp", "account_not_in_rdu",
 ]
+# Host states a read must survive (issue 7), after the causes in the contract's table.
+READ_FAULTS = [
+    "firewall_service_stopped", "event_unformattable", "wmi_terminalservices_broken", "wts_unavailable", "key_not_openable_by_admin",
+    "netfx_45_only",
+    "accounts_domain_unreachable", "accounts_nested_group", "firewall_rule_program_filtered", "firewall_rule_address_filtered",
+    "firewall_allow_any_port",
+]
+CAUSE_FAULTS = list(CONTRACT_FAULTS)
+CONTRACT_FAULTS += READ_FAULTS
 
 
 def _rdpuser(host: Host):
@@ -91,11 +100,31 @@ CHECKS: dict[str, Callable[[Host], bool]] = {
     "account_locked_out": lambda h: _rdpuser(h).locked_out and any(e.event_id == 4740 and e.log == "Security" for e in h.events),
     "account_denied_rdp": lambda h: _rdpuser(h).sid in h.user_rights[RIGHT_DENY_RDP],
     "account_not_in_rdu": lambda h: SID_REMOTE_DESKTOP_USERS not in h.groups_of(_rdpuser(h).sid),
+    "firewall_service_stopped": lambda h: h.services["MpsSvc"].state == "Stopped" and h.services["MpsSvc"].pid == 0,
+    "event_unformattable": lambda h: any(e.format_error for e in h.events),
+    "wmi_terminalservices_broken": lambda h: h.wmi_error is not None,
+    "wts_unavailable": lambda h: h.wts_error is not None,
+    "key_not_openable_by_admin": lambda h: h.listener_key_file_name in h.machinekeys.files
+    and not h.machinekeys.files[h.listener_key_file_name].readable
+    and _listener_or_self_signed(h).key_readable_by_network_service,
+    "netfx_45_only": lambda h: h.netfx_release < 393295,  # 393295 = .NET Framework 4.6
+    "accounts_domain_unreachable": lambda h: h.os.part_of_domain and not h.domain_reachable and "CONTOSO\\alice" in h.inventory_accounts,
+    "accounts_nested_group": lambda h: any(set(p.member_of) & {m.sid for m in h.group_members(SID_REMOTE_DESKTOP_USERS)}
+                                           for p in h.domain_principals) and "CONTOSO\\alice" in h.inventory_accounts,
+    "firewall_rule_program_filtered": lambda h: any(r.enabled and r.program != "Any" and r.local_ports == ["3389"] and not r.group
+                                                    for r in h.firewall_rules),
+    "firewall_rule_address_filtered": lambda h: any(r.enabled and r.remote_addresses != ["Any"] and r.local_ports == ["3389"]
+                                                    and not r.group for r in h.firewall_rules),
+    "firewall_allow_any_port": lambda h: any(r.enabled and r.action == "Allow" and r.local_ports == ["Any"] and r.program == "Any"
+                                             and not r.group for r in h.firewall_rules),
 }
 
 
 # A disabled service is also a stopped one.
-IMPLIES = {"termservice_disabled": ["termservice_stopped"]}
+IMPLIES = {"termservice_disabled": ["termservice_stopped"],
+           # what opens (or does not open) the port is the rule the fault adds, with the Remote Desktop rules off
+           **{name: ["firewall_rdp_disabled"] for name in ("firewall_rule_program_filtered", "firewall_rule_address_filtered",
+                                                           "firewall_allow_any_port")}}
 
 
 def _healthy(os_version: str = "2022") -> Host:
@@ -152,7 +181,7 @@ def test_dns_mismatch_changes_nothing_in_the_model() -> None:
 
 
 def test_all_compatible_faults_combine() -> None:
-    names = [n for n in CONTRACT_FAULTS if n not in ("credssp_vulnerable", "all_tls_disabled")]
+    names = [n for n in CAUSE_FAULTS if n not in ("credssp_vulnerable", "all_tls_disabled")]
     host = build_host("f-all", "127.0.0.9", names, now=NOW)
     assert host.os.version == "10.0.14393"  # chosen for credssp_server_unpatched
     assert sorted(host.faults) == sorted(names)
@@ -218,3 +247,11 @@ def test_cert_expired_keeps_serving_key_and_name() -> None:
     assert _cn(host) == "f-cert-expired" and entry.key is not None
     assert entry.not_after == NOW - dt.timedelta(days=18)
     assert len(host.cert_stores["Remote Desktop"]) == 1
+
+
+def test_read_faults_combine() -> None:
+    """The host states a read must survive combine with each other (allow-any conflicts with the narrow rules it would open)."""
+    names = [n for n in READ_FAULTS if n != "firewall_allow_any_port"]
+    host = build_host("f-all", "127.0.0.9", names, now=NOW)
+    assert host.os.version == "6.3.9600" and [n for n in names if not CHECKS[n](host)] == []
+    assert host.inventory_accounts == ["CONTOSO\\alice"]

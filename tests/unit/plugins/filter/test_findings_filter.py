@@ -76,3 +76,17 @@ def test_summary_shows_the_clients_view_next_to_the_findings() -> None:
     warned = samples.probe_result()
     warned["steps"][4].update(verdict="warn", summary="win01, issued by win01: self-signed")
     assert summary([], {"state": "ok"}, warned)[1].endswith("-> a client can connect, with warnings - certificate: win01, issued by win01: self-signed")
+
+
+def test_summary_names_what_could_not_be_read() -> None:
+    """A section error: the other findings as usual, plus one "could not read" line with each part and its reason."""
+    raw = samples.raw_with("rdp_disabled")
+    raw["firewall"] = {"error": {"type": "ServiceNotRunning", "message": "the Windows Defender Firewall service (MpsSvc) is Stopped"}}
+    raw["events"] = [{"log": "System", "provider": "Schannel", "ids": [36870], "error": {"type": "System.Diagnostics.Eventing.Reader"
+                                                                                         ".EventLogException", "message": "The data is invalid."}}]
+    lines = summary(findings(hf.normalize(raw, samples.NOW, ["rdpuser"])))
+    assert lines[0] == "2 findings, 1 explains 0x904"
+    assert lines[1] == ("could not read: firewall (the Windows Defender Firewall service (MpsSvc) is Stopped); "
+                        "events: System Schannel (The data is invalid.)")
+    assert lines[2].startswith("[critical] RDP-CONNECTIONS-DENIED") and lines[3].startswith("[medium] RDP-READ-INCOMPLETE: ")
+    assert not any("could not read" in line for line in summary(findings(facts_with("rdp_disabled"))))

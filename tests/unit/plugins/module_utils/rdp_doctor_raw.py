@@ -29,6 +29,9 @@ TERMSERVICE_PID = 1208
 LISTENER_KEY = reg.listener_key_file_name(MACHINE_GUID)
 
 
+SVCHOST = "%SystemRoot%\\system32\\svchost.exe"
+
+
 def iso(when: dt.datetime) -> str:
     """ISO 8601 UTC with Z, as the host script writes times."""
     return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -66,17 +69,19 @@ def _healthy_cert() -> tuple[str, str]:
 def self_signed_entry(der: str, thumbprint: str, **extra: t.Any) -> dict[str, t.Any]:
     """A Remote Desktop store entry as the host script reports the self-signed certificate."""
     entry = {"thumbprint": thumbprint, "der": der, "has_private_key": True, "key_container": reg.SELF_SIGNED_KEY_CONTAINER,
-             "key_file": LISTENER_KEY, "key_readable_by_network_service": True, "key_error": None}
+             "key_file": LISTENER_KEY, "key_readable_by_network_service": True, "key_readable_by_admin": True, "key_error": None}
     entry.update(extra)
     return entry
 
 
 def _rule(name: str, display: str, protocol: str, ports: list[str], enabled: bool = True, group: str = reg.FIREWALL_RDP_GROUP,
-          profiles: list[str] | None = None, action: str = "Allow") -> dict[str, t.Any]:
+          profiles: list[str] | None = None, action: str = "Allow", program: str = "Any", service: str = "Any",
+          remote_addresses: list[str] | None = None) -> dict[str, t.Any]:
     """A firewall rule as the host script reports it."""
     return {"name": name, "display_name": display, "group": group, "enabled": enabled, "direction": "Inbound", "action": action,
             "profiles": profiles or ["Domain", "Private", "Public"], "protocol": protocol, "local_ports": ports,
-            "policy_store_source": "PersistentStore"}
+            "policy_store_source": "PersistentStore", "program": program, "service": service,
+            "remote_addresses": remote_addresses or ["Any"]}
 
 
 def healthy_raw() -> dict[str, t.Any]:
@@ -110,6 +115,7 @@ def healthy_raw() -> dict[str, t.Any]:
             {"name": "TermService", "state": "Running", "start_mode": "Manual", "pid": TERMSERVICE_PID, "account": "NT Authority\\NetworkService"},
             {"name": "SessionEnv", "state": "Running", "start_mode": "Manual", "pid": 1164, "account": "LocalSystem"},
             {"name": "UmRdpService", "state": "Running", "start_mode": "Manual", "pid": 2304, "account": "LocalSystem"},
+            {"name": "MpsSvc", "state": "Running", "start_mode": "Auto", "pid": 2620, "account": "NT Authority\\LocalService"},
         ],
         "listening": {
             "tcp": [{"address": "0.0.0.0", "port": 135, "pid": 912, "process": "svchost"},
@@ -122,11 +128,11 @@ def healthy_raw() -> dict[str, t.Any]:
         "tspkg_version": "10.0.20348.2849",
         "firewall": {
             "rules": [
-                _rule(reg.FIREWALL_RULE_TCP, "Remote Desktop - User Mode (TCP-In)", "TCP", ["3389"]),
-                _rule(reg.FIREWALL_RULE_UDP, "Remote Desktop - User Mode (UDP-In)", "UDP", ["3389"]),
-                _rule(reg.FIREWALL_RULE_SHADOW, "Remote Desktop - Shadow (TCP-In)", "TCP", ["Any"]),
+                _rule(reg.FIREWALL_RULE_TCP, "Remote Desktop - User Mode (TCP-In)", "TCP", ["3389"], program=SVCHOST, service="termservice"),
+                _rule(reg.FIREWALL_RULE_UDP, "Remote Desktop - User Mode (UDP-In)", "UDP", ["3389"], program=SVCHOST, service="termservice"),
+                _rule(reg.FIREWALL_RULE_SHADOW, "Remote Desktop - Shadow (TCP-In)", "TCP", ["Any"], program="%SystemRoot%\\system32\\RdpSa.exe"),
                 _rule("WINRM-HTTP-In-TCP", "Windows Remote Management (HTTP-In)", "TCP", ["5985"], group="@FirewallAPI.dll,-30267",
-                      profiles=["Domain", "Private"]),
+                      profiles=["Domain", "Private"], program="System"),
             ],
             "profiles": [{"name": p, "enabled": True, "default_inbound_action": "Block"} for p in reg.FIREWALL_PROFILES],
         },
@@ -139,7 +145,7 @@ def healthy_raw() -> dict[str, t.Any]:
             "remote_desktop_users": [{"sid": RDPUSER_SID, "name": "WIN01\\rdpuser"}],
             "rights": {reg.RIGHT_ALLOW_RDP: [reg.SID_ADMINISTRATORS, reg.SID_REMOTE_DESKTOP_USERS], reg.RIGHT_DENY_RDP: []},
             "checked": [{"name": "rdpuser", "exists": True, "sid": RDPUSER_SID, "disabled": False, "locked_out": False,
-                         "groups": [reg.SID_USERS, reg.SID_REMOTE_DESKTOP_USERS]}],
+                         "groups": [reg.SID_USERS, reg.SID_REMOTE_DESKTOP_USERS], "groups_complete": True, "error": None}],
         },
         "events": [],
     }
@@ -153,7 +159,7 @@ def _event(provider: str, event_id: int, message: str, count: int = 3, log: str 
     """An event group."""
     last = NOW - dt.timedelta(hours=1)
     return {"log": log, "provider": provider, "id": event_id, "count": count, "last": iso(last),
-            "samples": [{"time": iso(last), "message": message}]}
+            "samples": [{"time": iso(last), "message": message}], "error": None}
 
 
 def _policy(raw: dict[str, t.Any], name: str, value: t.Any) -> None:
@@ -271,7 +277,8 @@ def machinekeys_acl_broken(raw: dict[str, t.Any]) -> None:
 def listener_key_missing(raw: dict[str, t.Any]) -> None:
     """Listener key file missing; 1057 + 36870."""
     raw["machinekeys"]["listener_key_file"].update(exists=False, sddl=None, size=None, readable=None)
-    _bound(raw).update(key_readable_by_network_service=False, key_error="Keyset does not exist")
+    _bound(raw).update(key_file=None, key_readable_by_network_service=None, key_readable_by_admin=None,
+                       key_error=f"no key file {LISTENER_KEY} in MachineKeys or Keys")
     raw["events"].append(_event(reg.PROVIDER_RCM, 1057, "... Keyset does not exist"))
     raw["events"].append(_event("Schannel", 36870, "A fatal error occurred when attempting to access the TLS server credential private key."))
 

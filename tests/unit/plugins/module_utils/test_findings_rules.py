@@ -255,11 +255,16 @@ def test_firewall_gpo_blocks_evidence() -> None:
     assert by_id(found, "RDP-GPO-OVERRIDE")["evidence"]["settings"][0]["finding"] == "RDP-FIREWALL-GPO-BLOCKS"
 
 
-def test_firewall_unknown_gives_nothing() -> None:
-    """A firewall section the host could not read is no evidence of a block."""
+def test_firewall_unknown_gives_nothing_but_says_so() -> None:
+    """A firewall section the host could not read is no evidence of a block: only the read is reported incomplete."""
     raw = samples.raw_with("firewall_rdp_disabled")
-    raw["firewall"] = {"error": "service missing"}
-    assert fd.evaluate(facts_of(raw)) == []
+    raw["firewall"] = {"error": {"type": "ServiceNotRunning", "message": "the Windows Defender Firewall service (MpsSvc) is Stopped"}}
+    found = fd.evaluate(facts_of(raw))
+    assert ids(found) == ["RDP-READ-INCOMPLETE"]
+    assert found[0]["evidence"] == {
+        "read_errors": [{"section": "firewall", "type": "ServiceNotRunning", "message": "the Windows Defender Firewall service (MpsSvc) is Stopped"}],
+        "not_checked": ["firewall: the firewall rules and profiles for the RDP port"]}
+    assert found[0]["explains_0x904"] is False and "manual" in found[0]["fix"]
 
 
 def test_certificate_findings_evidence() -> None:
@@ -511,3 +516,47 @@ def test_sort_key_orders_causes_then_severity() -> None:
     items = [{"id": "B", "severity": "info", "explains_0x904": False}, {"id": "A", "severity": "low", "explains_0x904": True},
              {"id": "C", "severity": "critical", "explains_0x904": False}, {"id": "D", "severity": "critical", "explains_0x904": True}]
     assert [i["id"] for i in sorted(items, key=fd.sort_key)] == ["D", "A", "C", "B"]
+
+
+# --------------------------------------------------------------------------------------------------
+# a part the host could not read: never a false finding, never a false "healthy"
+# --------------------------------------------------------------------------------------------------
+
+UNREADABLE_PARTS = [*(f"section:{name}" for name in ("os", "ts_general_setting", "ts_setting", "services", "listening", "certificates",
+                                                     "tspkg_version", "firewall", "sessions", "machinekeys", "winrm_listeners",
+                                                     "accounts", "events", "registry")),
+                    *(f"registry:{key}" for key in reg.REGISTRY_KEYS)]
+
+
+def _unreadable(raw: dict, part: str) -> dict:
+    """``raw`` with one part replaced by a section error."""
+    kind, _sep, name = part.partition(":")
+    error = {"error": {"type": "System.Exception", "message": f"{name} could not be read"}}
+    if kind == "section":
+        raw[name] = error
+    else:
+        raw["registry"][name] = error
+    return raw
+
+
+@pytest.mark.parametrize("part", UNREADABLE_PARTS)
+def test_unreadable_part_of_a_healthy_host_is_only_reported(part: str) -> None:
+    """Every section and every registry key: the healthy host's only finding is RDP-READ-INCOMPLETE, naming the part."""
+    found = fd.evaluate(facts_of(_unreadable(samples.healthy_raw(), part)))
+    assert ids(found) == ["RDP-READ-INCOMPLETE"]
+    assert found[0]["evidence"]["read_errors"][0]["message"] == f"{part.partition(':')[2]} could not be read"
+
+
+#: A finding that, with part of the host unread, may show as a weaker one that is still true of the host.
+WEAKER = {"RDP-TLS-ALL-DISABLED": {"RDP-TLS12-DISABLED"},  # TLS 1.2 is off; whether another TLS is on is unknown
+          "RDP-LISTENER-KEY-BROKEN": {"RDP-CERT-KEY-UNREADABLE"}}  # the key file is gone; MachineKeys unread
+
+
+@pytest.mark.parametrize("fault", sorted(samples.FAULTS))
+def test_unreadable_parts_never_add_a_false_finding(fault: str) -> None:
+    """For every fault and every unreadable part: nothing beyond the fault's own findings and RDP-READ-INCOMPLETE."""
+    own = set(ids(evaluate(fault)))
+    allowed = own | {"RDP-READ-INCOMPLETE"} | {weaker for finding in own for weaker in WEAKER.get(finding, ())}
+    extra = {part: sorted(set(ids(fd.evaluate(facts_of(_unreadable(samples.raw_with(fault), part))))) - allowed)
+             for part in UNREADABLE_PARTS}
+    assert {part: found for part, found in extra.items() if found} == {}

@@ -56,7 +56,7 @@ def test_healthy_host_facts() -> None:
     """A healthy Server 2022: local values win, TLS on, certificate usable, firewall open, account allowed."""
     facts = facts_of(samples.healthy_raw())
     json.dumps(facts)  # ansible_facts must be JSON-serialisable
-    assert facts["facts_version"] == 1 and facts["read_errors"] == {}
+    assert facts["facts_version"] == 1 and facts["read_errors"] == []
     assert facts["os"]["role"] == "server" and facts["os"]["fqdn"] == "win01" and facts["os"]["clock_skew_seconds"] == 0
     assert facts["listener"]["deny_ts_connections"] == {"effective": 0, "source": "local", "local": 0, "policy": None, "default": 1}
     assert facts["listener"]["connections_allowed"] and facts["listener"]["effective_port"] == 3389
@@ -321,14 +321,132 @@ def test_block_rule_gpo_and_disabled_profiles() -> None:
     assert tcp["open_in_any_profile"] and not tcp["blocked_by_rule_in_all_profiles"]
 
 
+def _error(message: str, error_type: str = "Microsoft.Management.Infrastructure.CimException") -> dict:
+    """A section error as read_rdp_state writes it."""
+    return {"error": {"type": error_type, "message": message}}
+
+
 def test_section_errors_are_reported() -> None:
-    """A section the host could not read becomes read_errors, not a crash or a false state."""
+    """A section the host could not read becomes a read_errors entry, not a crash or a false state."""
     raw = samples.healthy_raw()
-    raw["firewall"] = {"error": "The firewall service is not running"}
-    raw["listening"] = {"error": "Get-NetTCPConnection: not supported"}
+    raw["firewall"] = _error("the Windows Defender Firewall service (MpsSvc) is Stopped: ...", "ServiceNotRunning")
+    raw["listening"] = {"error": "Get-NetTCPConnection: not supported"}  # the first release's plain-text form
     facts = facts_of(raw)
-    assert facts["read_errors"] == {"firewall": "The firewall service is not running", "listening": "Get-NetTCPConnection: not supported"}
-    assert facts["firewall"]["profiles"] == [] and not facts["listener"]["sockets_read"]
+    assert facts["read_errors"] == [
+        {"section": "listening", "type": "Error", "message": "Get-NetTCPConnection: not supported"},
+        {"section": "firewall", "type": "ServiceNotRunning", "message": "the Windows Defender Firewall service (MpsSvc) is Stopped: ..."},
+    ]
+    firewall = facts["firewall"]
+    assert firewall["read"] is False and firewall["profiles"] == [] and not facts["listener"]["sockets_read"]
+    assert firewall["tcp"]["open_in_any_profile"] is None and firewall["tcp"]["allowed_by_rules_in_any_profile"] is None
+
+
+@pytest.mark.parametrize("section", ["os", "ts_general_setting", "ts_setting", "services", "listening", "certificates", "tspkg_version",
+                                     "firewall", "sessions", "machinekeys", "winrm_listeners", "accounts", "events", "registry"])
+def test_any_section_may_fail(section: str) -> None:
+    """Every section's error form is valid for the schema, named in read_errors, and normalize still builds every fact."""
+    raw = samples.healthy_raw()
+    raw[section] = _error(f"{section} could not be read")
+    jsonschema.Draft202012Validator(_schema("result")).validate(raw)
+    facts = facts_of(raw)
+    assert facts["read_errors"] == [{"section": section, "type": "Microsoft.Management.Infrastructure.CimException",
+                                     "message": f"{section} could not be read"}]
+    assert set(facts) >= {"os", "listener", "security", "certificate", "firewall", "session_limits", "accounts", "events"}
+
+
+def test_services_unreadable_leaves_the_port_owner_unknown() -> None:
+    """Without TermService's pid, svchost on 3389 is nobody's: not "another process", and TermService is not "stopped"."""
+    raw = samples.healthy_raw()
+    raw["services"] = _error("Invalid class")
+    listener = facts_of(raw)["listener"]
+    assert listener["services_read"] is False and listener["services"]["TermService"]["running"] is None
+    assert listener["tcp"]["listening"] and listener["tcp"]["other_owners"] == [] and listener["tcp"]["termservice_listening"] is None
+
+
+def test_unreadable_registry_key_makes_its_settings_unknown() -> None:
+    """A key that could not be read is not an absent key: no default is assumed (fDenyTSConnections defaults to 1)."""
+    raw = samples.healthy_raw()
+    denied = _error("Requested registry access is not allowed.", "System.Security.SecurityException")
+    raw["registry"][reg.TS] = denied
+    raw["registry"][reg.schannel_key("TLS 1.2", "Server")] = denied
+    raw["ts_setting"] = None  # and WMI does not say either
+    facts = facts_of(raw)
+    deny = facts["listener"]["deny_ts_connections"]
+    assert (deny["effective"], deny["source"]) == (None, "unknown") and facts["listener"]["connections_allowed"] is False
+    assert facts["schannel"]["tls12_server_enabled"] is None and facts["schannel"]["server_unknown"] == ["TLS 1.2"]
+    assert {e["section"] for e in facts["read_errors"]} == {f"registry: {reg.TS}", f"registry: {reg.schannel_key('TLS 1.2', 'Server')}"}
+    # WMI knows the effective value: it is used, with its source
+    raw["ts_setting"] = samples.healthy_raw()["ts_setting"]
+    assert facts_of(raw)["listener"]["deny_ts_connections"]["effective"] == 0
+
+
+def test_unreadable_rdp_tcp_key_leaves_the_bound_certificate_unknown() -> None:
+    """Without RDP-Tcp and WMI the binding is unknown: no certificate is called "the listener's"."""
+    raw = samples.healthy_raw()
+    raw["registry"][reg.RDP_TCP] = _error("Requested registry access is not allowed.", "System.Security.SecurityException")
+    raw["ts_general_setting"] = _error("Provider load failure ")
+    cert = facts_of(raw)["certificate"]
+    assert (cert["bound_thumbprint"], cert["bound_source"], cert["bound_known"]) == (None, "unknown", False)
+
+
+def test_partial_errors_name_their_part() -> None:
+    """An event query, a sample's message, an account lookup and the grace period fail alone, named in read_errors."""
+    raw = samples.healthy_raw()
+    raw["events"] = [
+        {"log": "System", "provider": "TermDD", "id": 56, "count": 3, "last": samples.iso(samples.NOW), "error":
+         {"type": "System.Diagnostics.Eventing.Reader.EventLogException", "message": "The data is invalid."},
+         "samples": [{"time": samples.iso(samples.NOW), "message": None}]},
+        {"log": "Microsoft-Windows-TerminalServices-Licensing/Admin", "provider": None, "ids": [],
+         "error": {"type": "System.UnauthorizedAccessException", "message": "Attempted to perform an unauthorized operation."}},
+    ]
+    trust = {"type": "System.SystemException", "message": "The trust relationship between this workstation and the primary domain failed."}
+    raw["accounts"]["checked"].append({"name": "CONTOSO\\alice", "exists": None, "sid": None, "disabled": None, "locked_out": None,
+                                       "groups": [], "groups_complete": False, "error": trust})
+    raw["ts_setting"].update(TerminalServerMode=1, GracePeriodDays=_error("Generic failure "))
+    jsonschema.Draft202012Validator(_schema("result")).validate(raw)
+    facts = facts_of(raw, ("rdpuser", "CONTOSO\\alice"))
+    assert [e["section"] for e in facts["read_errors"]] == [
+        "ts_setting: GracePeriodDays", "events: System TermDD 56 (a sample's message)",
+        "events: Microsoft-Windows-TerminalServices-Licensing/Admin", "accounts: CONTOSO\\alice"]
+    assert [g["id"] for g in facts["events"]["groups"]] == [56] and facts["events"]["groups"][0]["error"]["message"] == "The data is invalid."
+    alice = facts["accounts"]["checked"][1]
+    assert alice["exists"] is None and alice["can_logon_remotely"] is None and alice["error"]["type"] == "System.SystemException"
+    assert facts["licensing"]["grace_period_days"] is None
+
+
+def test_domain_account_membership_not_evaluated() -> None:
+    """A domain account not directly allowed may be allowed through a domain group: unknown, never "cannot log on"."""
+    raw = samples.healthy_raw()
+    raw["accounts"]["checked"] = [{"name": "CONTOSO\\alice", "exists": True, "sid": "S-1-5-21-1-2-3-1104", "disabled": None,
+                                   "locked_out": None, "groups": [], "groups_complete": False, "error": None}]
+    alice = facts_of(raw, ("CONTOSO\\alice",))["accounts"]["checked"][0]
+    assert (alice["can_logon_remotely"], alice["groups_complete"], alice["disabled"], alice["local"]) == (None, False, None, False)
+    raw["accounts"]["checked"][0]["groups"] = [reg.SID_REMOTE_DESKTOP_USERS]  # directly in Remote Desktop Users: known
+    assert facts_of(raw, ("CONTOSO\\alice",))["accounts"]["checked"][0]["can_logon_remotely"] is True
+
+
+@pytest.mark.parametrize("limit", [{"program": "C:\\agent.exe"}, {"service": "WinRM"}, {"remote_addresses": ["10.99.0.0/255.255.0.0"]}])
+def test_rules_for_another_program_service_or_address_do_not_open_the_port(limit: dict) -> None:
+    """Review item 9: an allow rule limited to another program, service or remote address does not count as open."""
+    raw = samples.healthy_raw()
+    for rule in raw["firewall"]["rules"]:
+        rule["enabled"] = rule["group"] != reg.FIREWALL_RDP_GROUP
+    raw["firewall"]["rules"].append(dict(raw["firewall"]["rules"][0], name="Narrow", group=None, enabled=True, **limit))
+    tcp = facts_of(raw)["firewall"]["tcp"]
+    assert tcp["allowed_by_rules_in_any_profile"] is False and tcp["allow_rules"] == []
+    assert tcp["address_limited_rules"] == ([{"name": "Narrow", "remote_addresses": ["10.99.0.0/255.255.0.0"]}]
+                                            if "remote_addresses" in limit else [])
+
+
+def test_allow_rule_on_any_port_opens_it() -> None:
+    """Review item 8: a broad allow rule (LocalPort Any, any program) really opens the port."""
+    raw = samples.healthy_raw()
+    for rule in raw["firewall"]["rules"]:
+        rule["enabled"] = False
+    raw["firewall"]["rules"].append(dict(raw["firewall"]["rules"][0], name="Allow-All-In-TCP", group=None, enabled=True,
+                                         local_ports=["Any"], program="Any", service="Any"))
+    tcp = facts_of(raw)["firewall"]["tcp"]
+    assert tcp["allow_rules"] == ["Allow-All-In-TCP"] and tcp["open_in_all_profiles"]
 
 
 # --------------------------------------------------------------------------------------------------
