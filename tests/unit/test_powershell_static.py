@@ -42,17 +42,8 @@ AUTOMATIC_VARIABLES = language.AUTOMATIC_VARIABLES
 
 # Problems the checker finds in the scripts as they are on this branch, to be fixed in the scripts (not here).
 # (label, rule, message). Each entry must still occur: a fixed problem fails test_known_problems_are_current
-# until it is removed from this list. The lead empties it when the host-script rewrite (issue 7) is merged.
-KNOWN_PROBLEMS: list[tuple[str, str, str]] = [
-    ("plugins/host_scripts/read_rdp_state.ps1", "dotnet-newer-type",
-     "[Security.Cryptography.X509Certificates.RSACertificateExtensions] needs .NET Framework 4.6 "
-     "(ms: dotnet/api/system.security.cryptography.x509certificates.rsacertificateextensions): test "
-     "('System.Security.Cryptography.X509Certificates.RSACertificateExtensions' -as [type]) first "
-     "(Windows Server 2012 R2 has .NET Framework 4.5.1)"),
-    ("plugins/host_scripts/read_rdp_state.ps1", "dotnet-newer-type",
-     "[Security.Cryptography.RSACng] needs .NET Framework 4.6 (ms: dotnet/api/system.security.cryptography.rsacng): test "
-     "('System.Security.Cryptography.RSACng' -as [type]) first (Windows Server 2012 R2 has .NET Framework 4.5.1)"),
-]
+# until it is removed from this list. Keep it empty: a script on main passes every check.
+KNOWN_PROBLEMS: list[tuple[str, str, str]] = []
 
 
 def host_protocol() -> t.Any:

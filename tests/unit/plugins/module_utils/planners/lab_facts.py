@@ -16,7 +16,7 @@ from ansible_collections.rdp.doctor.plugins.module_utils import host_facts as hf
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation
 from tests.lab import certs
 from tests.lab.faults import build_host
-from tests.lab.model import MY_STORE, CertEntry, Host, KeyFile
+from tests.lab.model import MY_STORE, CertEntry, Host, KeyFile, capi_key_file_name
 from tests.lab.twins import read_rdp_state
 
 NOW = dt.datetime(2026, 11, 21, 7, 0, tzinfo=dt.timezone.utc)
@@ -56,9 +56,11 @@ def add_my_cert(host: Host, names: list[str] | None = None, days: int = 365, rea
     names = names or ["win01"]
     cert = certs.issue_server_cert(certs.lab_ca(), names[0], names, certs.key_for(host.name), NOW - dt.timedelta(days=10),
                                    NOW + dt.timedelta(days=days), remote_desktop_eku=rdp_eku)
+    container = certs.new_key_container_name()
+    # The file name Windows derives from the key's container (what read_rdp_state computes, without opening the key).
     entry = CertEntry(cert=cert, key=certs.key_for(host.name) if key else None, has_private_key=key,
-                      key_readable_by_network_service=readable, key_container=certs.new_key_container_name(),
-                      key_file=f"{certs.thumbprint(cert)[:32].lower()}_{host.os.machine_guid}" if key else None)
+                      key_readable_by_network_service=readable, key_container=container,
+                      key_file=capi_key_file_name(container, host.os.machine_guid) if key else None)
     host.cert_stores[MY_STORE].append(entry)
     if key:
         sddl = "O:SYG:SYD:P(A;;FA;;;SY)(A;;FA;;;BA)" + ("(A;;0x120089;;;NS)" if readable else "")

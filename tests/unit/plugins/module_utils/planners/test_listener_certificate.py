@@ -90,7 +90,7 @@ def test_healthy_host_is_compliant_for_every_state() -> None:
     ("cert_expired", "it expired on"),
     ("cert_wrong_name", "not this host"),
     ("cert_key_unreadable", "NETWORK SERVICE cannot read its private key"),
-    ("listener_key_missing", "Keyset does not exist"),
+    ("listener_key_missing", "no key file f686aace6942fb7f7ceb231212eef4a4_"),
 ])
 def test_broken_self_signed_is_renewed(fault: str, reason: str) -> None:
     facts = lf.facts(fault)
