@@ -112,6 +112,8 @@ MODULE_CREDSSP = "rdp.doctor.credssp"
 MODULE_FIREWALL = "rdp.doctor.firewall"
 MODULE_SESSION_LIMITS = "rdp.doctor.session_limits"
 MODULE_MACHINEKEYS = "rdp.doctor.machinekeys"
+MODULE_SERVICES = "rdp.doctor.services"
+MODULE_TLS_PROTOCOLS = "rdp.doctor.tls_protocols"
 
 
 # ==================================================================================================
@@ -286,24 +288,18 @@ def rule_services(facts: Facts) -> list[Finding]:
         evidence = {"service": reg.TERMSERVICE, "state": term.get("state"), "start_mode": term.get("start_mode"),
                     "account": term.get("account")}
         if term.get("disabled"):
-            found.append(make_finding("RDP-SERVICE-DISABLED", evidence, manual_fix(
-                "Set TermService back to Manual and start it: 'sc.exe config TermService start= demand' then "
-                "'Start-Service TermService' (ansible.windows.win_service: name=TermService start_mode=manual state=started). "
-                "If a GPO (System Services) disables it, change the GPO.")))
+            found.append(make_finding("RDP-SERVICE-DISABLED", evidence, module_fix(
+                MODULE_SERVICES, termservice={"start_mode": "manual", "state": "started"})))
         elif not term.get("running"):
-            found.append(make_finding("RDP-SERVICE-STOPPED", evidence, manual_fix(
-                "Start TermService ('Start-Service TermService'); if it stops again, read the System log "
-                "(Service Control Manager 7022/7023/7024) for the reason.")))
+            found.append(make_finding("RDP-SERVICE-STOPPED", evidence, module_fix(MODULE_SERVICES, termservice={"state": "started"})))
         if term.get("account") and not _service_account_ok(term.get("account")):
-            found.append(make_finding("RDP-SERVICE-ACCOUNT", dict(evidence, expected_account=reg.TERMSERVICE_ACCOUNT), manual_fix(
-                "Restore the TermService logon account: 'sc.exe config TermService obj= \"NT Authority\\NetworkService\"' "
-                "then restart it (start error 1069 otherwise).")))
+            found.append(make_finding("RDP-SERVICE-ACCOUNT", dict(evidence, expected_account=reg.TERMSERVICE_ACCOUNT), module_fix(
+                MODULE_SERVICES, termservice={"account": "network_service", "state": "restarted"})))
     support = [{"service": name, "state": services[name].get("state"), "start_mode": services[name].get("start_mode")}
                for name in (reg.SESSIONENV, reg.UMRDPSERVICE) if (services.get(name) or {}).get("disabled")]
     if support:
-        found.append(make_finding("RDP-SUPPORT-SERVICE-DISABLED", {"services": support}, manual_fix(
-            "Set the service(s) back to Manual: 'sc.exe config <name> start= demand'. SessionEnv renews the "
-            "self-signed listener certificate; UmRdpService handles device redirection.")))
+        found.append(make_finding("RDP-SUPPORT-SERVICE-DISABLED", {"services": support}, module_fix(
+            MODULE_SERVICES, **{s["service"].lower(): {"start_mode": "manual"} for s in support})))
     return found
 
 
@@ -583,13 +579,10 @@ def rule_schannel(facts: Facts) -> list[Finding]:
     evidence = {"server_protocols": server, "server_enabled": schannel.get("server_enabled"), "key": reg.SCHANNEL_ROOT}
     found = []
     if schannel.get("any_tls_server_enabled") is False:
-        found.append(make_finding("RDP-TLS-ALL-DISABLED", _add_events(evidence, _events(facts, reg.EVENT_SCHANNEL_CREDENTIAL)), manual_fix(
-            "Enable TLS 1.2 for servers: HKLM\\...\\SCHANNEL\\Protocols\\TLS 1.2\\Server Enabled=1, DisabledByDefault=0 "
-            "(or delete both values to get the OS default), then reboot.")))
+        found.append(make_finding("RDP-TLS-ALL-DISABLED", _add_events(evidence, _events(facts, reg.EVENT_SCHANNEL_CREDENTIAL)),
+                                  module_fix(MODULE_TLS_PROTOCOLS, tls12="enabled")))
     elif schannel.get("tls12_server_enabled") is False:
-        found.append(make_finding("RDP-TLS12-DISABLED", evidence, manual_fix(
-            "Enable TLS 1.2 for servers: HKLM\\...\\SCHANNEL\\Protocols\\TLS 1.2\\Server Enabled=1, DisabledByDefault=0 "
-            "(or delete both values), then reboot. Current clients refuse legacy-only TLS.")))
+        found.append(make_finding("RDP-TLS12-DISABLED", evidence, module_fix(MODULE_TLS_PROTOCOLS, tls12="enabled")))
     legacy = schannel.get("legacy_server_enabled_explicitly") or []
     if legacy:
         found.append(make_finding("RDP-TLS-LEGACY-ENABLED", {"protocols": legacy, "server_protocols": {p: server[p] for p in legacy}},
@@ -641,7 +634,7 @@ def _ghost_sessions(limits: dict[str, t.Any]) -> list[Finding]:
                     sessions=[{k: s.get(k) for k in ("id", "user", "disconnect_time", "disconnected_seconds")} for s in ghosts])
     fix = _setting_fix("max_disconnection_time", item, f"Enabled with a limit (e.g. {PROPOSED_MAX_DISCONNECTION_MS // 3600000} hours)",
                        MODULE_SESSION_LIMITS, max_disconnection_time=PROPOSED_MAX_DISCONNECTION_MS,
-                       end_disconnected_sessions=[s.get("id") for s in ghosts])
+                       logoff_disconnected_older_than=f"{GHOST_SESSION_SECONDS // 3600}h")
     return [_with_gpo(make_finding("RDP-GHOST-SESSIONS", evidence, fix), _gpo_marker("max_disconnection_time", item))]
 
 

@@ -7,15 +7,16 @@ import datetime as dt
 import itertools
 
 import pytest
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.rdp.doctor.plugins.module_utils import findings as fd
 from ansible_collections.rdp.doctor.plugins.module_utils import host_facts as hf
 from ansible_collections.rdp.doctor.plugins.module_utils import rdp_registry as reg
+from ansible_collections.rdp.doctor.plugins.module_utils import remediation_plan as rp
 from tests.unit.plugins.module_utils import rdp_doctor_raw as samples
 
 NOW = samples.NOW
-DESIGN_MODULES = {"rdp.doctor.listener_certificate", "rdp.doctor.credssp", "rdp.doctor.listener_security", "rdp.doctor.firewall",
-                  "rdp.doctor.session_limits", "rdp.doctor.machinekeys"}
+DESIGN_MODULES = {f"{rp.COLLECTION}.{name}" for name in rp.MODULES}
 # Faults that change the same part of the model: applying both keeps only one of them (not a rules question).
 EXCLUSIVE = [
     {"cert_expired", "cert_wrong_name", "cert_bound_missing"},
@@ -68,6 +69,14 @@ def test_unreachable_host_without_probe_has_no_findings() -> None:
     assert not fd.evaluate(None) and not fd.evaluate({}, None)
 
 
+def assert_module_accepts(fix: dict) -> None:
+    """A fix that names a module passes that module's argument spec and option checks (what the role would send)."""
+    planner = rp.planner(fix["module"])
+    outcome = ArgumentSpecValidator(planner.ARGUMENT_SPEC).validate(dict(fix["params"]))
+    assert outcome.error_messages == [], fix
+    assert planner.option_problems(outcome.validated_parameters) == [], fix
+
+
 @pytest.mark.parametrize("fault", sorted(samples.FAULTS))
 def test_each_fault_alone(fault: str) -> None:
     """Each lab fault yields at least its finding ids (contracts section 8), well formed."""
@@ -81,6 +90,7 @@ def test_each_fault_alone(fault: str) -> None:
         assert set(finding["fix"]) in ({"module", "params"}, {"manual"})
         if "module" in finding["fix"]:
             assert finding["fix"]["module"] in DESIGN_MODULES and isinstance(finding["fix"]["params"], dict)
+            assert_module_accepts(finding["fix"])
     assert len(set(ids(found))) == len(found)
 
 
@@ -388,7 +398,7 @@ def test_session_findings() -> None:
     assert limit["fix"] == {"module": "rdp.doctor.session_limits", "params": {"max_instance_count": 4294967295}}
     ghosts = by_id(evaluate("ghost_sessions"), "RDP-GHOST-SESSIONS")
     assert [s["id"] for s in ghosts["evidence"]["sessions"]] == [4, 5]
-    assert ghosts["fix"]["params"]["end_disconnected_sessions"] == [4, 5]
+    assert ghosts["fix"]["params"] == {"max_disconnection_time": 28800000, "logoff_disconnected_older_than": "24h"}
     raw = samples.raw_with("ghost_sessions")
     raw["registry"][reg.RDP_TCP]["MaxDisconnectionTime"] = 3600000
     assert fd.evaluate(facts_of(raw)) == []
