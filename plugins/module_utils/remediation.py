@@ -321,6 +321,12 @@ def verify_problems(operation: Operation, after: dict[str, t.Any] | None) -> lis
         # the script writes the DACL only (owner and group need privileges): compare from "D:" on
         return [] if _dacl(after.get("sddl")) == _dacl(set_.get("sddl")) else [
             f"{label}: the DACL is {_dacl(after.get('sddl'))!r} after the change, not {_dacl(set_.get('sddl'))!r}"]
+    elif kind == "listener_binding" and set_.get("thumbprint") is None:
+        # Back to the self-signed default: when a later SessionEnv/TermService restart in the same plan makes a new
+        # self-signed certificate, Windows binds it at once [S2], so any binding but the old one shows the change.
+        old = (operation.get("expect") or {}).get("thumbprint")
+        return [] if not old or not _same(after.get("thumbprint"), old) else [
+            f"{label}: the listener is still bound to {old!r} after the change"]
     elif kind in ("service_config", "firewall_rule", "listener_binding", "certificate"):
         wanted = dict(set_)
     elif kind == "firewall_rule_owned":

@@ -126,7 +126,7 @@ def run_dumping(run_playbook: RunPlaybook, template: str, inventory: Path, folde
     dump.mkdir(exist_ok=True)
     playbook = folder / "playbook.yml"
     playbook.write_text(template, encoding="utf-8")
-    process = run_playbook(playbook, inventory, ["-e", f"rdp_doctor_test_dump={dump}", "-e", "rdp_doctor_serial=0", *args])
+    process = run_playbook(playbook, inventory, ["-e", f"rdp_doctor_test_dump={dump}", "-e", "rdp_doctor_serial=0", "-e", "rdp_doctor_max_fail_percentage=100", *args])
     return Run(process, {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in dump.glob("*.json")})
 
 

@@ -78,3 +78,13 @@ def test_plan_to_dict() -> None:
     plan = r.Plan(operations=[], before={"a": 1}, after={"a": 2}, warnings=["w"], reboot_required=True)
     assert not plan.changes
     assert plan.to_dict()["diff"] == {"before": {"a": 1}, "after": {"a": 2}} and plan.to_dict()["reboot_required"] is True
+
+
+def test_a_binding_back_to_the_default_is_verified_by_the_old_one_being_gone() -> None:
+    """Windows binds the new self-signed certificate when SessionEnv restarts later in the same plan."""
+    op = r.number([r.listener_binding(None, "AB" * 20)])[0]
+    assert r.verify_problems(op, {"thumbprint": None}) == []
+    assert r.verify_problems(op, {"thumbprint": "CD" * 20}) == []
+    assert r.verify_problems(op, {"thumbprint": "ab" * 20}) == [f"op01 (listener_binding): the listener is still bound to {'AB' * 20!r} after the change"]
+    bind = r.number([r.listener_binding("CD" * 20, "AB" * 20)])[0]
+    assert r.verify_problems(bind, {"thumbprint": "EF" * 20}) != []
