@@ -608,13 +608,16 @@ def rule_sessions(facts: Facts) -> list[Finding]:
         sessions = [s for s in limits.get("sessions") or [] if str(s.get("state", "")).lower() in ("active", "connected")]
         evidence = dict(_setting_evidence("max_instance_count", item), active_sessions=sessions, active_count=active,
                         admin_mode_limit=admin_limit, limited_by=reasons)
-        if "MaxInstanceCount" in reasons and not _from_policy(item):
+        if reasons == ["MaxInstanceCount"] and not _from_policy(item):
             fix = module_fix(MODULE_SESSION_LIMITS, max_instance_count=reg.SETTINGS["max_instance_count"].default)
-        elif "MaxInstanceCount" in reasons:
+        elif reasons == ["MaxInstanceCount"]:
             fix = _gpo_manual("max_instance_count", item, "Not Configured or a higher limit")
         else:
-            fix = manual_fix("Log off a session ('logoff <id>' / quser) or install the RD Session Host role with RDS CALs for more "
-                             "than two concurrent sessions.")
+            # Remote Desktop for Administration allows two sessions whatever MaxInstanceCount says [S10]: raising
+            # MaxInstanceCount alone would change nothing the client sees.
+            fix = manual_fix("Log off a session ('logoff <id>' / quser; rdp.doctor.session_limits logoff_disconnected_older_than "
+                             "for old disconnected ones) or install the RD Session Host role with RDS CALs for more than two "
+                             "concurrent sessions.")
         found.append(_with_gpo(make_finding("RDP-SESSION-LIMIT-REACHED", evidence, fix),
                                _gpo_marker("max_instance_count", item) if "MaxInstanceCount" in reasons else []))
     found.extend(_ghost_sessions(limits))

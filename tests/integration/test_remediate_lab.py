@@ -41,13 +41,12 @@ FIXED: dict[str, bool] = {
     "nla_disabled": False,
     "tls12_disabled": True,
     "all_tls_disabled": True,
-    "session_limit_reached": False,
     "ghost_sessions": False,
 }
 #: Faults only a person can fix: the role changes nothing and lists them as manual.
 MANUAL = ("gpo_denies_connections", "gpo_overrides_security_layer", "firewall_gpo_blocks", "port_conflict",
           "credssp_server_unpatched", "licensing_grace_expired", "account_disabled", "account_locked_out",
-          "account_denied_rdp", "account_not_in_rdu")
+          "account_denied_rdp", "account_not_in_rdu", "session_limit_reached")
 COMBINATIONS = [["cert_expired", "firewall_rdp_disabled"], ["tls12_disabled", "credssp_force_updated"],
                 ["port_moved", "nla_disabled"], ["machinekeys_acl_broken", "ghost_sessions"],
                 ["termservice_disabled", "firewall_rdp_disabled"], ["listener_key_missing", "security_layer_rdp"]]

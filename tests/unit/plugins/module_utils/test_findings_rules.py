@@ -395,7 +395,14 @@ def test_session_findings() -> None:
     """Cap reached (MaxInstanceCount and admin mode), ghosts with their ages and ids to end."""
     limit = by_id(evaluate("session_limit_reached"), "RDP-SESSION-LIMIT-REACHED")
     assert limit["evidence"]["active_count"] == 2 and "MaxInstanceCount" in limit["evidence"]["limited_by"]
-    assert limit["fix"] == {"module": "rdp.doctor.session_limits", "params": {"max_instance_count": 4294967295}}
+    # Two sessions is also the cap of Remote Desktop for Administration: raising MaxInstanceCount alone cannot help.
+    assert limit["evidence"]["limited_by"] == ["MaxInstanceCount", "Remote Desktop for Administration (2 sessions)"]
+    assert "RD Session Host role" in limit["fix"]["manual"]
+    rdsh = samples.raw_with("session_limit_reached")
+    rdsh["os"]["rdsh_installed"] = True
+    rdsh["ts_setting"]["TerminalServerMode"] = 1
+    only_instances = by_id(fd.evaluate(facts_of(rdsh)), "RDP-SESSION-LIMIT-REACHED")
+    assert only_instances["fix"] == {"module": "rdp.doctor.session_limits", "params": {"max_instance_count": 4294967295}}
     ghosts = by_id(evaluate("ghost_sessions"), "RDP-GHOST-SESSIONS")
     assert [s["id"] for s in ghosts["evidence"]["sessions"]] == [4, 5]
     assert ghosts["fix"]["params"] == {"max_disconnection_time": 28800000, "logoff_disconnected_older_than": "24h"}
