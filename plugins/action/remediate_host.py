@@ -23,6 +23,7 @@ from ansible_collections.rdp.doctor.plugins.module_utils import findings as rule
 from ansible_collections.rdp.doctor.plugins.module_utils import rdp_probe
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation_plan as rp
+from ansible_collections.rdp.doctor.plugins.plugin_utils.facts_reader import read_host_facts
 from ansible_collections.rdp.doctor.plugins.plugin_utils.remediation_action import RemediationAction, RemediationFailure
 
 display = Display()
@@ -126,8 +127,6 @@ class ActionModule(RemediationAction):
         return self._roll_back(host, result, regressions)
 
     def _read_after(self, host: str, options: dict[str, t.Any]) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
-        from ansible_collections.rdp.doctor.plugins.plugin_utils.facts_reader import read_host_facts  # pylint: disable=import-outside-toplevel
-
         display.vvv(f"{self.MODULE}: reading the host again to verify", host=host)
         return read_host_facts(self._low_level_execute_command, {"accounts": options["accounts"]}, host=host)
 
@@ -152,9 +151,13 @@ class ActionModule(RemediationAction):
         left = [f"{c['id']} {c['kind']}" for c in cannot]
         if answer.get("outcome") != "applied":
             left.append(f"the rollback itself ended '{answer.get('outcome')}'")
+        if answer.get("outcome") == "applied":
+            kept = {c["id"] for c in cannot}
+            result["operations"] = [dict(op, status="rolled_back") if op.get("status") == "applied" and op.get("id") not in kept else op
+                                    for op in result.get("operations", [])]
+        extra = {key: value for key, value in result.items() if key not in ("msg", "ansible_facts")}
+        extra.update(changed=True, outcome="rolled_back",
+                     rollback={"outcome": answer.get("outcome"), "operations": answer.get("operations", []), "not_undone": cannot})
         raise RemediationFailure(
             f"{self.MODULE}: the change made the client's view worse ({'; '.join(regressions)}); "
-            + ("rolled back" if not left else f"rolled back except: {', '.join(left)}"),
-            **dict(result, changed=True, outcome="rolled_back", rollback={"outcome": answer.get("outcome"),
-                                                                         "operations": answer.get("operations", []),
-                                                                         "not_undone": cannot}))
+            + ("rolled back" if not left else f"rolled back except: {', '.join(left)}"), **extra)
