@@ -1,5 +1,5 @@
 # rdp.doctor — the two commands a newcomer needs:
-#   make demo   start the lab fleet, diagnose it through the real winrm connection, stop the lab
+#   make demo   start the lab fleet, diagnose -> check-mode remediate -> remediate -> diagnose, stop the lab
 #   make test   everything that checks the collection; ends with pytest's counts
 # Each target installs what it needs by itself, idempotently.
 
@@ -35,7 +35,7 @@ PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
 	lab-start lab-stop lab-status build clean
 
 help:
-	@echo "make demo    start the lab fleet, diagnose it, stop it"
+	@echo "make demo    start the lab fleet, diagnose, remediate (check mode, then for real), diagnose again, stop it"
 	@echo "make test    unit + sanity + lint + end-to-end + molecule (prints pytest's counts)"
 	@echo "make bench   benchmarks (probe, lab start-up), ratios against a baseline of the same run"
 	@echo "make lab-start | lab-status | lab-stop   run the simulated Windows fleet by hand"
@@ -86,8 +86,17 @@ test: setup system-packages controllers
 demo: setup
 	@$(PY) -m tests.lab stop --state-dir $(LAB_STATE) >/dev/null 2>&1 || true
 	@$(PY) -m tests.lab start --fleet $(FLEET) --state-dir $(LAB_STATE)
-	@status=0; \
-	ansible-playbook -i $(LAB_STATE)/inventory.yml rdp.doctor.diagnose || status=$$?; \
+	@status=0; inventory=$(LAB_STATE)/inventory.yml; \
+	echo "== 1/4 diagnose: what is broken, and why"; \
+	ansible-playbook -i $$inventory rdp.doctor.diagnose || status=$$?; \
+	echo "== 2/4 remediate --check --diff: the drift, what would change (nothing is changed)"; \
+	ansible-playbook -i $$inventory rdp.doctor.remediate --check --diff -e rdp_doctor_serial=0 -e rdp_doctor_max_fail_percentage=100 || true; \
+	echo "== 3/4 remediate: fix, verify with a fresh read and the probe, roll back a host whose client view got worse"; \
+	ansible-playbook -i $$inventory rdp.doctor.remediate -e rdp_doctor_serial=0 -e rdp_doctor_max_fail_percentage=100 || true; \
+	echo "== the operator reboots the hosts whose change needs it (Schannel, CredSSP)"; \
+	$(PY) -m tests.lab reboot --state-dir $(LAB_STATE) || true; \
+	echo "== 4/4 diagnose again: only what a person must fix is left"; \
+	ansible-playbook -i $$inventory rdp.doctor.diagnose || status=$$?; \
 	$(PY) -m tests.lab stop --state-dir $(LAB_STATE); \
 	exit $$status
 

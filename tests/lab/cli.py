@@ -406,7 +406,17 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("stop", parents=[common], help="stop the lab (SIGTERM, then SIGKILL after 5 s)")
     status = sub.add_parser("status", parents=[common], help="hosts and counters, or 'not running'")
     status.add_argument("--json", action="store_true", help="print the admin API's JSON")
+    reboot = sub.add_parser("reboot", parents=[common], help="restart hosts as an operator would (boot-time values apply)")
+    reboot.add_argument("hosts", nargs="*", help="host names (default: every host with a reboot pending)")
     return parser
+
+
+def reboot_hosts(admin: AdminClient, names: t.Sequence[str] = ()) -> list[str]:
+    """Reboot ``names``, or every host whose model has a reboot pending; returns the hosts rebooted."""
+    chosen = list(names) or [name for name in admin.status()["hosts"] if admin.model(name).get("reboot_pending")]
+    for name in chosen:
+        admin.reboot(name)
+    return chosen
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
@@ -431,6 +441,10 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         if info is None:
             print("not running")
             return 3
+        if args.command == "reboot":
+            rebooted = reboot_hosts(info.admin, args.hosts)
+            print(f"rebooted: {', '.join(rebooted)}" if rebooted else "no host has a reboot pending")
+            return 0
         status_doc = info.admin.status()
         print(json.dumps(status_doc, indent=2, sort_keys=True) if args.json else _format_status(status_doc))
         return 0

@@ -55,6 +55,9 @@ def test_start_status_stop(tmp_path: Path) -> None:
         assert document["pid"] == pid and len(document["hosts"]) == 5
         admin = json.loads((state / "admin.json").read_text())
         assert admin["pid"] == pid and admin["url"] == f"http://127.0.0.1:{admin['port']}"
+        assert lab_cli("reboot", "--state-dir", str(state)).stdout.strip() == "no host has a reboot pending"
+        named = lab_cli("reboot", "--state-dir", str(state), "ok-2022")
+        assert named.returncode == 0 and named.stdout.strip() == "rebooted: ok-2022"
     finally:
         stopped = lab_cli("stop", "--state-dir", str(state))
     assert stopped.returncode == 0 and stopped.stdout.strip() == f"lab stopped (pid {pid})"
@@ -148,3 +151,25 @@ def test_two_hundred_hosts_start_and_accept(lab_fleet: t.Callable[..., t.Any], t
                if not (accepts(item["address"], 5985) and accepts(item["address"], item["rdp_port"] or 3389))]
     lab_fleet.stop(info)
     assert refused == []
+
+
+class _Admin:
+    """An admin client stand-in: two hosts, one with a reboot pending; records what was rebooted."""
+
+    def __init__(self) -> None:
+        self.rebooted: list[str] = []
+
+    def status(self) -> dict[str, t.Any]:
+        return {"hosts": {"a": {}, "b": {}}}
+
+    def model(self, name: str) -> dict[str, t.Any]:
+        return {"reboot_pending": name == "b"}
+
+    def reboot(self, name: str) -> None:
+        self.rebooted.append(name)
+
+
+def test_reboot_picks_the_hosts_with_a_reboot_pending() -> None:
+    admin = _Admin()
+    assert cli.reboot_hosts(admin) == ["b"] and admin.rebooted == ["b"]  # type: ignore[arg-type]
+    assert cli.reboot_hosts(admin, ["a"]) == ["a"] and admin.rebooted == ["b", "a"]  # type: ignore[arg-type]
