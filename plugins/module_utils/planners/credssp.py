@@ -22,12 +22,12 @@ VALUES = {"force_updated_clients": 0, "mitigated": 1, "vulnerable": 2}
 NAMES = {number: name for name, number in VALUES.items()}
 
 
-
 #: The module's options (Ansible argument spec); the action plugin and rdp.doctor.remediate_host validate with it.
 ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "allow_encryption_oracle": {"type": "str", "required": True, "choices": list(VALUES)},
     "allow_insecure": {"type": "bool", "default": False},
 }
+
 
 def option_problems(options: dict[str, t.Any]) -> list[str]:
     """Checks before any host is touched (the argument spec checks the choices)."""

@@ -24,7 +24,6 @@ BUILTIN_RULES = {"TCP": "RemoteDesktop-UserMode-In-TCP", "UDP": "RemoteDesktop-U
 PROFILES = ("Domain", "Private", "Public")
 
 
-
 #: The module's options (Ansible argument spec); the action plugin and rdp.doctor.remediate_host validate with it.
 ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "state": {"type": "str", "default": "enabled", "choices": ["enabled", "disabled"]},
@@ -36,6 +35,7 @@ ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "scope_builtin_rules": {"type": "bool", "default": False},
     "allow_lockout": {"type": "bool", "default": False},
 }
+
 
 def option_problems(options: dict[str, t.Any]) -> list[str]:
     """Checks before any host is touched."""

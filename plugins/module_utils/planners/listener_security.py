@@ -72,7 +72,6 @@ def from_registry(option: str, value: t.Any) -> t.Any:
     return value
 
 
-
 #: The module's options (Ansible argument spec); the action plugin and rdp.doctor.remediate_host validate with it.
 ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "allow_connections": {"type": "bool"},
@@ -88,6 +87,7 @@ ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "allow_insecure": {"type": "bool", "default": False},
     "allow_port_change": {"type": "bool", "default": False},
 }
+
 
 def option_problems(options: dict[str, t.Any]) -> list[str]:
     """Checks before any host is touched (the argument spec already checks types and choices)."""
