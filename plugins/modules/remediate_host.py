@@ -25,6 +25,7 @@ description:
   - A finding's fix never carries an opt-in - changes that lower security or can cut access need the role-wide
     O(allow_lockout) / O(allow_insecure), and O(write_local_policy) for values Group Policy owns.
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - rdp.doctor.remediation
 options:
   findings:
@@ -171,6 +172,11 @@ probe_after:
 regressions:
   description: Probe steps that passed before and fail after, as C(step - before -> after).
   returned: when applied and verified
+  type: list
+  elements: str
+still_applied:
+  description: Ids of the operations a failed apply left in place (empty when everything was undone).
+  returned: when RV(outcome) is C(rolled_back) or C(partial)
   type: list
   elements: str
 rollback:

@@ -125,7 +125,9 @@ def run_dumping(run_playbook: RunPlaybook, template: str, inventory: Path, folde
     dump.mkdir(exist_ok=True)
     playbook = folder / "playbook.yml"
     playbook.write_text(template, encoding="utf-8")
-    process = run_playbook(playbook, inventory, ["-e", f"rdp_doctor_test_dump={dump}", "-e", "rdp_doctor_serial=0", "-e", "rdp_doctor_max_fail_percentage=100", *args])
+    # One batch, no stop on failure: every host runs and is dumped (the canary test covers the batches).
+    batches = ["-e", "rdp_doctor_serial=0", "-e", "rdp_doctor_max_fail_percentage=100"]
+    process = run_playbook(playbook, inventory, ["-e", f"rdp_doctor_test_dump={dump}", *batches, *args])
     return Run(process, {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in dump.glob("*.json")})
 
 
@@ -154,7 +156,7 @@ def _models(lab: t.Any, hosts: t.Iterable[str]) -> dict[str, t.Any]:
 
 @pytest.mark.parametrize("connection", ["winrm", "psrp"])
 def test_check_then_fix_then_idempotent_then_clean(lab_fleet: t.Callable[..., t.Any], run_playbook: RunPlaybook,
-                                                  tmp_path: Path, connection: str) -> None:
+                                                   tmp_path: Path, connection: str) -> None:
     """The whole loop on every fixable fault and combination; manual faults untouched and listed."""
     fleet, fixable, manual = write_fleet(tmp_path, connection)
     lab = lab_fleet(fleet, fresh=True)
@@ -210,7 +212,7 @@ def test_check_then_fix_then_idempotent_then_clean(lab_fleet: t.Callable[..., t.
 
 
 def test_a_change_that_cuts_the_client_off_is_rolled_back(lab_fleet: t.Callable[..., t.Any], run_playbook: RunPlaybook,
-                                                           tmp_path: Path) -> None:
+                                                          tmp_path: Path) -> None:
     """A baseline that closes the firewall (opted in) makes the probe's TCP step fail: the host is rolled back and fails."""
     path = tmp_path / "rollback.yml"
     path.write_text(yaml.safe_dump({"hosts": [{"name": "ok-2022"}, {"name": "ok-2019", "os_version": "2019"}]}), encoding="utf-8")
@@ -230,7 +232,7 @@ def test_a_change_that_cuts_the_client_off_is_rolled_back(lab_fleet: t.Callable[
 
 
 def test_canary_batch_stops_the_run_when_its_host_fails(lab_fleet: t.Callable[..., t.Any], run_playbook: RunPlaybook,
-                                                         tmp_path: Path) -> None:
+                                                        tmp_path: Path) -> None:
     """serial [1, 25%] with max_fail_percentage 0: a failing canary stops the run before the other hosts are touched."""
     path = tmp_path / "canary.yml"
     path.write_text(yaml.safe_dump({"hosts": [{"name": "canary", "faults": ["nla_disabled"]},

@@ -35,8 +35,9 @@ def test_two_findings_asking_different_values_conflict() -> None:
 
 
 def test_a_finding_never_carries_an_opt_in() -> None:
-    fixes, _ = rp.fixes_from_findings([finding("A", {"module": "rdp.doctor.credssp",
-                                                     "params": {"allow_encryption_oracle": "vulnerable", "allow_insecure": True}})])
+    fixes, manual = rp.fixes_from_findings([finding("A", {"module": "rdp.doctor.credssp",
+                                                          "params": {"allow_encryption_oracle": "vulnerable", "allow_insecure": True}})])
+    assert manual == []
     assert fixes == {"credssp": {"allow_encryption_oracle": "vulnerable"}}
 
 
@@ -105,9 +106,9 @@ def test_combine_refuses_two_modules_writing_one_value_differently_and_keeps_a_r
 
 
 def test_combine_keys_diff_by_module_and_prefixes_messages() -> None:
-    combined = rp.combine([("credssp", _plan(before={"allow_encryption_oracle": "force_updated_clients"},
-                                              after={"allow_encryption_oracle": "mitigated"},
-                                              warnings=["lowers CIS 18.9.4.1"], reboot_required=True))])
+    credssp = _plan(before={"allow_encryption_oracle": "force_updated_clients"}, after={"allow_encryption_oracle": "mitigated"},
+                    warnings=["lowers CIS 18.9.4.1"], reboot_required=True)
+    combined = rp.combine([("credssp", credssp)])
     assert combined.before == {"credssp": {"allow_encryption_oracle": "force_updated_clients"}}
     assert combined.warnings == ["credssp: lowers CIS 18.9.4.1"]
     assert combined.reboot_required
