@@ -63,25 +63,9 @@ options:
         not a path). Only while no new MachineKeys folder exists - apply checks every precondition before it writes, so it
         cannot swap two folders in one run.
     type: str
-  facts:
-    description:
-      - The host facts (C(ansible_facts.rdp_doctor)) to plan from, as M(rdp.doctor.host_facts) or the
-        P(rdp.doctor.diagnose#role) role read them. Without it the module reads the host first (one round trip).
-      - Stale facts are safe - every operation carries the value it expects, and the host applies nothing when
-        the host changed since (the module then reads again and plans once more).
-    type: dict
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: Check mode returns the exact operations and diff and sends nothing to apply.
-  diff_mode:
-    support: full
-    details: The diff shows the settings the module manages, before and after.
-  platform:
-    platforms: windows
-    support: full
+  - rdp.doctor.remediation
 notes:
   - Backups - a removed key file is kept in C(C:\ProgramData\rdp.doctor\backup\machinekeys) with its ACL;
     the apply result names the copy. A renamed folder keeps every key; RV(warnings) names the

@@ -83,25 +83,9 @@ options:
         unsaved work in those sessions is lost.
     type: bool
     default: false
-  facts:
-    description:
-      - The host facts (C(ansible_facts.rdp_doctor)) to plan from, as M(rdp.doctor.host_facts) or the
-        P(rdp.doctor.diagnose#role) role read them. Without it the module reads the host first (one round trip).
-      - Stale facts are safe - every operation carries the value it expects, and the host applies nothing when
-        the host changed since (the module then reads again and plans once more).
-    type: dict
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: Check mode returns the exact operations and diff and sends nothing to apply.
-  diff_mode:
-    support: full
-    details: The diff shows the settings the module manages, before and after.
-  platform:
-    platforms: windows
-    support: full
+  - rdp.doctor.remediation
 notes:
   - The values take effect for new sessions; nothing is restarted and no reboot is needed.
   - Sources - TerminalServer.admx (policy names, units in milliseconds, 999999 = unlimited), MSRD-Collect

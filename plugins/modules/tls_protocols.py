@@ -43,25 +43,9 @@ options:
     description: Also set the Client side of each protocol (the host's outgoing TLS).
     type: bool
     default: false
-  facts:
-    description:
-      - The host facts (C(ansible_facts.rdp_doctor)) to plan from, as M(rdp.doctor.host_facts) or the
-        P(rdp.doctor.diagnose#role) role read them. Without it the module reads the host first (one round trip).
-      - Stale facts are safe - every operation carries the value it expects, and the host applies nothing when
-        the host changed since (the module then reads again and plans once more).
-    type: dict
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: Check mode returns the exact operations and diff and sends nothing to apply.
-  diff_mode:
-    support: full
-    details: The diff shows the settings the module manages, before and after.
-  platform:
-    platforms: windows
-    support: full
+  - rdp.doctor.remediation
 notes:
   - Sources - Microsoft's TLS registry settings reference (values and their meaning), KB3080079 (TLS 1.1/1.2
     for RDP on Server 2008 R2), the Azure RDP troubleshooting articles (Schannel event 36871 when every

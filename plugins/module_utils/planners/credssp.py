@@ -16,7 +16,7 @@ import typing as t
 
 from ansible_collections.rdp.doctor.plugins.module_utils import rdp_registry as reg
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation
-from ansible_collections.rdp.doctor.plugins.module_utils.planners.registry_settings import Facts, domain_member, get
+from ansible_collections.rdp.doctor.plugins.module_utils.planners.common import Facts, domain_member, get
 
 VALUES = {"force_updated_clients": 0, "mitigated": 1, "vulnerable": 2}
 NAMES = {number: name for name, number in VALUES.items()}

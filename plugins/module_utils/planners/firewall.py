@@ -18,7 +18,7 @@ import typing as t
 from ansible_collections.rdp.doctor.plugins.module_utils import rdp_registry as reg
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation
 from ansible_collections.rdp.doctor.plugins.module_utils.planners.listener_security import CUSTOM_RULE_NAMES, CUSTOM_RULES
-from ansible_collections.rdp.doctor.plugins.module_utils.planners.registry_settings import Facts, get
+from ansible_collections.rdp.doctor.plugins.module_utils.planners.common import Facts, get, unread
 
 BUILTIN_RULES = {"TCP": "RemoteDesktop-UserMode-In-TCP", "UDP": "RemoteDesktop-UserMode-In-UDP"}
 PROFILES = ("Domain", "Private", "Public")
@@ -72,7 +72,7 @@ def _gpo_manual(facts: Facts, result: remediation.Plan) -> None:
 def plan(facts: Facts, options: dict[str, t.Any]) -> remediation.Plan:
     """Plan the Remote Desktop firewall rules for ``options``."""
     result = remediation.Plan()
-    if "firewall" in (get(facts, "read_errors", {}) or {}) or get(facts, "firewall.rules") is None:
+    if unread(facts, "firewall") or get(facts, "firewall.rules") is None:
         result.refused.append("the host's firewall rules could not be read (NetSecurity module missing?); nothing can be planned")
         return result
     state = options.get("state") or "enabled"

@@ -13,12 +13,13 @@ firewall rules before the move, restarts TermService, and warns that cloud secur
 
 from __future__ import annotations
 
+import datetime as dt
 import typing as t
 
 from ansible_collections.rdp.doctor.plugins.module_utils import rdp_registry as reg
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation
-from ansible_collections.rdp.doctor.plugins.module_utils.planners.registry_settings import (
-    Facts, RegistrySetting, get, parse_duration, plan_setting, revert_task_for,
+from ansible_collections.rdp.doctor.plugins.module_utils.planners.common import (
+    Facts, RegistrySetting, get, parse_duration, plan_setting, revert_task_for, unread,
 )
 
 MODULE = "listener_security"
@@ -101,10 +102,10 @@ def option_problems(options: dict[str, t.Any]) -> list[str]:
     if lan is not None and lan < 0:
         problems.append(f"lan_adapter must be 0 (every network adapter) or an adapter's LanaId, not {lan}")
     if options.get("revert_after") is not None:
-        after = parse_duration(options["revert_after"])
-        if after is None:
-            problems.append(f"revert_after must be a duration such as 30m, 2h or 90s, not {options['revert_after']!r}")
-        elif not 60 <= after.total_seconds() <= 7 * 86400:
+        after, problem = parse_duration("revert_after", options["revert_after"])
+        if problem:
+            problems.append(problem)
+        elif not 60_000 <= t.cast(int, after) <= 7 * 86_400_000:
             problems.append(f"revert_after must be between 1m and 7d, not {options['revert_after']!r}")
         if port is not None:
             problems.append("revert_after cannot undo a port change (firewall rules and a service restart); move the port without revert_after")
@@ -140,7 +141,7 @@ def _port_operations(facts: Facts, port: int, options: dict[str, t.Any], plan: r
         plan.refused.append(f"port={port} moves RDP from port {current.get('effective')}; clients, firewalls and cloud security groups "
                             "must follow: pass allow_port_change=true to allow it")
         return []
-    if "firewall" in (get(facts, "read_errors", {}) or {}):
+    if unread(facts, "firewall"):
         plan.refused.append(f"port={port}: the host's firewall rules could not be read, so the new port cannot be opened first")
         return []
     rules = {r.get("name"): r for r in get(facts, "firewall.rules", []) or [] if isinstance(r, dict)}
@@ -209,8 +210,9 @@ def plan(facts: Facts, options: dict[str, t.Any]) -> remediation.Plan:
         result.warnings.append("wrote the local policy key (write_local_policy): a later Group Policy change on this host overrides it")
     operations = settings_ops + port_ops
     if options.get("revert_after") and settings_ops and not result.refused:
-        duration = parse_duration(options["revert_after"])
-        if duration is not None:
+        milliseconds = parse_duration("revert_after", options["revert_after"])[0]
+        if milliseconds is not None:
+            duration = dt.timedelta(milliseconds=milliseconds)
             try:
                 operations.append(revert_task_for(MODULE, facts, settings_ops, duration))
             except ValueError as exc:

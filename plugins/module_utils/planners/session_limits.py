@@ -40,8 +40,7 @@ ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "logoff_sessions": {"type": "bool", "default": False},
 }
 
-#: Largest value a REG_DWORD holds: the longest time limit Windows can store (about 49.7 days).
-MAX_DWORD = 0xFFFFFFFF
+MAX_DWORD = common.MAX_DWORD
 #: Local MaxInstanceCount meaning "no limit" (the installed default) [S10][S26].
 LOCAL_UNLIMITED_INSTANCES = 4294967295
 #: Policy "Limit number of connections" range; 999999 = unlimited [S10].
@@ -60,37 +59,6 @@ INHERIT_VALUES = {
 #: Settings this module manages, in plan order.
 SETTING_OPTIONS = ("max_disconnection_time", "max_idle_time", "max_connection_time", "reset_broken", "single_session_per_user",
                    "max_instance_count")
-
-_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_DURATION = re.compile(r"^(?:\d+(?:ms|s|m|h|d))+$")
-_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
-_DURATION_HELP = "use a number with a unit (500ms, 30s, 15m, 2h, 1d; combined like 1h30m) or whole milliseconds; 0 = never"
-
-
-def parse_duration(name: str, value: t.Any) -> tuple[int | None, str | None]:
-    """(milliseconds, None) for ``15m`` / ``2h`` / ``1d`` / ``1h30m`` / an integer of milliseconds, or (None, message).
-
-    Strict: a bare number is milliseconds (as Windows stores it), no fractions, no negatives, no booleans,
-    nothing above what a REG_DWORD holds.
-    """
-    if isinstance(value, bool) or value is None or isinstance(value, float):
-        return None, f"{name}: {value!r} is not a duration: {_DURATION_HELP}"
-    if isinstance(value, int):
-        milliseconds = value
-    else:
-        text = str(value).strip().lower().replace(" ", "")
-        if text.isdigit():
-            milliseconds = int(text)
-        elif _DURATION.match(text):
-            milliseconds = sum(int(number) * _UNITS_MS[unit] for number, unit in _DURATION_PART.findall(text))
-        else:
-            return None, f"{name}: {value!r} is not a duration: {_DURATION_HELP}"
-    if milliseconds < 0:
-        return None, f"{name}: {value!r} is negative: {_DURATION_HELP}"
-    if milliseconds > MAX_DWORD:
-        return None, f"{name}: {value!r} is longer than Windows can store ({MAX_DWORD} ms, about 49 days)"
-    return milliseconds, None
-
 
 def parse_instance_count(value: t.Any) -> tuple[int | None, str | None]:
     """(count, None) with ``unlimited`` -> :data:`LOCAL_UNLIMITED_INSTANCES`, or (None, message).
@@ -118,7 +86,7 @@ def option_problems(options: dict[str, t.Any]) -> list[str]:
     problems = []
     for name in DURATION_OPTIONS + ("logoff_disconnected_older_than",):
         if options.get(name) is not None:
-            problems += [p for p in (parse_duration(name, options[name])[1],) if p]
+            problems += [p for p in (common.parse_duration(name, options[name])[1],) if p]
     if options.get("max_instance_count") is not None:
         problems += [p for p in (parse_instance_count(options["max_instance_count"])[1],) if p]
     problems += common.bool_problems(options, "reset_broken", "single_session_per_user", "write_local_policy", "logoff_sessions")
@@ -141,7 +109,7 @@ def option_problems(options: dict[str, t.Any]) -> list[str]:
 def _wanted(name: str, value: t.Any) -> int:
     """The registry value (REG_DWORD) an option asks for."""
     if name in DURATION_OPTIONS:
-        return t.cast(int, parse_duration(name, value)[0])
+        return t.cast(int, common.parse_duration(name, value)[0])
     if name == "max_instance_count":
         return t.cast(int, parse_instance_count(value)[0])
     return 1 if value else 0
@@ -232,7 +200,7 @@ def _chosen_sessions(plan: remediation.Plan, facts: common.Facts, options: dict[
     """Disconnected user sessions the options choose (never active ones, session 0 or the listener)."""
     sessions = common.get(facts, "session_limits.sessions") or []
     older_than = options.get("logoff_disconnected_older_than")
-    min_seconds = parse_duration("logoff_disconnected_older_than", older_than)[0] // 1000 if older_than is not None else None  # type: ignore[operator]
+    min_seconds = common.parse_duration("logoff_disconnected_older_than", older_than)[0] // 1000 if older_than is not None else None  # type: ignore[operator]
     ids = options.get("end_disconnected_sessions") or []
     chosen = []
     for session in sessions:

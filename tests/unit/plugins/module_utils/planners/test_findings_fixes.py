@@ -7,6 +7,7 @@ import importlib
 import pytest
 
 from ansible_collections.rdp.doctor.plugins.module_utils import findings as fd
+from tests.lab.model import POL, RDP_TCP, SCHANNEL_PROTOCOLS
 from tests.unit.plugins.module_utils.planners import lab_facts as lf
 
 MODULES = ("session_limits", "services", "tls_protocols", "listener_certificate", "machinekeys")
@@ -43,7 +44,9 @@ def test_proposed_fixes_are_accepted_and_plan_a_change(fault: str) -> None:
 def test_a_section_the_host_could_not_read_is_refused(module: str, section: str, options: dict) -> None:
     """Never plan on a blind spot: the refusal names the section and why it is missing."""
     facts = lf.facts("cert_expired", "machinekeys_acl_broken", "tls12_disabled", "termservice_stopped")
-    facts["read_errors"] = {section: "Access is denied"}
+    if section == "registry":  # a registry key the planner reads (host_facts names each unreadable key)
+        section = "registry: " + (RDP_TCP if module == "session_limits" else SCHANNEL_PROTOCOLS + "\\TLS 1.2\\Server")
+    facts["read_errors"] = [{"section": section, "type": "System.UnauthorizedAccessException", "message": "Access is denied"}]
     planner_module = planner(module)
     full = {name: spec.get("default") for name, spec in planner_module.ARGUMENT_SPEC.items()}
     full.update(options)
@@ -51,6 +54,14 @@ def test_a_section_the_host_could_not_read_is_refused(module: str, section: str,
     lf.assert_well_formed(result)
     assert result.operations == [] and result.refused == [
         f"the host could not read '{section}' (Access is denied): nothing is planned on facts that are missing"]
+
+
+def test_an_unread_registry_key_elsewhere_still_refuses_a_registry_planner() -> None:
+    """Conservative: 'registry' covers every key, so a planner never plans beside a key it could not read."""
+    facts = lf.facts("tls12_disabled")
+    facts["read_errors"] = [{"section": "registry: " + POL, "type": "System.Security.SecurityException", "message": "denied"}]
+    assert planner("tls_protocols").plan(facts, {"tls12": "enabled", "disable_legacy": None, "allow_legacy_disable": False,
+                                                  "client": False}).refused
 
 
 def test_facts_that_are_not_host_facts_are_refused() -> None:

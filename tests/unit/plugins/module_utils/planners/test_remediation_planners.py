@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.rdp.doctor.plugins.module_utils import rdp_registry as reg
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation
 from ansible_collections.rdp.doctor.plugins.module_utils.planners import credssp, firewall, listener_security
-from ansible_collections.rdp.doctor.plugins.module_utils.planners.registry_settings import parse_duration
+from ansible_collections.rdp.doctor.plugins.module_utils.planners.common import parse_duration
 
 
 def setting(effective: t.Any, source: str = "local", policy: t.Any = None, local: t.Any = "same", default: t.Any = None) -> dict[str, t.Any]:
@@ -166,7 +166,7 @@ def test_revert_after_schedules_the_previous_values_on_the_host_clock() -> None:
     ({}, "give at least one of"),
     ({"port": 0}, "port must be a TCP port"),
     ({"lan_adapter": -1}, "lan_adapter must be 0"),
-    ({"nla": False, "revert_after": "later"}, "revert_after must be a duration"),
+    ({"nla": False, "revert_after": "later"}, "revert_after: 'later' is not a duration"),
     ({"nla": False, "revert_after": "10s"}, "between 1m and 7d"),
     ({"port": 3390, "revert_after": "30m"}, "cannot undo a port change"),
 ])
@@ -175,8 +175,10 @@ def test_option_problems(options: dict[str, t.Any], fragment: str) -> None:
 
 
 def test_durations() -> None:
-    assert [parse_duration(x).total_seconds() for x in ("30m", "2h", "90s", "1d", "15")] == [1800, 7200, 90, 86400, 900]
-    assert parse_duration("soon") is None and parse_duration(True) is None
+    # One syntax for every duration option: a unit, or whole milliseconds as Windows stores them.
+    assert [parse_duration("revert_after", x)[0] for x in ("30m", "2h", "90s", "1d", "15", "1h30m")] == [
+        1_800_000, 7_200_000, 90_000, 86_400_000, 15, 5_400_000]
+    assert parse_duration("revert_after", "soon")[0] is None and parse_duration("revert_after", True)[0] is None
 
 
 # ---------------------------------------------------------------------------------------------- credssp
@@ -271,7 +273,8 @@ def test_plans_are_pure_and_stable() -> None:
 
 
 def test_an_unreadable_firewall_refuses_firewall_and_port_plans() -> None:
-    facts = healthy_facts(read_errors={"firewall": "The term 'Get-NetFirewallRule' is not recognized"})
+    facts = healthy_facts(read_errors=[{"section": "firewall", "type": "System.Management.Automation.CommandNotFoundException",
+                                        "message": "The term 'Get-NetFirewallRule' is not recognized"}])
     facts["firewall"]["rules"] = []
     assert "could not be read" in fw_plan(facts).refused[0]
     assert "could not be read" in ls_plan(facts, port=3390, allow_port_change=True).refused[0]

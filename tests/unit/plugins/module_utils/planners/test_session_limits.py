@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.rdp.doctor.plugins.module_utils import rdp_registry as reg
+from ansible_collections.rdp.doctor.plugins.module_utils.planners import common
 from ansible_collections.rdp.doctor.plugins.module_utils.planners import session_limits as sl
 from tests.lab.model import POL, RDP_TCP
 from tests.unit.plugins.module_utils.planners import lab_facts as lf
@@ -30,7 +31,7 @@ def plan(facts: dict, **options: object):
     ("0", 0), (0, 0), (60000, 60000), ("60000", 60000), (" 8H ", 28_800_000), (4294967295, 4294967295),
 ])
 def test_parse_duration_accepts(value: object, expected: int) -> None:
-    assert sl.parse_duration("max_idle_time", value) == (expected, None)
+    assert common.parse_duration("max_idle_time", value) == (expected, None)
 
 
 @pytest.mark.parametrize("value, fragment", [
@@ -39,7 +40,7 @@ def test_parse_duration_accepts(value: object, expected: int) -> None:
     ("50d", "longer than Windows can store"), (4294967296, "longer than Windows can store"), (None, "is not a duration"),
 ])
 def test_parse_duration_rejects(value: object, fragment: str) -> None:
-    milliseconds, problem = sl.parse_duration("max_idle_time", value)
+    milliseconds, problem = common.parse_duration("max_idle_time", value)
     assert milliseconds is None and problem is not None
     assert problem.startswith("max_idle_time: ") and fragment in problem
 
@@ -253,6 +254,6 @@ def test_console_and_services_sessions_are_never_chosen() -> None:
 
 def test_missing_session_read_is_refused() -> None:
     facts = lf.facts()
-    facts["read_errors"] = {"sessions": "Access is denied"}
+    facts["read_errors"] = [{"section": "sessions", "type": "System.ComponentModel.Win32Exception", "message": "Access is denied"}]
     result = plan(facts, max_idle_time="15m")
     assert result.operations == [] and result.refused and "could not read 'sessions'" in result.refused[0]
