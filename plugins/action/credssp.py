@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import typing as t
-
 from ansible_collections.rdp.doctor.plugins.module_utils.planners import credssp
 from ansible_collections.rdp.doctor.plugins.plugin_utils.remediation_action import RemediationAction
 
@@ -15,7 +13,5 @@ class ActionModule(RemediationAction):
 
     MODULE = "rdp.doctor.credssp"
     ARGUMENT_SPEC = credssp.ARGUMENT_SPEC
-    PLANNER = staticmethod(credssp.plan)
-
-    def option_problems(self, options: dict[str, t.Any]) -> list[str]:
-        return credssp.option_problems(options)
+    planner = staticmethod(credssp.plan)
+    option_problems = staticmethod(credssp.option_problems)

@@ -15,10 +15,9 @@ class ActionModule(RemediationAction):
 
     MODULE = "rdp.doctor.firewall"
     ARGUMENT_SPEC = firewall.ARGUMENT_SPEC
-    PLANNER = staticmethod(firewall.plan)
+    planner = staticmethod(firewall.plan)
+    option_problems = staticmethod(firewall.option_problems)
 
-    def option_problems(self, options: dict[str, t.Any]) -> list[str]:
-        return firewall.option_problems(options)
 
     def facts_options(self, options: dict[str, t.Any]) -> dict[str, t.Any]:
         # Read the rules that cover the asked port too, so an existing custom-port rule is seen.

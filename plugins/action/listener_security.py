@@ -15,7 +15,5 @@ class ActionModule(RemediationAction):
 
     MODULE = "rdp.doctor.listener_security"
     ARGUMENT_SPEC = listener_security.ARGUMENT_SPEC
-    PLANNER = staticmethod(listener_security.plan)
-
-    def option_problems(self, options: dict[str, t.Any]) -> list[str]:
-        return listener_security.option_problems(options)
+    planner = staticmethod(listener_security.plan)
+    option_problems = staticmethod(listener_security.option_problems)

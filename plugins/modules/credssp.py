@@ -103,6 +103,11 @@ manual:
     - setting: security_layer
       reason: Group Policy sets this value (the policy wins over the local value); change the policy in the domain GPO
       policy_key: 'HKLM:\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services\SecurityLayer'
+warnings:
+  description: What the user should know about the plan (a GPO that may revert it, a lowered baseline, a reboot).
+  returned: always
+  type: list
+  elements: str
 restart:
   description: Services the plan restarts (already part of RV(operations)).
   returned: always

@@ -1,8 +1,9 @@
-"""The five thin remediation actions wire their planner, and each doc file documents exactly the planner's argument spec."""
+"""The eight thin remediation actions wire their planner, and each doc file (with its fragments) documents exactly the planner's argument spec."""
 
 from __future__ import annotations
 
 import importlib
+import typing as t
 
 import pytest
 import yaml
@@ -10,7 +11,8 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from tests.unit.plugins.module_utils.planners import lab_facts as lf
 
-MODULES = ("session_limits", "services", "tls_protocols", "listener_certificate", "machinekeys")
+MODULES = ("session_limits", "services", "tls_protocols", "listener_certificate", "machinekeys", "listener_security", "credssp",
+           "firewall")
 #: Documented in every remediation module: the facts the role passes (handled by the shared remediation action).
 SHARED_OPTIONS = {"facts"}
 SPEC_KEYS = ("type", "choices", "default", "elements", "required")
@@ -20,6 +22,19 @@ def _load(module: str):
     base = "ansible_collections.rdp.doctor.plugins"
     return (importlib.import_module(f"{base}.action.{module}"), importlib.import_module(f"{base}.module_utils.planners.{module}"),
             importlib.import_module(f"{base}.modules.{module}"))
+
+
+def _documentation(doc: t.Any) -> dict:
+    """DOCUMENTATION with the collection's own doc fragments merged in (options and attributes), as ansible-doc shows it."""
+    documentation = yaml.safe_load(doc.DOCUMENTATION)
+    for fragment in documentation.get("extends_documentation_fragment") or []:
+        if not fragment.startswith("rdp.doctor."):
+            continue
+        module = importlib.import_module(f"ansible_collections.rdp.doctor.plugins.doc_fragments.{fragment.split('.')[-1]}")
+        extra = yaml.safe_load(module.ModuleDocFragment.DOCUMENTATION)
+        for key in ("options", "attributes"):
+            documentation[key] = dict(extra.get(key) or {}, **(documentation.get(key) or {}))
+    return documentation
 
 
 def _compare(documented: dict, spec: dict, where: str) -> None:
@@ -45,7 +60,7 @@ def test_action_wires_its_planner(module: str) -> None:
 @pytest.mark.parametrize("module", MODULES)
 def test_documentation_matches_the_argument_spec(module: str) -> None:
     _action, planner, doc = _load(module)
-    documentation = yaml.safe_load(doc.DOCUMENTATION)
+    documentation = _documentation(doc)
     assert documentation["module"] == module
     options = dict(documentation["options"])
     assert SHARED_OPTIONS <= set(options)
@@ -66,6 +81,9 @@ TASK_ARGS = {
     "tls_protocols": {"tls12": "enabled", "disable_legacy": ["tls1.0"], "allow_legacy_disable": "true"},
     "listener_certificate": {"state": "self_signed", "min_days_valid": "45"},
     "machinekeys": {"repair": "acl"},
+    "listener_security": {"nla": "yes", "security_layer": "tls", "min_encryption_level": "high"},
+    "credssp": {"allow_encryption_oracle": "mitigated"},
+    "firewall": {"state": "enabled", "port": "3389", "protocols": ["tcp"]},
 }
 
 
