@@ -139,8 +139,8 @@ def manual_fix(text: str) -> dict[str, t.Any]:
     return {"manual": text}
 
 
-def _get(facts: t.Any, path: str, default: t.Any = None) -> t.Any:
-    """``facts['a']['b']`` for ``'a.b'``, tolerant of missing sections."""
+def fact(facts: t.Any, path: str, default: t.Any = None) -> t.Any:
+    """``facts['a']['b']`` for ``'a.b'``, tolerant of missing sections (the findings rules and the planners read facts so)."""
     current = facts
     for part in path.split("."):
         if not isinstance(current, dict) or part not in current:
@@ -215,7 +215,7 @@ def _with_gpo(finding: Finding, markers: list[dict[str, t.Any]]) -> Finding:
 def _events(facts: Facts, *event_ids: int) -> list[dict[str, t.Any]]:
     """Event groups with one of ``event_ids`` (compact: provider, id, count, last, meaning, one sample)."""
     found = []
-    for group in _get(facts, "events.groups", []) or []:
+    for group in fact(facts, "events.groups", []) or []:
         if group.get("id") in event_ids:
             samples = group.get("samples") or []
             found.append({"log": group.get("log"), "provider": group.get("provider"), "id": group.get("id"),
@@ -228,7 +228,7 @@ def _licensing_events(facts: Facts) -> list[dict[str, t.Any]]:
     """TerminalServices-Licensing events (MSRD #57)."""
     return [{"provider": g.get("provider"), "id": g.get("id"), "count": g.get("count"), "last": g.get("last"),
              "sample": (g.get("samples") or [{}])[0].get("message")}
-            for g in _get(facts, "events.groups", []) or [] if "licensing" in str(g.get("provider", "")).lower()]
+            for g in fact(facts, "events.groups", []) or [] if "licensing" in str(g.get("provider", "")).lower()]
 
 
 def _add_events(evidence: dict[str, t.Any], events: list[dict[str, t.Any]]) -> dict[str, t.Any]:
@@ -245,28 +245,28 @@ def _add_events(evidence: dict[str, t.Any], events: list[dict[str, t.Any]]) -> d
 def rule_connections(facts: Facts) -> list[Finding]:
     """fDenyTSConnections, fEnableWinStation, drain mode, OOBE [S4][S10] MSRD #1 #2 #11 #13."""
     found = []
-    deny = _get(facts, "listener.deny_ts_connections")
+    deny = fact(facts, "listener.deny_ts_connections")
     if deny and _int(deny.get("effective")) == 1:
         found.append(_with_gpo(make_finding(
             "RDP-CONNECTIONS-DENIED", _setting_evidence("deny_ts_connections", deny),
             _setting_fix("deny_ts_connections", deny, "Enabled", MODULE_LISTENER_SECURITY, allow_connections=True)),
             _gpo_marker("deny_ts_connections", deny)))
-    enable = _get(facts, "listener.enable_winstation")
+    enable = fact(facts, "listener.enable_winstation")
     if enable and _int(enable.get("effective")) == 0:
         found.append(make_finding("RDP-LISTENER-DISABLED", _setting_evidence("enable_winstation", enable),
                                   module_fix(MODULE_LISTENER_SECURITY, listener_enabled=True)))
-    drain = _get(facts, "listener.drain_mode")
+    drain = fact(facts, "listener.drain_mode")
     if drain and _int(drain.get("effective")) in (1, 2):
         evidence = _setting_evidence("drain_mode", drain)
         evidence["meaning"] = reg.DRAIN_MODES.get(_int(drain.get("effective")))
         found.append(make_finding("RDP-DRAIN-MODE", evidence, manual_fix(
             "Allow new logons: run 'change logon /enable' on the host (or set TSServerDrainMode=0 and restart "
             "TermService); on an RDS farm, check the Connection Broker's drain setting for this host.")))
-    setup = _get(facts, "os.setup") or {}
+    setup = fact(facts, "os.setup") or {}
     if setup.get("in_progress"):
         found.append(make_finding("RDP-SETUP-IN-PROGRESS", {
-            "OOBEInProgress": _get(setup, "oobe_in_progress.effective"),
-            "SystemSetupInProgress": _get(setup, "system_setup_in_progress.effective"),
+            "OOBEInProgress": fact(setup, "oobe_in_progress.effective"),
+            "SystemSetupInProgress": fact(setup, "system_setup_in_progress.effective"),
             "key": reg.SETUP}, manual_fix(
             "Finish Windows setup (OOBE / sysprep specialize) on the console, or fix the image that left "
             "HKLM\\SYSTEM\\Setup OOBEInProgress/SystemSetupInProgress at 1, then reboot.")))
@@ -281,7 +281,7 @@ def _service_account_ok(account: t.Any) -> bool:
 
 def rule_services(facts: Facts) -> list[Finding]:
     """TermService stopped/disabled/wrong account; SessionEnv, UmRdpService disabled [S21][S22] MSRD #14 #15."""
-    services = _get(facts, "listener.services") or {}
+    services = fact(facts, "listener.services") or {}
     term = services.get(reg.TERMSERVICE) or {}
     found = []
     if term.get("present"):
@@ -305,19 +305,19 @@ def rule_services(facts: Facts) -> list[Finding]:
 
 def _host_accepts(facts: Facts) -> bool:
     """TermService runs, connections allowed, listener on: the state in which the port must be listening."""
-    return bool(_get(facts, f"listener.services.{reg.TERMSERVICE}.running") and _get(facts, "listener.connections_allowed")
-                and _get(facts, "listener.enabled"))
+    return bool(fact(facts, f"listener.services.{reg.TERMSERVICE}.running") and fact(facts, "listener.connections_allowed")
+                and fact(facts, "listener.enabled"))
 
 
 def rule_sockets(facts: Facts) -> list[Finding]:
     """Who owns the RDP port (TCP and UDP) [S3][S4] MSRD #16 #17 #20."""
-    if (not _get(facts, "listener.sockets_read") or _get(facts, "listener.services_read") is False
-            or _get(facts, "listener.port_known") is False):
+    if (not fact(facts, "listener.sockets_read") or fact(facts, "listener.services_read") is False
+            or fact(facts, "listener.port_known") is False):
         return []  # without the sockets, TermService's pid or the port, no owner can be named
     found = []
-    tcp = _get(facts, "listener.tcp") or {}
-    port = _get(facts, "listener.effective_port")
-    pid = _get(facts, f"listener.services.{reg.TERMSERVICE}.pid")
+    tcp = fact(facts, "listener.tcp") or {}
+    port = fact(facts, "listener.effective_port")
+    pid = fact(facts, f"listener.services.{reg.TERMSERVICE}.pid")
     # Another owner blocks the listener whether or not TermService runs now: it cannot bind when it starts.
     if tcp.get("other_owners") and not tcp.get("termservice_listening"):
         owner = tcp["other_owners"][0]
@@ -329,7 +329,7 @@ def rule_sockets(facts: Facts) -> list[Finding]:
         found.append(make_finding("RDP-NOT-LISTENING", {"port": port, "termservice_pid": pid, "tcp_listeners_on_port": []},
                                   manual_fix("Restart TermService and check 'qwinsta' shows rdp-tcp in state Listen; read "
                                              "TermDD / RemoteConnectionManager events for the reason the listener failed.")))
-    udp = _get(facts, "listener.udp") or {}
+    udp = fact(facts, "listener.udp") or {}
     if udp.get("other_owners") and not udp.get("termservice_listening"):
         found.append(make_finding("RDP-UDP-PORT-CONFLICT", {"port": port, "owners": udp["other_owners"]},
                                   manual_fix(f"Free UDP {port} for TermService (RDP falls back to TCP meanwhile).")))
@@ -339,11 +339,11 @@ def rule_sockets(facts: Facts) -> list[Finding]:
 def rule_listener_options(facts: Facts) -> list[Finding]:
     """LanAdapter (MSRD #4) and a non-default port (MSRD #3)."""
     found = []
-    lan = _get(facts, "listener.lan_adapter")
+    lan = fact(facts, "listener.lan_adapter")
     if lan and _int(lan.get("effective")) not in (0, None):
         found.append(make_finding("RDP-LAN-ADAPTER", _setting_evidence("lan_adapter", lan),
                                   module_fix(MODULE_LISTENER_SECURITY, lan_adapter=0)))
-    port = _get(facts, "listener.port")
+    port = fact(facts, "listener.port")
     if port and _int(port.get("effective")) not in (reg.DEFAULT_PORT, None):
         found.append(make_finding("RDP-PORT-NON-DEFAULT", _setting_evidence("port", port), manual_fix(
             f"Nothing to do if intended: clients must connect to <host>:{port.get('effective')} and the firewall must allow it. "
@@ -353,9 +353,9 @@ def rule_listener_options(facts: Facts) -> list[Finding]:
 
 def rule_firewall(facts: Facts) -> list[Finding]:
     """Remote Desktop rule group, custom port coverage, block rules, GPO exception [S13][S37] MSRD #47."""
-    firewall = _get(facts, "firewall") or {}
+    firewall = fact(facts, "firewall") or {}
     tcp = firewall.get("tcp") or {}
-    if not firewall.get("profiles") or _get(facts, "listener.port_known") is False:
+    if not firewall.get("profiles") or fact(facts, "listener.port_known") is False:
         return []  # profiles or the listener's port unknown: nothing can be concluded
     port = tcp.get("port")
     found = []
@@ -405,7 +405,7 @@ def _firewall_rule_findings(firewall: dict[str, t.Any], port: t.Any) -> list[Fin
 
 def _cert_fix(cert: dict[str, t.Any], bound: dict[str, t.Any] | None) -> dict[str, t.Any]:
     """How to get a usable listener certificate: renew the self-signed one, bind a valid one, or enroll."""
-    template = _get(cert, "cert_template_name.effective")
+    template = fact(cert, "cert_template_name.effective")
     if template:
         return manual_fix(f"A GPO enforces the certificate template '{template}': check autoenrollment from the enterprise CA "
                           "(event 1063 when a template certificate is installed) and that the template allows Server Authentication.")
@@ -430,7 +430,7 @@ def _cert_evidence(cert: dict[str, t.Any], bound: dict[str, t.Any] | None) -> di
 
 def rule_certificate(facts: Facts) -> list[Finding]:
     """The listener certificate: present, key, validity, name, EKU, key readability [S1][S2][S27]."""
-    cert = _get(facts, "certificate") or {}
+    cert = fact(facts, "certificate") or {}
     if not cert:
         return []
     if cert.get("stores_read") is False or cert.get("bound_known") is False:
@@ -451,7 +451,7 @@ def rule_certificate(facts: Facts) -> list[Finding]:
     if bound.get("expired"):
         found.append(make_finding("RDP-CERT-EXPIRED", _add_events(dict(evidence), cert_events), fix))
     elif bound.get("not_yet_valid"):
-        found.append(make_finding("RDP-CERT-NOT-YET-VALID", dict(evidence, host_clock_skew_seconds=_get(facts, "os.clock_skew_seconds")),
+        found.append(make_finding("RDP-CERT-NOT-YET-VALID", dict(evidence, host_clock_skew_seconds=fact(facts, "os.clock_skew_seconds")),
                                   manual_fix("Check the clocks of the host and the client (w32tm /query /status); "
                                              "renew the certificate if it was issued with a wrong date.")))
     elif bound.get("days_remaining") is not None and bound["days_remaining"] < reg.CERT_EXPIRY_WARNING_DAYS:
@@ -467,7 +467,7 @@ def rule_certificate(facts: Facts) -> list[Finding]:
 
 def _listener_key_broken(facts: Facts, bound: dict[str, t.Any]) -> dict[str, t.Any] | None:
     """The self-signed listener's key file when the bound certificate uses it and it is missing or empty [S2][S26]."""
-    key_file = _get(facts, "machinekeys.listener_key_file")
+    key_file = fact(facts, "machinekeys.listener_key_file")
     if not key_file:
         return None
     uses_it = bound.get("self_signed_container") or (
@@ -494,7 +494,7 @@ def _key_findings(facts: Facts, cert: dict[str, t.Any], bound: dict[str, t.Any],
 
 def rule_machinekeys(facts: Facts) -> list[Finding]:
     """MachineKeys folder ACL against KB278381 [S5] (vmassist check, MSRD #37)."""
-    mk = _get(facts, "machinekeys") or {}
+    mk = fact(facts, "machinekeys") or {}
     if mk.get("exists") is None and mk.get("acl_ok") is None:
         return []
     if mk.get("exists") is not False and mk.get("acl_ok") is not False:
@@ -512,7 +512,7 @@ def rule_machinekeys(facts: Facts) -> list[Finding]:
 
 def rule_credssp(facts: Facts) -> list[Finding]:
     """CredSSP patch level and AllowEncryptionOracle [S7][S8][S9]."""
-    credssp = _get(facts, "credssp") or {}
+    credssp = fact(facts, "credssp") or {}
     item = credssp.get("allow_encryption_oracle") or {}
     value = _int(item.get("effective"))
     found = []
@@ -522,7 +522,7 @@ def rule_credssp(facts: Facts) -> list[Finding]:
     if credssp.get("patched") is False:
         found.append(make_finding("RDP-CREDSSP-UNPATCHED", {
             "tspkg_version": credssp.get("tspkg_version"), "required_tspkg_version": credssp.get("required_tspkg_version"),
-            "os_build": _get(facts, "os.build"), "AllowEncryptionOracle": value},
+            "os_build": fact(facts, "os.build"), "AllowEncryptionOracle": value},
             manual_fix("Install the latest cumulative update for this OS (the May 2018 CredSSP update or any later one), then "
                        "reboot. Updated clients refuse an unpatched server under their default 'Mitigated' setting.")))
     if value == reg.ORACLE_FORCE_UPDATED:
@@ -534,7 +534,7 @@ def rule_credssp(facts: Facts) -> list[Finding]:
 
 def rule_security(facts: Facts) -> list[Finding]:
     """SecurityLayer, NLA, MinEncryptionLevel/FIPS, disabledomaincreds [S6][S10][S20] MSRD #24 #25."""
-    security = _get(facts, "security") or {}
+    security = fact(facts, "security") or {}
     found = []
     layer = security.get("security_layer")
     if layer and _int(layer.get("effective")) == 0:
@@ -552,7 +552,7 @@ def rule_security(facts: Facts) -> list[Finding]:
     level_value = _int((level or {}).get("effective"))
     if level_value == reg.ENCRYPTION_LEVEL_FIPS or (security.get("fips_enabled") and layer and _int(layer.get("effective")) == 0):
         evidence = dict(_setting_evidence("min_encryption_level", level), meaning=security.get("min_encryption_level_name"),
-                        fips_algorithm_policy=_get(security, "fips_algorithm_policy.effective"), fips_key=reg.FIPS)
+                        fips_algorithm_policy=fact(security, "fips_algorithm_policy.effective"), fips_key=reg.FIPS)
         fix = (_setting_fix("min_encryption_level", level, "'Client Compatible' or 'High'", MODULE_LISTENER_SECURITY,
                             min_encryption_level="client_compatible")
                if level_value == reg.ENCRYPTION_LEVEL_FIPS else
@@ -560,7 +560,7 @@ def rule_security(facts: Facts) -> list[Finding]:
                           f"({MODULE_LISTENER_SECURITY} security_layer=tls) or disable 'System cryptography: Use FIPS compliant algorithms'."))
         found.append(_with_gpo(make_finding("RDP-ENCRYPTION-FIPS", evidence, fix),
                                _gpo_marker("min_encryption_level", level) if level_value == reg.ENCRYPTION_LEVEL_FIPS else []))
-    if security.get("domain_creds_disabled") and _get(facts, "os.part_of_domain"):
+    if security.get("domain_creds_disabled") and fact(facts, "os.part_of_domain"):
         found.append(make_finding("RDP-DOMAIN-CREDS-DISABLED", _setting_evidence("disable_domain_creds", security.get("disable_domain_creds")),
                                   manual_fix("Set 'Network access: Do not allow storage of passwords and credentials for network "
                                              "authentication' to Disabled (Lsa\\disabledomaincreds=0) if domain users must log on.")))
@@ -569,7 +569,7 @@ def rule_security(facts: Facts) -> list[Finding]:
 
 def rule_schannel(facts: Facts) -> list[Finding]:
     """Schannel Server protocols usable by the listener [S18][S2] MSRD #41."""
-    schannel = _get(facts, "schannel") or {}
+    schannel = fact(facts, "schannel") or {}
     protocols = schannel.get("protocols") or {}
     if not protocols:
         return []
@@ -593,7 +593,7 @@ def rule_schannel(facts: Facts) -> list[Finding]:
 
 def rule_sessions(facts: Facts) -> list[Finding]:
     """Session cap reached; ghost disconnected sessions without a limit [S10][S15] MSRD #5 #50."""
-    limits = _get(facts, "session_limits") or {}
+    limits = fact(facts, "session_limits") or {}
     found = []
     active = limits.get("active_count") or 0
     instance_limit = limits.get("instance_limit")
@@ -643,13 +643,13 @@ def _ghost_sessions(limits: dict[str, t.Any]) -> list[Finding]:
 
 def rule_licensing(facts: Facts) -> list[Finding]:
     """RD Session Host licensing: grace period and license servers [S16][S38][S39] MSRD #51-#57."""
-    lic = _get(facts, "licensing") or {}
+    lic = fact(facts, "licensing") or {}
     if not lic.get("rdsh_installed"):
         return []
     servers = lic.get("license_server_list") or []
     grace = lic.get("grace_period_days")
     evidence = _add_events({"rdsh_installed": True, "grace_period_days": grace, "license_servers": servers,
-                            "licensing_mode": _get(lic, "licensing_mode.effective"), "licensing_type": lic.get("licensing_type_name")},
+                            "licensing_mode": fact(lic, "licensing_mode.effective"), "licensing_type": lic.get("licensing_type_name")},
                            _licensing_events(facts))
     if servers:
         return []
@@ -697,7 +697,7 @@ def _account_flags(account: dict[str, t.Any]) -> list[str]:
 
 def rule_accounts(facts: Facts) -> list[Finding]:
     """The accounts the user asked about: exist, enabled, unlocked, allowed and not denied [S23][S24][S32]."""
-    accounts = _get(facts, "accounts") or {}
+    accounts = fact(facts, "accounts") or {}
     rights = accounts.get("rights") or {}
     by_id: dict[str, list[dict[str, t.Any]]] = {}
     for account in accounts.get("checked") or []:
@@ -715,10 +715,10 @@ def rule_accounts(facts: Facts) -> list[Finding]:
 
 def rule_clock(facts: Facts) -> list[Finding]:
     """Host clock far from the controller's: Kerberos/NLA and certificate validity suffer."""
-    skew = _get(facts, "os.clock_skew_seconds")
+    skew = fact(facts, "os.clock_skew_seconds")
     if skew is None or abs(skew) <= CLOCK_SKEW_SECONDS:
         return []
-    return [make_finding("RDP-CLOCK-SKEW", {"clock_skew_seconds": skew, "host_time_utc": _get(facts, "os.host_time_utc"),
+    return [make_finding("RDP-CLOCK-SKEW", {"clock_skew_seconds": skew, "host_time_utc": fact(facts, "os.host_time_utc"),
                                             "controller_time_utc": facts.get("collected_at"), "limit_seconds": CLOCK_SKEW_SECONDS},
                          manual_fix("Fix time synchronisation (w32tm /resync; domain members follow the domain hierarchy)."))]
 
@@ -866,8 +866,8 @@ def join_probe(findings: list[Finding], facts: Facts, probe: dict[str, t.Any]) -
         for finding in blockers:
             finding["evidence"]["probe"] = tcp_evidence
         if not blockers and facts:
-            added.append(make_finding("RDP-PATH-BLOCKED", {"probe": tcp_evidence, "host_listening": _get(facts, "listener.tcp.listening"),
-                                                           "host_firewall_open": _get(facts, "firewall.tcp.open_in_any_profile")},
+            added.append(make_finding("RDP-PATH-BLOCKED", {"probe": tcp_evidence, "host_listening": fact(facts, "listener.tcp.listening"),
+                                                           "host_firewall_open": fact(facts, "firewall.tcp.open_in_any_profile")},
                                       manual_fix("The host listens and its firewall allows the port: look between client and host "
                                                  "(network ACL / NSG / security group, NAT or port forwarding, a VPN, a proxy).")))
     _join_certificate(by_id, facts, probe, added)
@@ -881,7 +881,7 @@ def _join_certificate(by_id: dict[str, Finding], facts: Facts, probe: dict[str, 
     seen = probe_thumbprint(probe)
     if not seen:
         return
-    host_thumbprint = _get(facts, "certificate.bound_thumbprint")
+    host_thumbprint = fact(facts, "certificate.bound_thumbprint")
     evidence = {"probe_thumbprint": seen, "host_bound_thumbprint": host_thumbprint,
                 "probe_certificate": {k: v for k, v in _probe_section(probe, "certificate").items()
                                       if k in ("subject", "issuer", "not_after", "san_dns", "problem_ids")}}

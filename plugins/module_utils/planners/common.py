@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ansible_collections.rdp.doctor.plugins.module_utils import rdp_registry as reg
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation
+from ansible_collections.rdp.doctor.plugins.module_utils.findings import fact as get
 
 Facts = t.Dict[str, t.Any]
 
@@ -20,16 +21,6 @@ Facts = t.Dict[str, t.Any]
 KEY_FILE_SDDL = "O:SYG:SYD:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;0x120089;;;NS)"
 #: NETWORK SERVICE read on a private key [S1][S27].
 NETWORK_SERVICE_READ = {"sid": reg.SID_NETWORK_SERVICE, "rights": "Read"}
-
-
-def get(facts: t.Any, path: str, default: t.Any = None) -> t.Any:
-    """``facts['a']['b']`` for ``'a.b'``, tolerant of missing sections."""
-    current = facts
-    for part in path.split("."):
-        if not isinstance(current, dict) or part not in current:
-            return default
-        current = current[part]
-    return current
 
 
 def unread(facts: Facts, *parts: str) -> list[dict[str, t.Any]]:
