@@ -93,6 +93,10 @@ class Scenario:
 FLOOR = Scenario("floor", "floor.yml", "one ansible.builtin.raw task per host", role="floor")
 DIAGNOSE = Scenario("diagnose", "rdp.doctor.diagnose", "the diagnose playbook (facts, probe, findings, summary)",
                     role="target")
+#: The role's first task alone: what one per-host task with the whole diagnosis costs (no set_fact, no validation).
+DIAGNOSE_HOST = Scenario("diagnose_host", "diagnose_host.yml", "rdp.doctor.diagnose_host alone, one task per host")
+#: The floor again at the end of each cell: the machine is shared, the ratio uses the mean of both floors.
+FLOOR_AGAIN = Scenario("floor_again", "floor.yml", "the floor, measured again after the others", role="floor")
 PER_SETTING = Scenario("per_setting", "per_setting.yml", "one raw task per setting host_facts reads",
                        sizes=PER_SETTING_SIZES, role="baseline")
 #: The remediate role's scenarios: run as soon as playbooks/remediate.yml exists.
@@ -106,7 +110,8 @@ REMEDIATE_SCENARIOS = (
     Scenario("remediate_broken_apply", "rdp.doctor.remediate", "remediate, broken fleet, apply",
              fleet="broken", requires="playbooks/remediate.yml"),
 )
-SCENARIOS = (FLOOR, DIAGNOSE, PER_SETTING, *REMEDIATE_SCENARIOS)
+SCENARIOS = (FLOOR, DIAGNOSE, DIAGNOSE_HOST, PER_SETTING, *REMEDIATE_SCENARIOS, FLOOR_AGAIN)
+FLOORS = (FLOOR.name, FLOOR_AGAIN.name)
 
 
 # --- pure: playbooks, fleets, the setting count ------------------------------------------------------
@@ -129,6 +134,14 @@ def floor_playbook() -> list[dict[str, t.Any]]:
     (rc 1) after the same round trip, hence failed_when: false."""
     return [{"name": "Floor: one raw round trip per host", "hosts": "windows", "gather_facts": False,
              "tasks": [{"name": "One raw command", "ansible.builtin.raw": "Get-Date", "failed_when": False, "changed_when": False}]}]
+
+
+def diagnose_host_playbook() -> list[dict[str, t.Any]]:
+    """The diagnose role's per-host task alone, with the role's defaults."""
+    task = {"name": "Diagnose the host in one task", "rdp.doctor.diagnose_host": {
+        "accounts": [], "probe_host": "{{ ansible_host | default(inventory_hostname) }}",
+        "probe_expected_address": "{{ ansible_host | default(omit) }}"}, "register": "diagnose_result"}
+    return [{"name": "One diagnose_host task per host", "hosts": "windows", "gather_facts": False, "tasks": [task]}]
 
 
 def per_setting_playbook(reads: list[str]) -> list[dict[str, t.Any]]:
@@ -256,8 +269,10 @@ def lab_counters(info: LabInfo) -> dict[str, float]:
 
 def _playbook_path(scenario: Scenario, workdir: Path, reads: list[str]) -> str:
     """The FQCN, or a generated playbook file for the floor and the per-setting baseline."""
-    if scenario is FLOOR:
+    if scenario in (FLOOR, FLOOR_AGAIN):
         document = floor_playbook()
+    elif scenario is DIAGNOSE_HOST:
+        document = diagnose_host_playbook()
     elif scenario is PER_SETTING:
         document = per_setting_playbook(reads)
     else:
@@ -276,6 +291,7 @@ def measure(scenario: Scenario, info: LabInfo, playbook: str, size: int, forks: 
     run.update(lab_counters(info))
     run["cpu_ms_per_host"] = round(run["cpu_s"] * 1000 / size, 2)
     run["wall_ms_per_host"] = round(run["wall_s"] * 1000 / size, 2)
+    run["peak_pss_kib_per_host"] = round(run["peak_pss_mib"] * 1024 / size, 1)
     if run["rc"] != 0:
         run["log_tail"] = log.read_text(encoding="utf-8", errors="replace")[-2000:]
     return run
@@ -306,19 +322,28 @@ def bench_cell(size: int, latency_ms: int, forks: int, workdir: Path, reads: lis
                 playbook = _playbook_path(scenario, workdir, reads)
                 print(f"  {size:>4} hosts {latency_ms:>3} ms  {scenario.name:<28}", end="", flush=True)
                 result = measure(scenario, info, playbook, size, forks, workdir / f"{scenario.name}-{size}-{latency_ms}.log")
-                print(f"{result['wall_s']:>8.1f} s wall {result['cpu_s']:>8.1f} s cpu  {result['round_trips_per_host']:>5} rt/host"
+                print(f"{result['wall_s']:>8.1f} s wall {result['cpu_s']:>8.1f} s cpu  {result['round_trips_per_host']:>5} rt/host "
+                      f"{result['commands_per_host']:>5} cmd/host"
                       + ("" if result["rc"] == 0 else f"  rc={result['rc']}"), flush=True)
                 cell["scenarios"][scenario.name] = result
             finally:
                 if scenario.fleet == "broken" or "--check" not in scenario.args and scenario.name.startswith("remediate"):
                     stop_lab(state)
         stop_lab(state)
-    floor = cell["scenarios"].get(FLOOR.name, {})
+    cell["floor"] = floor_of(cell["scenarios"])
     for name, result in cell["scenarios"].items():
-        if "wall_s" in result and name != FLOOR.name:
-            result["wall_ratio"] = ratio(result["wall_s"], floor.get("wall_s"))
-            result["cpu_ratio"] = ratio(result["cpu_s"], floor.get("cpu_s"))
+        if "wall_s" in result and name not in FLOORS:
+            result["wall_ratio"] = ratio(result["wall_s"], cell["floor"].get("wall_s"))
+            result["cpu_ratio"] = ratio(result["cpu_s"], cell["floor"].get("cpu_s"))
     return cell
+
+
+def floor_of(results: dict[str, dict[str, t.Any]]) -> dict[str, float]:
+    """The floor of a cell: the mean of the floor runs that succeeded (wall and CPU)."""
+    runs = [results[name] for name in FLOORS if results.get(name, {}).get("rc") == 0]
+    if not runs:
+        return {}
+    return {key: round(sum(run[key] for run in runs) / len(runs), 3) for key in ("wall_s", "cpu_s")}
 
 
 # --- report --------------------------------------------------------------------------------------------
@@ -349,40 +374,44 @@ def _fmt(value: t.Any, digits: int = 1) -> str:
 def markdown_table(cells: list[dict[str, t.Any]]) -> str:
     """The results table: one row per cell and scenario."""
     rows = ["| hosts | latency | scenario | wall (s) | × floor | controller CPU (ms/host) | × floor | peak PSS (MiB) | "
-            "largest process (MiB) | lab CPU (s) | round trips/host |",
-            "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "largest process (MiB) | lab CPU (s) | host scripts/host | commands/host |",
+            "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for cell in cells:
         for scenario in SCENARIOS:
             result = cell["scenarios"].get(scenario.name)
             if result is None:
                 continue
             head = f"| {cell['hosts']} | {cell['latency_ms']} ms | {scenario.name} |"
+            if "skipped" in result and result["skipped"].startswith("not yet built"):
+                continue  # listed once under the table
             if "skipped" in result:
-                rows.append(head + f" {result['skipped']} | | | | | | | | |")
+                rows.append(head + f" {result['skipped']} | | | | | | | | | |")
                 continue
             failed = "" if result["rc"] == 0 else f" (rc {result['rc']})"
             rows.append(head + f" {_fmt(result['wall_s'])}{failed} | {_fmt(result.get('wall_ratio'), 2)} | "
                         f"{_fmt(result['cpu_ms_per_host'])} | {_fmt(result.get('cpu_ratio'), 2)} | {_fmt(result['peak_pss_mib'])} | "
-                        f"{_fmt(result['max_rss_mib'])} | {_fmt(result['lab_cpu_s'])} | {_fmt(result['round_trips_per_host'], 2)} |")
+                        f"{_fmt(result['max_rss_mib'])} | {_fmt(result['lab_cpu_s'])} | {_fmt(result['round_trips_per_host'], 2)} | "
+                        f"{_fmt(result['commands_per_host'], 2)} |")
     return "\n".join(rows)
 
 
-_COLOURS = {"floor": "#555555", "diagnose": "#1f77b4", "per_setting": "#d62728", "remediate_compliant_check": "#2ca02c",
+_COLOURS = {"floor": "#555555", "diagnose": "#1f77b4", "diagnose_host": "#17becf", "per_setting": "#d62728", "remediate_compliant_check": "#2ca02c",
             "remediate_compliant_apply": "#98df8a", "remediate_broken_check": "#ff7f0e", "remediate_broken_apply": "#ffbb78"}
 
 
 def svg_plot(cells: list[dict[str, t.Any]]) -> str:
     """Wall time against fleet size, one panel per latency, one line per scenario (log-free, hand-drawn SVG)."""
     latencies = sorted({cell["latency_ms"] for cell in cells})
-    names = [s.name for s in SCENARIOS if any("wall_s" in c["scenarios"].get(s.name, {}) for c in cells)]
+    names = [s.name for s in SCENARIOS if s is not FLOOR_AGAIN and any("wall_s" in c["scenarios"].get(s.name, {}) for c in cells)]
     panel_w, panel_h, margin = 360, 260, 50
     width, height = margin + len(latencies) * (panel_w + margin), panel_h + 2 * margin + 20 * len(names)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
              f'<rect width="{width}" height="{height}" fill="white"/>']
     for index, latency in enumerate(latencies):
         x0, y0 = margin + index * (panel_w + margin), margin
-        points = {name: sorted((c["hosts"], c["scenarios"][name]["wall_s"]) for c in cells
-                               if c["latency_ms"] == latency and "wall_s" in c["scenarios"].get(name, {})) for name in names}
+        points = {name: sorted((c["hosts"], c["floor"]["wall_s"] if name == FLOOR.name else c["scenarios"][name]["wall_s"])
+                               for c in cells if c["latency_ms"] == latency and "wall_s" in c["scenarios"].get(name, {})
+                               and (name != FLOOR.name or c.get("floor"))) for name in names}
         max_x = max((p[0] for pts in points.values() for p in pts), default=1)
         max_y = max((p[1] for pts in points.values() for p in pts), default=1) * 1.1 or 1
 
@@ -413,7 +442,7 @@ def svg_plot(cells: list[dict[str, t.Any]]) -> str:
     for index, name in enumerate(names):
         y = panel_h + 2 * margin + index * 20
         parts.append(f'<rect x="{margin}" y="{y - 9}" width="14" height="4" fill="{_COLOURS.get(name, "#9467bd")}"/>')
-        description = next(s.description for s in SCENARIOS if s.name == name)
+        description = next(s.description for s in SCENARIOS if s.name == name) + (" (mean of both floor runs)" if name == FLOOR.name else "")
         parts.append(f'<text x="{margin + 20}" y="{y - 3}">{name}: {description}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
