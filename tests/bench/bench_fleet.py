@@ -408,8 +408,9 @@ def markdown_table(cells: list[dict[str, t.Any]]) -> str:
     return "\n".join(rows)
 
 
-_COLOURS = {"floor": "#555555", "diagnose": "#1f77b4", "diagnose_host": "#17becf", "diagnose_unvalidated": "#9edae5", "per_setting": "#d62728", "remediate_compliant_check": "#2ca02c",
-            "remediate_compliant_apply": "#98df8a", "remediate_broken_check": "#ff7f0e", "remediate_broken_apply": "#ffbb78"}
+_COLOURS = {"floor": "#555555", "diagnose": "#1f77b4", "diagnose_host": "#17becf", "diagnose_unvalidated": "#9edae5",
+            "per_setting": "#d62728", "remediate_compliant_check": "#2ca02c", "remediate_compliant_apply": "#98df8a",
+            "remediate_broken_check": "#ff7f0e", "remediate_broken_apply": "#ffbb78"}
 
 
 def svg_plot(cells: list[dict[str, t.Any]]) -> str:
@@ -455,7 +456,9 @@ def svg_plot(cells: list[dict[str, t.Any]]) -> str:
     for index, name in enumerate(names):
         y = panel_h + 2 * margin + index * 20
         parts.append(f'<rect x="{margin}" y="{y - 9}" width="14" height="4" fill="{_COLOURS.get(name, "#9467bd")}"/>')
-        description = next(s.description for s in SCENARIOS if s.name == name) + (" (mean of both floor runs)" if name == FLOOR.name else "")
+        description = next(s.description for s in SCENARIOS if s.name == name)
+        if name == FLOOR.name:
+            description += " (mean of both floor runs)"
         parts.append(f'<text x="{margin + 20}" y="{y - 3}">{name}: {description}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
