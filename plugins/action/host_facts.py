@@ -41,6 +41,31 @@ def option_problems(args: dict[str, t.Any]) -> list[str]:
     return problems
 
 
+def read_facts(execute: t.Callable[..., t.Any], args: dict[str, t.Any], host: str) -> dict[str, t.Any]:
+    """One run of ``read_rdp_state`` through ``execute`` (``_low_level_execute_command``), normalised.
+
+    Returns ``{"changed": False, "ansible_facts": {"rdp_doctor": facts}}`` (plus ``raw`` on request), or a failed
+    result with ``msg`` (and ``error`` / ``raw``). ``args`` are validated options. Connection failures
+    (AnsibleConnectionFailure) propagate: the caller decides what an unreachable host means. Shared by the
+    ``rdp.doctor.diagnose_host`` action; the read itself is ``facts_reader.read_host_facts`` (also the
+    remediation modules').
+    """
+    problems = option_problems(args)
+    if problems:
+        return {"failed": True, "changed": False, "msg": "; ".join(problems)}
+    try:
+        facts, raw = read_host_facts(execute, args, host=host)
+    except HostScriptError as exc:
+        return {"failed": True, "changed": False, "msg": str(exc), "error": exc.to_dict()}
+    except FactsDocumentError as exc:
+        # A document that breaks the contract: say which script and what, keep the raw answer for a bug report.
+        return {"failed": True, "changed": False, "raw": exc.raw, "msg": str(exc)}
+    result: dict[str, t.Any] = {"changed": False, "ansible_facts": {"rdp_doctor": facts}}
+    if args.get("include_raw"):
+        result["raw"] = raw
+    return result
+
+
 class ActionModule(ActionBase):
     """Read the host's RDP state with one host-script run and return it as versioned facts."""
 
@@ -54,19 +79,6 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp  # deprecated by ActionBase; never used
         _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        problems = option_problems(args)
-        if problems:
-            return dict(result, failed=True, changed=False, msg="; ".join(problems))
-        host = str(task_vars.get("inventory_hostname") or "")
-        try:
-            # Connection failures (AnsibleConnectionFailure) propagate: Ansible reports the host unreachable.
-            facts, raw = read_host_facts(self._low_level_execute_command, args, host=host)
-        except HostScriptError as exc:
-            return dict(result, failed=True, changed=False, msg=str(exc), error=exc.to_dict())
-        except FactsDocumentError as exc:
-            # A document that breaks the contract: say which script and what, keep the raw answer for a bug report.
-            return dict(result, failed=True, changed=False, raw=exc.raw, msg=str(exc))
-        result.update(changed=False, ansible_facts={"rdp_doctor": facts})
-        if args["include_raw"]:
-            result["raw"] = raw
+        # Connection failures (AnsibleConnectionFailure) propagate: Ansible reports the host unreachable.
+        result.update(read_facts(self._low_level_execute_command, args, str(task_vars.get("inventory_hostname") or "")))
         return result

@@ -33,9 +33,16 @@ description:
     and DNS names, OS version and clock, hence the clock skew."
   - The module changes nothing anywhere, so check mode runs it normally. It runs where it is
     delegated (the controller or a jump host), not on the Windows host.
+  - "On the controller (C(delegate_to: localhost), or any host reached with the C(local) connection,
+    without become) the probe runs inside the controller's worker process for the task: no module
+    process is started (that start-up cost more controller CPU than the probe itself). On any other
+    host, a jump host, the module is executed there. Options and result are the same."
+  - The C(rdp.doctor.diagnose) role probes each host through P(rdp.doctor.diagnose_host#module), in
+    the same task that reads the host.
   - "Steps within one probe run one connection at a time; O(max_connections_per_target) also bounds
     connections to one address across concurrent probes of the same process: real RDP listeners have
-    tiny listen queues."
+    tiny listen queues. Ansible runs each host's task in its own worker process, so two inventory hosts
+    with the same address are two processes, as they were two module processes."
   - The result shape is documented in docs/probe.md and is stable (C(schema) names its version).
 author:
   - rdp.doctor contributors (!UNKNOWN)

@@ -94,6 +94,7 @@ DUMP_PLAYBOOK = """\
       delegate_to: localhost
       check_mode: false
       changed_when: false  # the test's own bookkeeping on the controller; the recap then shows diagnose alone
+      tags: [always]  # runs whatever --tags the test gives diagnose
 """
 
 
@@ -282,3 +283,23 @@ def test_probe_can_be_switched_off(diagnose_lab: t.Any, run_playbook: RunPlayboo
     assert result.hosts["f-dns-mismatch"]["probe"] is None and result.hosts["f-dns-mismatch"]["findings"] == []
     assert ids(result.hosts["f-rdp-disabled"]) == ["RDP-CONNECTIONS-DENIED"]
     assert "probe" not in finding(result.hosts["f-rdp-disabled"], "RDP-CONNECTIONS-DENIED")["evidence"]
+
+
+def test_step_tags_select_the_steps(diagnose_lab: t.Any, run_playbook: RunPlaybook, tmp_path: Path) -> None:
+    """One task does every step, yet --tags / --skip-tags select steps as separate tasks would."""
+    limit = ["--limit", "f-cert-expired"]
+    (tmp_path / "skip").mkdir()
+    diagnose_lab.admin.reset_counters()
+    no_probe = diagnose(run_playbook, diagnose_lab.inventory, tmp_path / "skip", "--skip-tags", "rdp_doctor_probe", *limit)
+    assert no_probe.run.returncode == 0, no_probe.run.stdout[-3000:]
+    host = no_probe.hosts["f-cert-expired"]
+    assert host["probe"] is None and host["host_state"]["state"] == "ok" and ids(host) == ["RDP-CERT-EXPIRED"]
+    assert diagnose_lab.admin.counters("f-cert-expired")["round_trips"] == 1
+    diagnose_lab.admin.reset_counters()
+    probe_only = diagnose(run_playbook, diagnose_lab.inventory, tmp_path, "--tags", "rdp_doctor_probe", *limit)
+    assert probe_only.run.returncode == 0, probe_only.run.stdout[-3000:]
+    host = probe_only.hosts["f-cert-expired"]
+    assert host["host_state"]["state"] == "skipped" and host["facts"] == {} and host["findings"] == []
+    assert host["probe"]["verdict"]["failed_step"] == "certificate"  # the client's eye, without reading the host
+    assert diagnose_lab.admin.counters("f-cert-expired")["round_trips"] == 0
+    assert "Summarise the findings" not in probe_only.run.stdout

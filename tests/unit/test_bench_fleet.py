@@ -1,0 +1,84 @@
+"""The pure parts of the fleet benchmark (tests/bench/bench_fleet.py): what it runs, how it judges, what it writes.
+
+No benchmark runs here (no timed assertions in tests): only the planning and report functions.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import yaml
+
+from ansible_collections.rdp.doctor.plugins.module_utils import rdp_registry
+from tests.bench import bench_fleet as bench
+from tests.lab.fleet import load_fleet
+
+
+def test_per_setting_baseline_counts_every_read_of_host_facts() -> None:
+    """One read per registry key of the host script, plus one per non-registry section of its answer."""
+    reads = bench.settings_read()
+    schema = json.loads(bench.HOST_SCRIPT_SCHEMA.read_text(encoding="utf-8"))
+    sections = set(schema["properties"]["result"]["properties"]) - {"schema", "host_time_utc", "registry"}
+    assert len(reads) == len(rdp_registry.REGISTRY_KEYS) + len(sections) and len(set(reads)) == len(reads)
+    playbook = bench.per_setting_playbook(reads)
+    assert len(playbook[0]["tasks"]) == len(reads)
+    assert all(task["failed_when"] is False for task in playbook[0]["tasks"])
+
+
+def test_fleets_load_in_the_lab(tmp_path: Path) -> None:
+    """The generated fleet files are valid lab fleets: healthy generated hosts, or one broken fault per host."""
+    for kind in ("healthy", "broken"):
+        path = tmp_path / f"{kind}.yml"
+        path.write_text(yaml.safe_dump(bench.fleet_document(12, 300, kind)), encoding="utf-8")
+        fleet = load_fleet(path)
+        assert len(fleet.hosts) == 12 and all(host.latency_ms == 300 for host in fleet.hosts)
+        faults = [tuple(host.faults) for host in fleet.hosts]
+        assert all(f == () for f in faults) if kind == "healthy" else {f[0] for f in faults} == set(bench.BROKEN_FAULTS)
+
+
+def test_remediate_scenarios_wait_for_the_playbook(tmp_path: Path) -> None:
+    """The hook: remediate runs as soon as playbooks/remediate.yml exists, and says why not until then."""
+    scenario = bench.REMEDIATE_SCENARIOS[0]
+    assert "not yet built" in (bench.applicable(scenario, 50, root=tmp_path) or "")
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "remediate.yml").write_text("---\n", encoding="utf-8")
+    assert bench.applicable(scenario, 50, root=tmp_path) is None
+    assert "50" in (bench.applicable(bench.PER_SETTING, 500, root=tmp_path) or "")
+    assert bench.applicable(bench.DIAGNOSE, 500, root=tmp_path) is None
+
+
+def _run(wall: float, cpu: float, rc: int = 0) -> dict:
+    return {"rc": rc, "wall_s": wall, "cpu_s": cpu, "cpu_ms_per_host": cpu * 10, "peak_pss_mib": 100.0, "max_rss_mib": 70.0,
+            "lab_cpu_s": 0.5, "round_trips_per_host": 1.0, "commands_per_host": 1.0}
+
+
+def test_floor_is_the_mean_of_the_good_floor_runs_and_verdicts_use_it() -> None:
+    """Ratios against the mean of both floor runs; a failed floor run is left out; the target is 1.5x."""
+    assert bench.floor_of({"floor": _run(2.0, 4.0), "floor_again": _run(4.0, 6.0)}) == {"wall_s": 3.0, "cpu_s": 5.0}
+    assert bench.floor_of({"floor": _run(2.0, 4.0), "floor_again": _run(9.0, 9.0, rc=1)}) == {"wall_s": 2.0, "cpu_s": 4.0}
+    cell = {"hosts": 100, "latency_ms": 0, "forks": 25, "floor": {"wall_s": 2.0, "cpu_s": 4.0},
+            "scenarios": {"floor": _run(2.0, 4.0), "diagnose": dict(_run(2.8, 6.4), wall_ratio=1.4, cpu_ratio=1.6)}}
+    (verdict,) = bench.verdicts([cell])
+    assert verdict["scenario"] == "diagnose" and verdict["met"] is False
+    cell["scenarios"]["diagnose"]["cpu_ratio"] = 1.5
+    assert bench.verdicts([cell])[0]["met"] is True
+
+
+def test_report_table_and_plot() -> None:
+    """The markdown table has a row per measured scenario; the plot is well-formed SVG with a line per scenario."""
+    cells = [{"hosts": hosts, "latency_ms": latency, "forks": 25, "floor": {"wall_s": hosts / 10, "cpu_s": hosts / 5},
+              "scenarios": {"floor": _run(hosts / 10, hosts / 5), "diagnose": dict(_run(hosts / 8, hosts / 4), wall_ratio=1.25, cpu_ratio=1.25),
+                            "per_setting": {"skipped": "measured at 50 hosts only (time budget)"},
+                            "remediate_compliant_check": {"skipped": "not yet built (playbooks/remediate.yml does not exist)"}}}
+             for hosts in (50, 200) for latency in (0, 300)]
+    table = bench.markdown_table(cells)
+    assert table.count("| diagnose |") == 4 and table.count("| floor |") == 4 and "not yet built" not in table
+    svg = ET.fromstring(bench.svg_plot(cells))
+    polylines = svg.findall("{http://www.w3.org/2000/svg}polyline")
+    assert len(polylines) == 4  # floor and diagnose, in each latency panel
+    report = {"cells": cells, "verdicts": bench.verdicts(cells), "started_utc": "2026-11-26T13:00:00+00:00", "forks": 25,
+              "machine": {"cpus": 2, "python": "3.11.7", "loadavg_start": 1.0}, "per_setting_reads": 34, "total_s": 60.0}
+    section = bench.markdown_section(report)
+    assert section.startswith(bench.MARK_START) and section.endswith(bench.MARK_END) and "remediate_compliant_check" in section
