@@ -18,7 +18,6 @@ class ActionModule(RemediationAction):
     planner = staticmethod(firewall.plan)
     option_problems = staticmethod(firewall.option_problems)
 
-
     def facts_options(self, options: dict[str, t.Any]) -> dict[str, t.Any]:
         # Read the rules that cover the asked port too, so an existing custom-port rule is seen.
         return {"port_hint": options["port"]} if options.get("port") else {}

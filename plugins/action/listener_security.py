@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import typing as t
-
 from ansible_collections.rdp.doctor.plugins.module_utils.planners import listener_security
 from ansible_collections.rdp.doctor.plugins.plugin_utils.remediation_action import RemediationAction
 

@@ -208,7 +208,7 @@ def test_invalid_options_fail_before_any_round_trip(runner: Runner) -> None:
     bad = runner.module("ok-refuse", "listener_security", {"port": 70000, "allow_port_change": True})
     assert bad["failed"] is True and "port must be a TCP port (1-65535)" in bad["msg"]
     revert = runner.module("ok-refuse", "listener_security", {"nla": False, "allow_insecure": True, "revert_after": "soon"})
-    assert revert["failed"] is True and "revert_after must be a duration" in revert["msg"]
+    assert revert["failed"] is True and "revert_after: 'soon' is not a duration" in revert["msg"]
     assert admin.counters("ok-refuse")["round_trips"] == 0
 
 

@@ -62,8 +62,10 @@ def check_run(name: str, rc: int, stdout: str, stderr: str, schema: dict[str, t.
     except host_protocol.HostScriptError as exc:
         return ScriptReport(name, tuple([*problems, str(exc)]))
     for error in sorted(part_validator(schema).iter_errors(document), key=lambda e: list(map(str, e.absolute_path))):
-        where = "/".join(map(str, error.absolute_path)) or "(document)"
-        problems.append(f"{where}: {error.message[:300]}")
+        # A section may also be a section error (oneOf): name the error inside the alternative that fits best.
+        best = jsonschema.exceptions.best_match([error])
+        where = "/".join(map(str, best.absolute_path)) or "(document)"
+        problems.append(f"{where}: {best.message[:300]}")
     notes.append(f"{len(stdout)} characters, top-level keys: {', '.join(sorted(document))}")
     return ScriptReport(name, tuple(problems), tuple(notes))
 

@@ -148,10 +148,10 @@ def parse_duration(name: str, value: t.Any) -> tuple[int | None, str | None]:
     return milliseconds, None
 
 
-
 # ==================================================================================================
 # Registry-backed settings: Group Policy awareness, self-reverting changes
 # ==================================================================================================
+
 
 @dataclass(frozen=True)
 class RegistrySetting:

@@ -20,7 +20,6 @@ sessions, session 0 and the listener are never logged off.
 
 from __future__ import annotations
 
-import re
 import typing as t
 
 from ansible_collections.rdp.doctor.plugins.module_utils import rdp_registry as reg
@@ -59,6 +58,7 @@ INHERIT_VALUES = {
 #: Settings this module manages, in plan order.
 SETTING_OPTIONS = ("max_disconnection_time", "max_idle_time", "max_connection_time", "reset_broken", "single_session_per_user",
                    "max_instance_count")
+
 
 def parse_instance_count(value: t.Any) -> tuple[int | None, str | None]:
     """(count, None) with ``unlimited`` -> :data:`LOCAL_UNLIMITED_INSTANCES`, or (None, message).

@@ -60,8 +60,8 @@ def test_an_unread_registry_key_elsewhere_still_refuses_a_registry_planner() -> 
     """Conservative: 'registry' covers every key, so a planner never plans beside a key it could not read."""
     facts = lf.facts("tls12_disabled")
     facts["read_errors"] = [{"section": "registry: " + POL, "type": "System.Security.SecurityException", "message": "denied"}]
-    assert planner("tls_protocols").plan(facts, {"tls12": "enabled", "disable_legacy": None, "allow_legacy_disable": False,
-                                                  "client": False}).refused
+    options = {"tls12": "enabled", "disable_legacy": None, "allow_legacy_disable": False, "client": False}
+    assert planner("tls_protocols").plan(facts, options).refused
 
 
 def test_facts_that_are_not_host_facts_are_refused() -> None:
