@@ -46,7 +46,7 @@ def issued(template: certs.Template | None = None, extra: list[x509.Unrecognized
 
 def test_oid_encoding_matches_the_microsoft_example() -> None:
     # IX509ExtensionTemplateName's documented dump: 06 0a 2b 06 01 04 01 82 37 0d 02 01 = 1.3.6.1.4.1.311.13.2.1
-    encoded = bytes.fromhex("060a2b060104018237" "0d0201")
+    encoded = bytes.fromhex("060a2b0601040182370d0201")
     assert rdp_wire.der_oid("1.3.6.1.4.1.311.13.2.1") == encoded
     assert rdp_wire.oid_from_der(encoded[2:]) == "1.3.6.1.4.1.311.13.2.1"
 
