@@ -490,7 +490,8 @@ def _describe_certificate(entry: dict[str, t.Any], store: str, now: dt.datetime,
     empty = {"subject": None, "subject_cn": None, "issuer": None, "issuer_cn": None, "self_signed": None, "serial_number": None,
              "not_before": None, "not_after": None, "days_remaining": None, "expired": None, "not_yet_valid": None,
              "dns_names": [], "ekus": None, "eku_names": None, "eku_ok": None, "signature_hash": None,
-             "public_key_type": None, "public_key_bits": None, "names": [], "name_match": None, "name_matches_host": None}
+             "public_key_type": None, "public_key_bits": None, "names": [], "name_match": None, "name_matches_host": None,
+             "template": None}
     der = str(entry.get("der") or "")
     info = x509_info.analyze_certificate(der, server_name=None, now=now) if der else {"ok": False, "error": "no DER in the raw document"}
     if not info.get("ok"):
@@ -514,6 +515,8 @@ def _describe_certificate(entry: dict[str, t.Any], store: str, now: dt.datetime,
         "eku_ok": info["eku_ok_for_rdp"], "signature_hash": info["signature_hash"],
         "public_key_type": info["public_key"].get("type"), "public_key_bits": info["public_key"].get("bits"),
         "names": names, "name_match": match, "name_matches_host": match is not None if host_names else None,
+        # The Microsoft template it was issued from (v1 name and/or v2 OID and versions), None without one.
+        "template": info.get("template"),
     })
     if thumbprint and info["sha1_thumbprint"] != thumbprint:
         result["parse_error"] = f"the DER hashes to {info['sha1_thumbprint']}, not to the reported thumbprint"

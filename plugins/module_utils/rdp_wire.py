@@ -343,6 +343,44 @@ def der_children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]
     return children
 
 
+def der_oid(dotted: str) -> bytes:
+    """DER OBJECT IDENTIFIER of a dotted string (X.690 8.19); ValueError on an impossible OID."""
+    try:
+        arcs = [int(part) for part in dotted.split(".")]
+    except ValueError:
+        raise ValueError(f"not a dotted OID: {dotted!r}") from None
+    if len(arcs) < 2 or arcs[0] > 2 or (arcs[0] < 2 and arcs[1] > 39) or any(arc < 0 for arc in arcs):
+        raise ValueError(f"not a valid OID: {dotted!r}")
+    body = bytearray()
+    for arc in [arcs[0] * 40 + arcs[1]] + arcs[2:]:
+        chunk = [arc & 0x7F]
+        arc >>= 7
+        while arc:
+            chunk.append(0x80 | (arc & 0x7F))
+            arc >>= 7
+        body += bytes(reversed(chunk))
+    return der_tlv(0x06, bytes(body))
+
+
+def oid_from_der(content: bytes) -> str | None:
+    """Dotted string of an OBJECT IDENTIFIER's content octets; None when they are not a valid OID."""
+    if not content or content[-1] & 0x80:
+        return None
+    arcs: list[int] = []
+    value = 0
+    starting = True
+    for byte in content:
+        if starting and byte == 0x80:
+            return None  # a leading 0x80 octet is not minimal (X.690 8.19.2)
+        value = (value << 7) | (byte & 0x7F)
+        starting = not byte & 0x80
+        if starting:
+            arcs.append(value)
+            value = 0
+    first = min(arcs[0] // 40, 2)
+    return ".".join(str(arc) for arc in [first, arcs[0] - 40 * first] + arcs[1:])
+
+
 def encode_ts_request(version: int, nego_tokens: t.Sequence[bytes]) -> bytes:
     """TSRequest ::= SEQUENCE { version [0] INTEGER, negoTokens [1] NegoData OPTIONAL }."""
     body = der_tlv(0xA0, der_integer(version))

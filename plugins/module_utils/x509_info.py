@@ -26,6 +26,8 @@ import threading
 import typing as t
 import warnings
 
+from ansible_collections.rdp.doctor.plugins.module_utils import rdp_wire
+
 try:
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -54,6 +56,22 @@ EKU_NAMES: dict[str, str] = {
     OID_RDP_SERVER_AUTH: "Remote Desktop Authentication",
     OID_ANY_EKU: "Any Purpose",
 }
+
+# Microsoft's certificate template extensions, [MS-WCCE] 2.2.2.7.7 (client-passed extensions, copied into the
+# issued certificate by an enterprise CA):
+# * 1.3.6.1.4.1.311.20.2, szOID_ENROLL_CERTTYPE_EXTENSION, "Certificate Template Name" (v1 templates): the
+#   template's name as a BMPString ([MS-WCCE] 2.2.2.7.7.1; IX509ExtensionTemplateName, certenroll.h,
+#   https://learn.microsoft.com/en-us/windows/win32/api/certenroll/nn-certenroll-ix509extensiontemplatename).
+# * 1.3.6.1.4.1.311.21.7, szOID_CERTIFICATE_TEMPLATE, "Certificate Template Information" (v2+ templates):
+#   SEQUENCE { templateID OBJECT IDENTIFIER, templateMajorVersion INTEGER (0..4294967295) OPTIONAL,
+#   templateMinorVersion INTEGER (0..4294967295) OPTIONAL } ([MS-WCCE] 2.2.2.7.7.2,
+#   https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-wcce/9da866e5-9ce9-4a83-9064-0d20af8b2ccf;
+#   CERT_TEMPLATE_EXT, wincrypt.h).
+OID_TEMPLATE_NAME = "1.3.6.1.4.1.311.20.2"
+OID_TEMPLATE_INFO = "1.3.6.1.4.1.311.21.7"
+_TEMPLATE_VERSION_MAX = 0xFFFFFFFF
+# String types a template name may come in: BMPString (what Windows writes), UTF8String, PrintableString, IA5String.
+_NAME_STRING_CODECS = {0x1E: "utf-16-be", 0x0C: "utf-8", 0x13: "ascii", 0x16: "ascii"}
 
 # Problem code -> (finding id, severity). Severity is the probe's view; docs/probe.md explains each.
 PROBLEMS: dict[str, tuple[str, str]] = {
@@ -118,6 +136,82 @@ def _extension(cert: "x509.Certificate", ext_type: t.Any) -> t.Any:
         return None
 
 
+def template_name_from_der(value: bytes) -> str | None:
+    """The template name of a v1 Certificate Template Name extension value; None when it is not one (never raises)."""
+    header = rdp_wire.der_header(value)
+    if header is None or header[2] != len(value) or header[0] not in _NAME_STRING_CODECS:
+        return None
+    tag, start, end = header
+    try:
+        name = value[start:end].decode(_NAME_STRING_CODECS[tag])
+    except UnicodeDecodeError:
+        return None
+    return name if name and name.isprintable() else None
+
+
+def template_info_from_der(value: bytes) -> dict[str, t.Any] | None:
+    """``{"oid", "major", "minor"}`` of a v2 Certificate Template Information extension value; None when it is
+    not one (never raises)."""
+    header = rdp_wire.der_header(value)
+    if header is None or header[0] != 0x30 or header[2] != len(value):
+        return None
+    children = rdp_wire.der_children(value, header[1], header[2])
+    if not children or children[-1][2] != header[2] or len(children) > 3 or children[0][0] != 0x06:
+        return None  # trailing garbage, too many fields, or no templateID first
+    oid = rdp_wire.oid_from_der(value[children[0][1]:children[0][2]])
+    versions = []
+    for tag, start, end in children[1:]:
+        number = int.from_bytes(value[start:end], "big", signed=True) if end > start else -1
+        if tag != 0x02 or not 0 <= number <= _TEMPLATE_VERSION_MAX:
+            return None
+        versions.append(number)
+    if oid is None:
+        return None
+    versions += [None] * (2 - len(versions))
+    return {"oid": oid, "major": versions[0], "minor": versions[1]}
+
+
+def raw_extension_values(tbs_certificate: bytes) -> dict[str, bytes]:
+    """extnID -> extnValue (the DER inside the OCTET STRING) of every extension of a TBSCertificate (RFC 5280
+    4.1), read with the DER reader rather than cryptography: cryptography decodes some Microsoft extensions
+    itself (21.7 as ``MSCertificateTemplate`` since 41) and a malformed one makes it refuse all extensions.
+    Unreadable parts are skipped; never raises."""
+    header = rdp_wire.der_header(tbs_certificate)
+    if header is None or header[0] != 0x30 or header[2] > len(tbs_certificate):
+        return {}
+    values: dict[str, bytes] = {}
+    for tag, start, end in rdp_wire.der_children(tbs_certificate, header[1], header[2]):
+        if tag != 0xA3:  # extensions [3] EXPLICIT Extensions
+            continue
+        inner = rdp_wire.der_header(tbs_certificate, start)
+        if inner is None or inner[0] != 0x30 or inner[2] > end:
+            return values
+        for ext_tag, ext_start, ext_end in rdp_wire.der_children(tbs_certificate, inner[1], inner[2]):
+            fields = rdp_wire.der_children(tbs_certificate, ext_start, ext_end) if ext_tag == 0x30 else []
+            if len(fields) < 2 or fields[0][0] != 0x06 or fields[-1][0] != 0x04:
+                continue
+            oid = rdp_wire.oid_from_der(tbs_certificate[fields[0][1]:fields[0][2]])
+            if oid is not None and oid not in values:
+                values[oid] = tbs_certificate[fields[-1][1]:fields[-1][2]]
+    return values
+
+
+def certificate_template(cert: "x509.Certificate") -> dict[str, t.Any] | None:
+    """The Microsoft certificate template the certificate was issued from: ``{"name", "oid", "major", "minor"}``
+    from the v1 name and v2 information extensions, None when it carries neither (or only malformed ones)."""
+    try:
+        extensions = raw_extension_values(cert.tbs_certificate_bytes)
+    except ValueError:
+        return None
+    name_value = extensions.get(OID_TEMPLATE_NAME)
+    info_value = extensions.get(OID_TEMPLATE_INFO)
+    name = template_name_from_der(name_value) if name_value is not None else None
+    info = template_info_from_der(info_value) if info_value is not None else None
+    if name is None and info is None:
+        return None
+    return {"name": name, **(info or {"oid": None, "major": None, "minor": None})}
+
+
 def _public_key_info(cert: "x509.Certificate") -> dict[str, t.Any]:
     """Key type and size."""
     try:
@@ -179,6 +273,7 @@ def describe_certificate(cert: "x509.Certificate") -> dict[str, t.Any]:
         "self_issued": self_issued,
         "self_signed": self_issued and _issued_by(cert, cert),
         "der_length": len(der),
+        "template": certificate_template(cert),
     }
 
 

@@ -237,7 +237,9 @@ ansible_facts:
                 C(ekus), C(eku_names), C(eku_ok), C(names), C(name_match), C(name_matches_host), C(has_private_key),
                 C(key_container), C(key_file), C(key_readable_by_network_service), C(key_readable_by_admin), C(key_error),
                 C(self_signed_container),
-                C(public_key_type), C(public_key_bits), C(signature_hash), C(parse_error).
+                C(public_key_type), C(public_key_bits), C(signature_hash), C(parse_error), C(template) (the Microsoft certificate
+                template it was issued from, C(name) from the v1 Certificate Template Name extension, C(oid), C(major) and
+                C(minor) from the v2 Certificate Template Information extension; null without either).
               type: dict
               returned: always
             usable: {description: "The bound certificate is valid now, has the right EKU and a readable private key.", type: bool, returned: always}

@@ -51,8 +51,11 @@ options:
     type: str
   template:
     description:
-      - For O(state=bound) - the certificate template name. The host facts do not report templates yet, so this is
-        refused with a message; use O(thumbprint) or O(subject).
+      - For O(state=bound) - the certificate template the certificate was issued from - its name (any case), read
+        from the v1 Certificate Template Name extension (1.3.6.1.4.1.311.20.2), or its OID, read from the v2
+        Certificate Template Information extension (1.3.6.1.4.1.311.21.7). The extensions are read from the
+        certificate on the controller. With several matches the one valid longest is bound; with none the
+        module refuses and lists the templates the host's C(My) certificates carry.
     type: str
   min_days_valid:
     description:
@@ -92,6 +95,11 @@ EXAMPLES = r"""
   rdp.doctor.listener_certificate:
     state: bound
     subject: "CN={{ ansible_facts.rdp_doctor.os.fqdn }}"
+
+- name: Bind the certificate issued from the enterprise CA's RDP template (its name or its OID)
+  rdp.doctor.listener_certificate:
+    state: bound
+    template: RemoteDesktopComputer
 
 - name: Let TermService read the bound certificate's key
   rdp.doctor.listener_certificate:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import sys
 import tempfile
 import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -24,6 +26,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+try:
+    from ansible_collections.rdp.doctor.plugins.module_utils import rdp_wire, x509_info
+except ImportError:  # the lab runs from the repository; the collection is reachable through .cache/collections
+    sys.path.append(str(REPO_ROOT / ".cache" / "collections"))
+    from ansible_collections.rdp.doctor.plugins.module_utils import rdp_wire, x509_info
 CACHE_DIR = REPO_ROOT / ".cache" / "lab"
 KEY_DIR = CACHE_DIR / "keys"
 
@@ -225,6 +233,33 @@ def lab_ca() -> LabCA:
     return _CA
 
 
+class Template(NamedTuple):
+    """The Microsoft certificate template a lab certificate names: the v1 name, the v2 OID and versions, or both."""
+
+    name: str | None = None
+    oid: str | None = None
+    major: int | None = 100
+    minor: int | None = 4
+
+
+def template_extensions(template: Template) -> list[x509.UnrecognizedExtension]:
+    """The extensions an enterprise CA writes for ``template`` ([MS-WCCE] 2.2.2.7.7.1 and 2.2.2.7.7.2): a BMPString
+    Certificate Template Name and/or the Certificate Template Information SEQUENCE, in DER."""
+    extensions = []
+    if template.name is not None:
+        value = rdp_wire.der_tlv(0x1E, template.name.encode("utf-16-be"))
+        extensions.append(x509.UnrecognizedExtension(x509.ObjectIdentifier(x509_info.OID_TEMPLATE_NAME), value))
+    if template.oid is not None:
+        body = rdp_wire.der_oid(template.oid)
+        if template.major is not None:
+            body += rdp_wire.der_integer(template.major)
+            if template.minor is not None:
+                body += rdp_wire.der_integer(template.minor)
+        value = rdp_wire.der_tlv(0x30, body)
+        extensions.append(x509.UnrecognizedExtension(x509.ObjectIdentifier(x509_info.OID_TEMPLATE_INFO), value))
+    return extensions
+
+
 def issue_server_cert(
     ca: LabCA,
     common_name: str,
@@ -233,8 +268,10 @@ def issue_server_cert(
     not_before: dt.datetime,
     not_after: dt.datetime,
     remote_desktop_eku: bool = False,
+    template: Template | None = None,
 ) -> x509.Certificate:
-    """A CA-issued TLS server certificate with SANs (EKU serverAuth, optionally Remote Desktop Authentication)."""
+    """A CA-issued TLS server certificate with SANs (EKU serverAuth, optionally Remote Desktop Authentication),
+    optionally naming the certificate template it was issued from."""
     ekus = [ExtendedKeyUsageOID.SERVER_AUTH]
     if remote_desktop_eku:
         ekus.append(x509.ObjectIdentifier(REMOTE_DESKTOP_AUTH_OID))
@@ -259,6 +296,8 @@ def issue_server_cert(
     )
     if dns_names:
         builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False)
+    for extension in template_extensions(template) if template is not None else []:
+        builder = builder.add_extension(extension, critical=False)  # [MS-WCCE]: SHOULD be non-critical
     return builder.sign(ca.key, hashes.SHA256())
 
 

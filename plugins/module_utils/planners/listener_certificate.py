@@ -206,6 +206,32 @@ def _self_signed_steps(plan: remediation.Plan, facts: common.Facts, min_days: in
 # state: bound
 # ==================================================================================================
 
+def _template_matches(template: dict[str, t.Any] | None, wanted: str) -> bool:
+    """The certificate's template is ``wanted``: its v1 name (case-insensitive) or its v2 OID."""
+    if not template:
+        return False
+    wanted = wanted.strip()
+    name, oid = template.get("name"), template.get("oid")
+    return bool((name and str(name).lower() == wanted.lower()) or (oid and str(oid) == wanted))
+
+
+def _template_label(template: dict[str, t.Any]) -> str:
+    """A template as a person reads it: 'name (OID vMAJOR.MINOR)', whichever parts the certificate carries."""
+    version = ".".join(str(v) for v in (template.get("major"), template.get("minor")) if v is not None)
+    oid = " ".join(part for part in (template.get("oid"), f"v{version}" if version else None) if part)
+    if template.get("name") and oid:
+        return f"'{template['name']}' ({oid})"
+    return f"'{template['name']}'" if template.get("name") else oid
+
+
+def _templates_carried(my_store: list[dict[str, t.Any]]) -> str:
+    """Which templates the host's My certificates were issued from, for a refusal."""
+    labels = sorted({_template_label(e["template"]) for e in my_store if e.get("template")})
+    if not labels:
+        return f"none of its {len(my_store)} certificates carries a certificate template extension"
+    return f"its certificates carry the templates {', '.join(labels)}"
+
+
 def _choose(plan: remediation.Plan, cert: dict[str, t.Any], options: dict[str, t.Any], facts: common.Facts,
             min_days: int) -> dict[str, t.Any] | None:
     """The certificate of My the options name, checked; None (with a refusal) when there is none to bind."""
@@ -224,14 +250,14 @@ def _choose(plan: remediation.Plan, cert: dict[str, t.Any], options: dict[str, t
                  or wanted_cn in [str(n).lower() for n in e.get("dns_names") or []]]
         label = f"subject {options['subject']!r}"
     else:
-        if not any("template" in e for e in my_store):
-            plan.refused.append("template: the host facts do not report certificate templates yet; choose the certificate with "
-                                "thumbprint or subject")
-            return None
-        found = [e for e in my_store if str(e.get("template") or "").lower() == str(options["template"]).lower()]
+        found = [e for e in my_store if _template_matches(e.get("template"), str(options["template"]))]
         label = f"template {options['template']!r}"
+        if not found:
+            plan.refused.append(f"template: no certificate with {label} (name or OID) in Cert:\\LocalMachine\\My; "
+                                f"{_templates_carried(my_store)}")
+            return None
     if not found:
-        option = "thumbprint" if options.get("thumbprint") else "subject" if options.get("subject") else "template"
+        option = "thumbprint" if options.get("thumbprint") else "subject"
         plan.refused.append(f"{option}: no certificate with {label} in Cert:\\LocalMachine\\My (a listener certificate must be there [S1])")
         return None
     usable, rejected = [], []

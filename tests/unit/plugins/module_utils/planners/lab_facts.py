@@ -51,11 +51,11 @@ def assert_well_formed(plan: remediation.Plan) -> None:
 
 
 def add_my_cert(host: Host, names: list[str] | None = None, days: int = 365, readable: bool = True, key: bool = True,
-                rdp_eku: bool = False) -> CertEntry:
-    """A CA-issued certificate in Cert:\\LocalMachine\\My with a legacy-CSP key file."""
+                rdp_eku: bool = False, template: certs.Template | None = None) -> CertEntry:
+    """A CA-issued certificate in Cert:\\LocalMachine\\My with a legacy-CSP key file, optionally issued from ``template``."""
     names = names or ["win01"]
     cert = certs.issue_server_cert(certs.lab_ca(), names[0], names, certs.key_for(host.name), NOW - dt.timedelta(days=10),
-                                   NOW + dt.timedelta(days=days), remote_desktop_eku=rdp_eku)
+                                   NOW + dt.timedelta(days=days), remote_desktop_eku=rdp_eku, template=template)
     container = certs.new_key_container_name()
     # The file name Windows derives from the key's container (what read_rdp_state computes, without opening the key).
     entry = CertEntry(cert=cert, key=certs.key_for(host.name) if key else None, has_private_key=key,

@@ -6,6 +6,7 @@ import pytest
 
 from ansible_collections.rdp.doctor.plugins.module_utils import rdp_registry as reg
 from ansible_collections.rdp.doctor.plugins.module_utils.planners import listener_certificate as lc
+from tests.lab import certs
 from tests.lab.model import MY_STORE, POL
 from tests.unit.plugins.module_utils.planners import lab_facts as lf
 from tests.unit.plugins.module_utils.planners.lab_facts import add_my_cert
@@ -193,10 +194,64 @@ def test_unknown_thumbprint_and_subject_are_refused() -> None:
         "thumbprint: " + current_self_signed(facts) + " is the self-signed certificate")
 
 
-def test_template_selection_is_refused_until_facts_carry_templates() -> None:
-    result = plan(lf.facts(), state="bound", template="RDPServer")
-    assert result.refused == ["template: the host facts do not report certificate templates yet; choose the certificate with "
-                              "thumbprint or subject"]
+RDP_TEMPLATE = certs.Template(name="RemoteDesktopComputer", oid="1.3.6.1.4.1.311.21.8.1234567.7654321.11.22.33.44.100.200",
+                              major=100, minor=3)
+
+
+def test_bind_by_template_name_picks_the_longest_valid_usable_match() -> None:
+    host = lf.host_of()
+    add_my_cert(host, days=400)  # longer valid, but issued from no template
+    add_my_cert(host, days=500, template=certs.Template(name="WebServer"))
+    add_my_cert(host, days=900, names=["oldname"], template=RDP_TEMPLATE)  # names another host
+    shorter = add_my_cert(host, days=100, template=RDP_TEMPLATE)
+    longest = add_my_cert(host, days=300, readable=False, template=RDP_TEMPLATE)
+    facts = lf.facts_of_host(host)
+    result = plan(facts, state="bound", template="remotedesktopCOMPUTER")
+    assert kinds(result) == [
+        ("key_acl", {"store": MY_STORE, "thumbprint": longest.thumbprint}, {}, {"grant": [{"sid": "S-1-5-20", "rights": "Read"}]}),
+        ("listener_binding", {"terminal": "RDP-Tcp"}, {"thumbprint": current_self_signed(facts)}, {"thumbprint": longest.thumbprint}),
+    ]
+    assert shorter.thumbprint != longest.thumbprint and result.refused == []
+
+
+def test_bind_by_template_oid() -> None:
+    host = lf.host_of()
+    add_my_cert(host, days=500, template=certs.Template(name="RemoteDesktopComputer"))  # v1 name only: no OID to match
+    by_oid = add_my_cert(host, days=200, template=certs.Template(oid=RDP_TEMPLATE.oid, major=100, minor=3))
+    result = plan(lf.facts_of_host(host), state="bound", template=f" {RDP_TEMPLATE.oid} ")
+    assert [op["set"] for op in result.operations if op["kind"] == "listener_binding"] == [{"thumbprint": by_oid.thumbprint}]
+
+
+def test_unknown_template_is_refused_naming_the_templates_the_host_carries() -> None:
+    host = lf.host_of()
+    add_my_cert(host, template=RDP_TEMPLATE)
+    add_my_cert(host, template=certs.Template(name="WebServer"))
+    add_my_cert(host)
+    result = plan(lf.facts_of_host(host), state="bound", template="RDPServer")
+    assert result.operations == [] and result.refused == [
+        "template: no certificate with template 'RDPServer' (name or OID) in Cert:\\LocalMachine\\My; its certificates carry "
+        f"the templates 'RemoteDesktopComputer' ({RDP_TEMPLATE.oid} v100.3), 'WebServer'"]
+    assert plan(lf.facts(), state="bound", template="RDPServer").refused == [
+        "template: no certificate with template 'RDPServer' (name or OID) in Cert:\\LocalMachine\\My; none of its 0 certificates "
+        "carries a certificate template extension"]
+
+
+def test_unusable_template_certificates_are_refused() -> None:
+    host = lf.host_of()
+    entry = add_my_cert(host, days=10, template=RDP_TEMPLATE)
+    result = plan(lf.facts_of_host(host), state="bound", template=RDP_TEMPLATE.name)
+    assert result.refused == [f"template: no certificate with template 'RemoteDesktopComputer' can serve the listener "
+                              f"({entry.thumbprint}: it expires in 10 days (min_days_valid 30))"]
+
+
+def test_template_certificate_already_bound_is_compliant() -> None:
+    host = lf.host_of()
+    entry = add_my_cert(host, template=RDP_TEMPLATE)
+    add_my_cert(host, days=100, template=RDP_TEMPLATE)
+    host.bind_cert(entry)
+    for template in (RDP_TEMPLATE.name, RDP_TEMPLATE.oid):
+        result = plan(lf.facts_of_host(host), state="bound", template=template)
+        assert result.operations == [] and result.refused == [] and result.before["thumbprint"] == entry.thumbprint
 
 
 # --------------------------------------------------------------------------------------------------
