@@ -10,12 +10,19 @@ rolls the host back when the client's view got worse.
 
 Round trips: none when the plan is empty (the role passes the facts diagnose read); a change costs the
 apply and the final read.
+
+Reboot (opt-in ``reboot``): when the combined plan needs a reboot, a ``host_restart`` operation goes last into the
+same apply (``shutdown.exe /r`` after ``reboot_delay`` seconds). The action then polls ``read_rdp_state`` until
+``os.last_boot_utc`` changes (connection failures while Windows restarts are expected) and uses that read as the
+final read: read, apply, polls until the host is back.
 """
 
 from __future__ import annotations
 
+import time
 import typing as t
 
+from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.utils.display import Display
 
@@ -23,10 +30,25 @@ from ansible_collections.rdp.doctor.plugins.module_utils import findings as rule
 from ansible_collections.rdp.doctor.plugins.module_utils import rdp_probe
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation_plan as rp
-from ansible_collections.rdp.doctor.plugins.plugin_utils.facts_reader import read_host_facts
+from ansible_collections.rdp.doctor.plugins.plugin_utils.facts_reader import FactsDocumentError, read_host_facts
+from ansible_collections.rdp.doctor.plugins.plugin_utils.host_protocol import HostScriptError
 from ansible_collections.rdp.doctor.plugins.plugin_utils.remediation_action import RemediationAction, RemediationFailure
 
+try:  # the transports' own errors may escape the connection plugin while the host restarts
+    from winrm.exceptions import WinRMError as _WinRMError
+except ImportError:  # pragma: no cover - pywinrm not installed
+    _WinRMError = AnsibleError
+try:
+    from pypsrp.exceptions import WinRMError as _PsrpError
+except ImportError:  # pragma: no cover - pypsrp not installed
+    _PsrpError = AnsibleError
+
 display = Display()
+
+#: What a read may raise while Windows restarts (requests' errors are OSErrors).
+RESTART_READ_ERRORS = (AnsibleError, HostScriptError, FactsDocumentError, OSError, _WinRMError, _PsrpError)
+#: Seconds between two reads while waiting for the host to come back.
+RESTART_POLL_SECONDS = 2.0
 
 #: Role-wide opt-ins, handed to every module whose options have them.
 OPT_INS = ("allow_lockout", "allow_insecure", "write_local_policy")
@@ -53,6 +75,9 @@ class ActionModule(RemediationAction):
         "probe_server_name": {"type": "str"},
         "probe_timeout": {"type": "float", "default": 5.0},
         "rollback_on_regression": {"type": "bool", "default": True},
+        "reboot": {"type": "bool", "default": False},
+        "reboot_delay": {"type": "int", "default": 10},
+        "reboot_timeout": {"type": "int", "default": 600},
     }
 
     def option_problems(self, options: dict[str, t.Any]) -> list[str]:
@@ -66,6 +91,11 @@ class ActionModule(RemediationAction):
             problems.append(f"probe_timeout must be a number of seconds in (0, 300], not {options['probe_timeout']}")
         if options.get("probe_port") is not None and not 1 <= options["probe_port"] <= 65535:
             problems.append(f"probe_port must be a TCP port (1-65535), not {options['probe_port']}")
+        low, high = remediation.RESTART_DELAY_RANGE
+        if not low <= options["reboot_delay"] <= high:
+            problems.append(f"reboot_delay must be a number of seconds from {low} to {high}, not {options['reboot_delay']}")
+        if not 30 <= options["reboot_timeout"] <= 7200:
+            problems.append(f"reboot_timeout must be a number of seconds from 30 to 7200, not {options['reboot_timeout']}")
         return problems
 
     def _fix_options(self, options: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
@@ -95,18 +125,72 @@ class ActionModule(RemediationAction):
         plans = [(module, rp.planner(module).plan(facts, params)) for module, params in self._module_options.items()]
         combined = rp.combine(plans)
         combined.manual = [dict(entry) for entry in self._manual_findings] + combined.manual
+        if options["reboot"] and combined.reboot_required and combined.operations and not combined.refused:
+            last_boot = (facts.get("os") or {}).get("last_boot_utc")
+            combined.operations.append(remediation.host_restart(options["reboot_delay"], last_boot,
+                                                                why="restart Windows: a changed value takes effect at boot (reboot: true)"))
+            remediation.number(combined.operations)
         return combined
+
+    def _message(self, plan: remediation.Plan, outcome: str) -> str:
+        text = super()._message(plan, outcome)
+        if any(op.get("kind") == "host_restart" for op in plan.operations):
+            text = text.replace(" (a reboot is required for it to take effect)",
+                                " and restarted the host" if outcome == "applied" else " and would restart the host")
+        return text
 
     def _remediate(self, host: str, given_facts: dict[str, t.Any] | None, options: dict[str, t.Any]) -> dict[str, t.Any]:
         result = super()._remediate(host, given_facts, options)
         result["fixes"] = {f"{rp.COLLECTION}.{module}": params for module, params in self._module_options.items()}
+        result["rebooted"] = False
+        restart = next((op for op in result.get("operations") or [] if op.get("kind") == "host_restart" and op.get("status") == "applied"), None)
+        facts_after = None
+        if result.get("outcome") == "applied" and restart is not None:
+            facts_after, seconds = self._wait_for_restart(host, options, result, (restart.get("before") or {}).get("last_boot_utc"))
+            result.update(rebooted=True, reboot_seconds=seconds, reboot_required=False)
         if result.get("outcome") != "applied" or not options["verify"]:
+            if facts_after is not None:
+                result["ansible_facts"] = {"rdp_doctor": facts_after}
             return result
-        return self._verify(host, options, result)
+        return self._verify(host, options, result, facts_after)
 
-    def _verify(self, host: str, options: dict[str, t.Any], result: dict[str, t.Any]) -> dict[str, t.Any]:
-        """The final read and probe; roll back when the client's view got worse."""
-        facts, _raw = self._read_after(host, options)
+    def _wait_for_restart(self, host: str, options: dict[str, t.Any], result: dict[str, t.Any],
+                          boot_before: str | None) -> tuple[dict[str, t.Any], int]:
+        """Read the host until it reports a new boot; (that read's facts, seconds it took). Fails the host on timeout."""
+        started = time.monotonic()
+        deadline = started + options["reboot_timeout"]
+        display.vvv(f"{self.MODULE}: waiting for the host to restart (booted {boot_before}, restart in {options['reboot_delay']} s)", host=host)
+        time.sleep(min(options["reboot_delay"], options["reboot_timeout"]))  # nothing changes before the delay passes
+        while True:
+            try:
+                facts, _raw = self._read_after(host, options)
+                boot_now = (facts.get("os") or {}).get("last_boot_utc")
+                if boot_now and boot_now != boot_before:
+                    seconds = int(round(time.monotonic() - started))
+                    display.vvv(f"{self.MODULE}: the host is back (booted {boot_now}) after {seconds} s", host=host)
+                    return facts, seconds
+                display.vvv(f"{self.MODULE}: the host has not restarted yet (booted {boot_now})", host=host)
+            except RESTART_READ_ERRORS as exc:  # expected while Windows restarts; the type only (messages may carry URLs)
+                display.vvv(f"{self.MODULE}: the host does not answer yet ({type(exc).__name__})", host=host)
+                self._reset_connection()
+            if time.monotonic() + RESTART_POLL_SECONDS > deadline:
+                extra = {key: value for key, value in result.items() if key not in ("msg", "ansible_facts")}
+                extra.update(changed=True, rebooted=False, outcome="unverified")
+                raise RemediationFailure(f"{self.MODULE}: the change was applied and the host was told to restart, but it did not come back "
+                                         f"within {options['reboot_timeout']} s (reboot_timeout)", **extra)
+            time.sleep(RESTART_POLL_SECONDS)
+
+    def _reset_connection(self) -> None:
+        """A restart ends the connection's shell: the next read opens a new one."""
+        try:
+            self._connection.reset()
+        except RESTART_READ_ERRORS as exc:
+            display.vvv(f"{self.MODULE}: reconnect failed ({type(exc).__name__}); trying again")
+
+    def _verify(self, host: str, options: dict[str, t.Any], result: dict[str, t.Any],
+                facts_after: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
+        """The final read (or the read that saw the host back after a restart) and probe; roll back when the client's view got worse."""
+        facts = facts_after if facts_after is not None else self._read_after(host, options)[0]
         probe_before = options.get("probe_before") if isinstance(options.get("probe_before"), dict) else None
         probe_after = self._probe(options, facts) if probe_before is not None else None
         before_ids = {f["id"] for f in options["findings"] if (f.get("fix") or {}).get("module")}

@@ -35,7 +35,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: C(state), C(changed), C(operations), C(manual), C(remaining), C(fixed), C(reboot_required), C(warnings), C(msg).
+  description: C(state), C(changed), C(operations), C(manual), C(remaining), C(fixed), C(reboot_required), C(rebooted),
+    C(reboot_seconds), C(warnings), C(msg).
   type: dict
 """
 
@@ -50,7 +51,7 @@ def remediation_record(result: t.Any, host_state: t.Any = None) -> dict[str, t.A
     read = host_state if isinstance(host_state, dict) else {}
     record: dict[str, t.Any] = {key: list(result.get(key) or []) for key in _KEEP}
     record.update(changed=bool(result.get("changed")), reboot_required=bool(result.get("reboot_required")),
-                  outcome=result.get("outcome"), msg=str(result.get("msg") or ""))
+                  rebooted=bool(result.get("rebooted")), reboot_seconds=result.get("reboot_seconds"), outcome=result.get("outcome"), msg=str(result.get("msg") or ""))
     if read.get("state") not in (None, "ok"):
         record.update(state=read["state"], msg=str(read.get("msg") or ""))
     elif not result or result.get("skipped"):

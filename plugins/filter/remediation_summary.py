@@ -65,7 +65,10 @@ def remediation_summary(record: t.Any) -> list[str]:
               for m in record.get("manual") or [] if isinstance(m, dict)]
     if record.get("remaining"):
         lines.append(f"  still present after the change: {', '.join(str(i) for i in record['remaining'])}")
-    if record.get("reboot_required"):
+    if record.get("rebooted"):
+        seconds = record.get("reboot_seconds")
+        lines.append("  rebooted: the host restarted for the change to take effect" + (f" (back after {seconds} s)" if seconds is not None else ""))
+    elif record.get("reboot_required"):
         lines.append("  a reboot is required for the change to take effect")
     lines += [f"  warning: {text}" for text in record.get("warnings") or []]
     return lines

@@ -635,6 +635,33 @@ function Undo-RdRevertTask($Op, $Before, $Saved) {
     if (Test-Path -LiteralPath $listFile) { Remove-Item -LiteralPath $listFile -Force }
 }
 
+# ------------------------------------------------------------------------------------------------ host restart
+# shutdown.exe (ms: windows-server/administration/windows-commands/shutdown): /r restarts after /t <seconds>, /d p:2:4
+# records a planned "Operating System: Reconfiguration" reason, /c the comment; /a aborts a pending shutdown while
+# the delay runs. Win32_OperatingSystem.LastBootUpTime (ms: cimwin32prov/win32-operatingsystem) tells a new boot.
+
+$RestartScheduled = $false  # set by this run's host_restart: Windows has no cmdlet that reads a pending shutdown
+
+function Read-RdHostRestart($Op) {
+    $system = Get-CimInstance -ClassName Win32_OperatingSystem
+    return @{ scheduled = $script:RestartScheduled; last_boot_utc = (ConvertTo-RdUtcText $system.LastBootUpTime) }
+}
+
+function Invoke-RdHostRestart($Op, $Before) {
+    $delay = [int]$Op.set.delay_seconds
+    if ($delay -lt 5 -or $delay -gt 600) { throw "delay_seconds must be from 5 to 600, not $delay" }
+    & shutdown.exe /r /t $delay /d p:2:4 /c 'rdp.doctor: a remediated setting takes effect at boot'
+    if ($LASTEXITCODE -ne 0) { throw "shutdown.exe /r failed with exit code $LASTEXITCODE" }
+    $script:RestartScheduled = $true
+    return $null
+}
+
+function Undo-RdHostRestart($Op, $Before, $Saved) {
+    & shutdown.exe /a
+    if ($LASTEXITCODE -ne 0) { throw "shutdown.exe /a failed with exit code $LASTEXITCODE" }
+    $script:RestartScheduled = $false
+}
+
 # ------------------------------------------------------------------------------------------------ dispatcher
 
 $Kinds = @{
@@ -651,6 +678,7 @@ $Kinds = @{
     file_remove = @{ Read = ${function:Read-RdFileRemove}; Apply = ${function:Invoke-RdFileRemove}; Undo = ${function:Undo-RdFileRemove} }
     session_logoff = @{ Read = ${function:Read-RdSessionLogoff}; Apply = ${function:Invoke-RdSessionLogoff}; Undo = ${function:Undo-RdSessionLogoff} }
     revert_task = @{ Read = ${function:Read-RdRevertTask}; Apply = ${function:Invoke-RdRevertTask}; Undo = ${function:Undo-RdRevertTask} }
+    host_restart = @{ Read = ${function:Read-RdHostRestart}; Apply = ${function:Invoke-RdHostRestart}; Undo = ${function:Undo-RdHostRestart} }
 }
 
 function Get-RdDrift($Op, $Actual) {

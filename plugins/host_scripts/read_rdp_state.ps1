@@ -652,7 +652,8 @@ $os = Invoke-RdSection {
     $computer = Get-CimInstance -ClassName Win32_ComputerSystem
     @{ caption = $system.Caption; version = $system.Version; build = [int]$system.BuildNumber; product_type = [int]$system.ProductType
         computer_name = $computer.Name; dns_host_name = $computer.DNSHostName; domain = $computer.Domain
-        part_of_domain = [bool]$computer.PartOfDomain; machine_guid = $machineGuid; rdsh_installed = $read.rdsh }
+        part_of_domain = [bool]$computer.PartOfDomain; machine_guid = $machineGuid; rdsh_installed = $read.rdsh
+        last_boot_utc = (ConvertTo-RdUtcText $system.LastBootUpTime) }
 }
 
 # Win32_Service [S22] (ms: cimwin32prov/win32-service): state, start mode, pid, logon account.

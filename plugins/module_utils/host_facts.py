@@ -339,6 +339,8 @@ def _os_facts(raw: Raw, registry: RegistryView, now: dt.datetime) -> dict[str, t
         # Win32_TerminalServiceSetting.TerminalServerMode 1 = RD Session Host, 0 = remote administration.
         "rdsh_installed": bool(_as_bool(os_raw.get("rdsh_installed"))) or _as_int(_section(raw, "ts_setting").get("TerminalServerMode")) == 1,
         "host_time_utc": format_time(host_time),
+        # Win32_OperatingSystem.LastBootUpTime: a restart is done when it changes (remediate_host's reboot opt-in).
+        "last_boot_utc": format_time(parse_time(os_raw.get("last_boot_utc"))),
         "clock_skew_seconds": round((host_time - now).total_seconds(), 1) if host_time else None,
         "setup": {
             "oobe_in_progress": setup["oobe_in_progress"],

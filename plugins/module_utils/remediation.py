@@ -74,7 +74,8 @@ enabled, display_name, protocol, local_ports, profiles, remote_addresses, servic
 null); listener_binding ``{thumbprint}``; certificate ``{present}``; key_acl ``{sddl, grant}`` (``grant``:
 the requested grants the ACL gives); path_acl ``{sddl}``; path_rename ``{present, destination_present}``;
 file_remove ``{present, sddl}``; session_logoff ``{present, user, state, logon_time}``; revert_task
-``{present, run_at_utc}``. A target that cannot be read at all is ``{error}`` (drift before an apply).
+``{present, run_at_utc}``; host_restart ``{scheduled, last_boot_utc}`` (scheduled: this run asked Windows to
+restart). A target that cannot be read at all is ``{error}`` (drift before an apply).
 
 The ``id`` is unique within a plan and stable for the same facts and options (``op01``, ``op02``... in
 plan order), so a check-mode plan and the applied plan can be compared.
@@ -101,6 +102,8 @@ REGISTRY_TYPES = ("DWORD", "QWORD", "String", "ExpandString", "MultiString", "Bi
 START_MODES = ("Auto", "Manual", "Disabled")
 SERVICE_ACTIONS = ("start", "stop", "restart")
 KEY_RIGHTS = ("Read", "FullControl")
+#: Seconds ``host_restart`` may wait before Windows restarts (the window in which it can still be cancelled).
+RESTART_DELAY_RANGE = (5, 600)
 
 #: kind -> (required target keys, allowed expect keys, allowed set keys)
 KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
@@ -119,6 +122,7 @@ KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     "file_remove": (("path",), ("present", "sddl"), ("present", "backup_dir")),
     "session_logoff": (("session_id",), ("user", "state", "logon_time"), ()),
     "revert_task": (("name",), ("present",), ("run_at_utc", "restore")),
+    "host_restart": ((), ("last_boot_utc",), ("delay_seconds",)),
 }
 
 #: Kinds that can never be undone once applied.
@@ -226,6 +230,12 @@ def revert_task(name: str, run_at_utc: str, restore: list[Operation], why: str =
     return _operation("revert_task", {"name": name}, dict(ABSENT), {"run_at_utc": run_at_utc, "restore": restore}, why)
 
 
+def host_restart(delay_seconds: int, last_boot_utc: str | None, why: str = "") -> Operation:
+    """Restart Windows ``delay_seconds`` after the apply (boot-time values take effect); the last operation of a plan."""
+    expect = {"last_boot_utc": last_boot_utc} if last_boot_utc else {}
+    return _operation("host_restart", {}, expect, {"delay_seconds": delay_seconds}, why)
+
+
 def number(operations: list[Operation]) -> list[Operation]:
     """Give each operation its stable id (``op01``...) in plan order; returns the same list."""
     for index, operation in enumerate(operations, start=1):
@@ -262,6 +272,11 @@ def operation_problems(operation: Operation) -> list[str]:
         problems.append(f"{label}: action must be one of {', '.join(SERVICE_ACTIONS)}")
     elif kind == "firewall_rule_owned" and not str(target.get("name", "")).startswith(OWNED_RULE_PREFIX):
         problems.append(f"{label}: the collection only creates or deletes rules named {OWNED_RULE_PREFIX}*")
+    elif kind == "host_restart":
+        delay = set_.get("delay_seconds")
+        low, high = RESTART_DELAY_RANGE
+        if isinstance(delay, bool) or not isinstance(delay, int) or not low <= delay <= high:
+            problems.append(f"{label}: delay_seconds must be a whole number of seconds from {low} to {high}, not {delay!r}")
     elif kind == "key_acl":
         for grant in set_.get("grant") or []:
             if grant.get("rights") not in KEY_RIGHTS:
@@ -270,8 +285,11 @@ def operation_problems(operation: Operation) -> list[str]:
 
 
 def plan_problems(operations: list[Operation]) -> list[str]:
-    """Problems of a whole plan: each operation, unique ids, irreversible operations last."""
+    """Problems of a whole plan: each operation, unique ids, irreversible operations last, a restart the very last."""
     problems = [p for operation in operations for p in operation_problems(operation)]
+    restarts = [index for index, operation in enumerate(operations) if operation.get("kind") == "host_restart"]
+    if restarts and restarts != [len(operations) - 1]:
+        problems.append("a plan restarts the host once, as its last operation (host_restart)")
     ids = [operation.get("id") for operation in operations]
     if len(set(ids)) != len(ids) or not all(ids):
         problems.append("operation ids must be present and unique (call remediation.number)")
@@ -341,6 +359,8 @@ def verify_problems(operation: Operation, after: dict[str, t.Any] | None) -> lis
         wanted = {"present": False}
     elif kind == "revert_task":
         wanted = {"present": True, "run_at_utc": set_.get("run_at_utc")}
+    elif kind == "host_restart":
+        wanted = {"scheduled": True}  # the boot itself is verified by the caller's read after the host is back
     else:
         return [f"{label}: unknown kind"]
     return [f"{label}: {key} is {after.get(key)!r} after the change, not {value!r}"

@@ -77,6 +77,8 @@ def schannel_key(protocol: str, side: str = "Server") -> str:
 # ---- well-known names [S1 S2 S13 S21 S23 S34] ----
 RDS_STORE = "Remote Desktop"
 MY_STORE = "My"
+#: Seconds a restarting lab host refuses WinRM connections after its restart time (a scheduled ``shutdown.exe /r``).
+RESTART_DOWN_SECONDS = 3.0
 SELF_SIGNED_CONTAINER = "TSSecKeySet1"
 LISTENER_KEY_PREFIX = "f686aace6942fb7f7ceb231212eef4a4"
 MACHINEKEYS_PATH = "C:\\ProgramData\\Microsoft\\Crypto\\RSA\\MachineKeys"
@@ -582,6 +584,10 @@ class Host:  # pylint: disable=too-many-instance-attributes  # it models a whole
     revert_tasks: list[RevertTask] = field(default_factory=list)  # scheduled by the revert_task operation
     backups: dict[str, KeyFile] = field(default_factory=dict)  # file_remove copies: backup path -> file
     apply_fail_at: int | None = None  # lab hook, not Windows state: the Nth operation of the next apply fails (once)
+    # Win32_OperatingSystem.LastBootUpTime (host clock); set at build time and by reboot().
+    booted_at: dt.datetime = field(default_factory=lambda: dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+    restart_at: dt.datetime | None = None  # a pending shutdown.exe /r (host clock); shutdown.exe /a clears it
+    down_until: dt.datetime | None = None  # lab transport: WinRM refuses connections until then (a restart in progress)
 
     # -- construction --
     @classmethod
@@ -715,11 +721,27 @@ class Host:  # pylint: disable=too-many-instance-attributes  # it models a whole
             service.state, service.pid = "Stopped", 0
         self.boot_registry.clear()
         self.bound_port = None
+        self.booted_at = now
+        self.restart_at = None
         self.add_event("System", "EventLog", 6005, now, "The Event log service was started.", level="Information")
         for name in [n for n in (TERMSERVICE, SESSIONENV, UMRDPSERVICE) if n in running or n in auto] + \
                 [n for n in running + auto if n not in (TERMSERVICE, SESSIONENV, UMRDPSERVICE)]:
             if self._service(name).state != "Running":
                 self.start_service(name, now)
+
+    def restart_if_due(self, now: dt.datetime) -> bool:
+        """A pending ``shutdown.exe /r`` whose time passed restarts Windows, booted at the restart time; WinRM is down
+        for :data:`RESTART_DOWN_SECONDS` after it. ``now`` is the host clock. True when it restarted now."""
+        if self.restart_at is None or self.restart_at > now:
+            return False
+        restart_time = self.restart_at
+        self.reboot(restart_time)
+        self.down_until = restart_time + dt.timedelta(seconds=RESTART_DOWN_SECONDS)
+        return True
+
+    def winrm_down(self, now: dt.datetime) -> bool:
+        """Whether the host is still restarting at host time ``now`` (WinRM refuses connections)."""
+        return self.down_until is not None and now < self.down_until
 
     # -- accounts --
     def find_account(self, name: str) -> Account | None:
@@ -1095,7 +1117,7 @@ def _build_healthy(name: str, address: str, version: str, now: dt.datetime, doma
         accounts=accounts, groups=_groups(computer, accounts),
         user_rights={RIGHT_ALLOW_RDP: [SID_ADMINISTRATORS, SID_REMOTE_DESKTOP_USERS], RIGHT_DENY_RDP: []},
         machinekeys=MachineKeys(), winrm_listeners=[WinRMListener("HTTP", "*", 5985)],
-        network_category="Domain" if domain else "Private",
+        network_category="Domain" if domain else "Private", booted_at=now - dt.timedelta(days=3),
     )
     # A self-signed cert generated a month ago, valid ~6 months, bound via SSLCertificateSHA1Hash.
     host.install_self_signed(now, not_before=now - dt.timedelta(days=30), log=False)

@@ -24,6 +24,7 @@ import base64
 import binascii
 import codecs
 import concurrent.futures
+import datetime as dt
 import dataclasses
 import logging
 import re
@@ -475,12 +476,27 @@ class HostEndpoint:  # pylint: disable=too-many-instance-attributes
             if not writer.transport.is_closing():
                 writer.close()
 
+    async def _restarting(self) -> bool:
+        """A restart the host scheduled (``shutdown.exe /r``) happens at the first request after its time; then WinRM
+        resets connections for ``RESTART_DOWN_SECONDS``, as a restarting Windows does. The RDP listener follows the model."""
+        host = self.host
+        if getattr(host, "restart_at", None) is None and getattr(host, "down_until", None) is None:
+            return False
+        now = host.clock(dt.datetime.now(dt.timezone.utc))
+        if host.restart_if_due(now):
+            self.shells.clear()  # a restart ends every WinRS and PSRP shell
+            await self.model_changed()
+        return bool(host.winrm_down(now))
+
     def _authorized(self, request: HttpRequest) -> bool:
         return request.headers.get("authorization", "") == self._authorization
 
     async def handle_request(self, request: HttpRequest, client_ip: str) -> bytes | None:
         """One HTTP request -> the full response bytes (None: reset the connection)."""
         self.counters.add("requests")
+        if await self._restarting():
+            log.info("%s: restarting (shutdown.exe /r), connection refused", self.name)
+            return None
         fault = self.transport_faults.take_request_fault()
         if fault is not None:
             log.info("%s: transport fault %s", self.name, fault.kind)

@@ -600,6 +600,39 @@ def run_due_tasks(host: m.Host, now: dt.datetime | None = None) -> list[dict[str
     return ran
 
 
+# ---------------------------------------------------------------------------------------------- host restart
+# shutdown.exe /r /t <n> schedules a restart (``host.restart_at``; the lab restarts the host when that time passed, see
+# ``Host.restart_if_due``); /a cancels a pending one and fails (exit 1116) when none is pending.
+
+RESTARTED_IN_RUN = "_restart_scheduled_run"  # the script's $RestartScheduled: set by this run's host_restart
+
+
+def _utc_text(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def read_host_restart(host: m.Host, op: Operation) -> State:
+    return {"scheduled": bool(op.get(RESTARTED_IN_RUN)), "last_boot_utc": _utc_text(host.booted_at)}
+
+
+def apply_host_restart(host: m.Host, op: Operation, before: State) -> t.Any:
+    delay = op.get("set", {}).get("delay_seconds")
+    if isinstance(delay, bool) or not isinstance(delay, int) or not 5 <= delay <= 600:
+        raise OperationError("System.Management.Automation.RuntimeException", f"delay_seconds must be from 5 to 600, not {delay}")
+    if host.restart_at is not None:  # shutdown.exe: "A system shutdown has already been scheduled.(1190)"
+        raise OperationError("System.Management.Automation.RuntimeException", "shutdown.exe /r failed with exit code 1190")
+    host.restart_at = _now(host) + dt.timedelta(seconds=delay)
+    op[RESTARTED_IN_RUN] = True
+    return None
+
+
+def undo_host_restart(host: m.Host, op: Operation, before: State, saved: t.Any) -> None:
+    if host.restart_at is None:  # "Unable to abort the system shutdown because no shutdown was in progress.(1116)"
+        raise OperationError("System.Management.Automation.RuntimeException", "shutdown.exe /a failed with exit code 1116")
+    host.restart_at = None
+    op[RESTARTED_IN_RUN] = False
+
+
 # ---------------------------------------------------------------------------------------------- dispatcher
 
 Reader = t.Callable[[m.Host, Operation], State]
@@ -617,6 +650,7 @@ KINDS: dict[str, tuple[Reader, t.Callable[..., t.Any], t.Callable[..., None]]] =
     "file_remove": (read_file_remove, apply_file_remove, undo_file_remove),
     "session_logoff": (read_session, apply_session_logoff, undo_session_logoff),
     "revert_task": (read_revert_task, apply_revert_task, undo_revert_task),
+    "host_restart": (read_host_restart, apply_host_restart, undo_host_restart),
 }
 NEEDS_RUN_ID = ("file_remove", "revert_task")
 

@@ -163,7 +163,8 @@ def read_os(host: m.Host, machine_guid: str | None) -> dict[str, t.Any]:
     rdsh = None if host.wmi_broken or host.wmi_error is not None else info.rdsh_installed
     return {"caption": info.caption, "version": info.version, "build": info.build, "product_type": info.product_type,
             "computer_name": info.computer_name, "dns_host_name": info.dns_host_name, "domain": info.domain,
-            "part_of_domain": info.part_of_domain, "machine_guid": machine_guid, "rdsh_installed": rdsh}
+            "part_of_domain": info.part_of_domain, "machine_guid": machine_guid, "rdsh_installed": rdsh,
+            "last_boot_utc": host.booted_at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 def read_ts_general_setting(host: m.Host) -> dict[str, t.Any] | None:
