@@ -385,6 +385,8 @@ def model_snapshot(host: t.Any) -> dict[str, t.Any]:
         "revert_tasks": [{"name": task.name, "run_at_utc": task.run_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "restore": task.restore}
                          for task in host.revert_tasks],
         "apply_fail_at": host.apply_fail_at,
+        "booted_at": host.booted_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "restart_at": host.restart_at.strftime("%Y-%m-%dT%H:%M:%SZ") if host.restart_at else None,
     }
 
 

@@ -188,3 +188,65 @@ def test_path_acl_writes_the_dacl_only_and_verifies() -> None:
     assert target.machinekeys.sddl == "O:BAG:SYD:PAI(A;;0x12019f;;;WD)(A;;FA;;;BA)"
     assert remediation.verify_problems(op, result["operations"][0]["after"]) == []
     assert m.machinekeys_acl_ok(target.machinekeys.sddl)
+
+
+def restart_op(delay: int, last_boot: str | None) -> dict[str, t.Any]:
+    return {"id": "", "kind": "host_restart", "target": {}, "expect": {} if last_boot is None else {"last_boot_utc": last_boot},
+            "set": {"delay_seconds": delay}, "reversible": True, "why": ""}
+
+
+def boot_text(target: m.Host) -> str:
+    return target.booted_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_host_restart_schedules_a_restart_that_applies_boot_time_values_and_takes_winrm_down() -> None:
+    target = host("tls12_disabled")
+    path = m.schannel_key("TLS 1.2")
+    old_boot = boot_text(target)
+    result = apply(target, reg(path, "Enabled", 1, 0), reg(path, "DisabledByDefault", 0, 1), restart_op(5, old_boot))
+    assert result["outcome"] == "applied"
+    restart = result["operations"][2]
+    assert restart["before"] == {"scheduled": False, "last_boot_utc": old_boot}
+    assert restart["after"] == {"scheduled": True, "last_boot_utc": old_boot}  # Windows has not restarted yet
+    assert target.restart_at is not None and target.reboot_pending
+    restart_at = target.restart_at
+    assert not target.restart_if_due(restart_at - dt.timedelta(seconds=1)) and target.reboot_pending
+    assert not target.winrm_down(restart_at - dt.timedelta(seconds=1))
+    assert target.restart_if_due(restart_at)
+    assert target.booted_at == restart_at and target.restart_at is None and not target.reboot_pending
+    assert "TLSv1.2" in behaviour.tls_versions(target)
+    assert target.winrm_down(restart_at + dt.timedelta(seconds=m.RESTART_DOWN_SECONDS - 0.5))
+    assert not target.winrm_down(restart_at + dt.timedelta(seconds=m.RESTART_DOWN_SECONDS))
+    assert not target.restart_if_due(restart_at + dt.timedelta(seconds=60))  # once
+
+
+def test_host_restart_is_cancelled_when_a_later_operation_fails() -> None:
+    # plan_problems keeps a restart last; the twin still undoes it as shutdown.exe /a does, should anything follow it
+    target = host("nla_disabled")
+    target.apply_fail_at = 2
+    result = apply(target, restart_op(30, boot_text(target)), reg(m.RDP_TCP, "UserAuthentication", 1, 0))
+    assert result["outcome"] == "rolled_back"
+    assert result["operations"][0]["status"] == "rolled_back" and result["operations"][0]["after"]["scheduled"] is False
+    assert target.restart_at is None
+    with pytest.raises(twin.OperationError, match="1116"):  # nothing pending to abort
+        twin.undo_host_restart(target, restart_op(30, None), {}, None)
+
+
+def test_host_restart_drift_and_bad_delays_schedule_nothing() -> None:
+    target = host()
+    drift = apply(target, restart_op(10, "2020-01-01T00:00:00Z"))
+    assert drift["outcome"] == "drift" and drift["drift"][0]["actual"] == {"last_boot_utc": boot_text(target)}
+    failed = apply(target, restart_op(4, None))
+    assert failed["outcome"] == "rolled_back" and failed["operations"][0]["status"] == "failed"
+    assert "delay_seconds" in failed["operations"][0]["error"]["message"]
+    assert target.restart_at is None
+
+
+def test_read_rdp_state_reports_the_last_boot() -> None:
+    from tests.lab.twins import read_rdp_state  # pylint: disable=import-outside-toplevel
+
+    target = host()
+    assert read_rdp_state.read_os(target, None)["last_boot_utc"] == boot_text(target)
+    change_model(target, "reboot", {})
+    assert read_rdp_state.read_os(target, None)["last_boot_utc"] == boot_text(target)
+    assert target.booted_at > NOW

@@ -51,3 +51,14 @@ def test_rolled_back_summary_names_the_regression() -> None:
     lines = remediation_summary(remediation_record({"failed": True, "outcome": "rolled_back", "regressions": ["tcp: ok -> fail"],
                                                     "msg": "rolled back"}, OK))
     assert lines[0].startswith("ROLLED BACK") and "  regression: tcp: ok -> fail" in lines
+
+
+def test_a_rebooted_host_says_rebooted_not_that_a_reboot_is_required() -> None:
+    restart = {"id": "op02", "kind": "host_restart", "status": "applied", "why": "restart Windows"}
+    record = remediation_record({"changed": True, "outcome": "applied", "operations": [OPERATION, restart], "reboot_required": False,
+                                 "rebooted": True, "reboot_seconds": 42}, OK)
+    assert record["rebooted"] is True and record["reboot_seconds"] == 42
+    lines = remediation_summary(record)
+    assert "  rebooted: the host restarted for the change to take effect (back after 42 s)" in lines
+    assert not any("a reboot is required" in line for line in lines)
+    assert remediation_record({"changed": True, "outcome": "applied", "reboot_required": True}, OK)["rebooted"] is False

@@ -555,3 +555,14 @@ def test_thumbprint_normalisation() -> None:
     assert hf.normalize_thumbprint("\u200e0a 1b:2c") == "0A1B2C"
     assert hf.normalize_thumbprint(bytes.fromhex("0a1b")) == "0A1B"
     assert hf.normalize_thumbprint("") is None and hf.normalize_thumbprint(None) is None
+
+
+def test_last_boot_is_normalized_and_optional() -> None:
+    raw = samples.healthy_raw()
+    assert facts_of(raw)["os"]["last_boot_utc"] is None  # a reader that does not send it
+    raw["os"]["last_boot_utc"] = "2026-11-20T06:30:00Z"
+    jsonschema.Draft202012Validator(_schema("result")).validate(raw)
+    assert facts_of(raw)["os"]["last_boot_utc"] == "2026-11-20T06:30:00Z"
+    raw["os"]["last_boot_utc"] = "yesterday"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(_schema("result")).validate(raw)

@@ -88,3 +88,35 @@ def test_a_binding_back_to_the_default_is_verified_by_the_old_one_being_gone() -
     assert r.verify_problems(op, {"thumbprint": "ab" * 20}) == [f"op01 (listener_binding): the listener is still bound to {'AB' * 20!r} after the change"]
     bind = r.number([r.listener_binding("CD" * 20, "AB" * 20)])[0]
     assert r.verify_problems(bind, {"thumbprint": "EF" * 20}) != []
+
+
+def test_host_restart_expects_the_boot_it_was_planned_from_and_goes_last() -> None:
+    restart = r.host_restart(10, "2026-11-23T08:00:00Z", why="boot-time values")
+    assert restart["target"] == {} and restart["set"] == {"delay_seconds": 10} and restart["reversible"] is True
+    assert restart["expect"] == {"last_boot_utc": "2026-11-23T08:00:00Z"}
+    assert r.host_restart(10, None)["expect"] == {}  # unknown boot: nothing to compare
+    plan = r.number([r.registry_set(RDP_TCP, "SecurityLayer", 2, 0), restart])
+    assert r.plan_problems(plan) == []
+    misplaced = r.number([r.host_restart(10, None), r.registry_set(RDP_TCP, "SecurityLayer", 2, 0)])
+    assert any("last operation (host_restart)" in p for p in r.plan_problems(misplaced))
+    twice = r.number([r.host_restart(10, None), r.host_restart(10, None)])
+    assert any("host_restart" in p for p in r.plan_problems(twice))
+
+
+@pytest.mark.parametrize("delay,ok", [(5, True), (600, True), (4, False), (601, False), (True, False), ("10", False), (None, False)])
+def test_host_restart_delay_range(delay: object, ok: bool) -> None:
+    operation = dict(r.host_restart(10, None), id="op01")
+    operation["set"] = {"delay_seconds": delay}
+    problems = r.operation_problems(operation)
+    assert (problems == []) is ok
+    if not ok:
+        assert "delay_seconds must be a whole number of seconds from 5 to 600" in problems[0]
+
+
+def test_host_restart_verifies_that_the_restart_was_scheduled() -> None:
+    restart = dict(r.host_restart(10, "2026-11-23T08:00:00Z"), id="op02")
+    assert r.verify_problems(restart, {"scheduled": True, "last_boot_utc": "2026-11-23T08:00:00Z"}) == []
+    assert r.verify_problems(restart, {"scheduled": False, "last_boot_utc": "2026-11-23T08:00:00Z"}) == [
+        "op02 (host_restart): scheduled is False after the change, not True"]
+    bad = dict(restart, expect={"boot": "x"})
+    assert "unexpected expect key 'boot'" in r.operation_problems(bad)[0]
