@@ -249,3 +249,44 @@ def test_canary_batch_stops_the_run_when_its_host_fails(lab_fleet: t.Callable[..
         assert lab.admin.counters("later")["round_trips"] == 0
     finally:
         lab_fleet.stop(lab)
+
+
+@pytest.mark.parametrize("connection", ["winrm", "psrp"])
+def test_reboot_opt_in_restarts_the_host_and_the_fix_takes_effect(lab_fleet: t.Callable[..., t.Any], run_playbook: RunPlaybook,
+                                                                  tmp_path: Path, connection: str) -> None:
+    """rdp_doctor_remediate_reboot: check mode restarts nothing; the run restarts the host through the collection's own
+    apply (shutdown.exe), waits while WinRM refuses connections, and diagnose then finds TLS 1.2 in effect, with no
+    admin-API reboot."""
+    path = tmp_path / "reboot.yml"
+    path.write_text(yaml.safe_dump({"hosts": [{"name": "r-tls12", "faults": ["tls12_disabled"]}]}), encoding="utf-8")
+    lab = lab_fleet(path, fresh=True)
+    opt_in = ["-e", "rdp_doctor_remediate_reboot=true", "-e", "rdp_doctor_remediate_reboot_timeout=120",
+              "-e", "rdp_doctor_remediate_reboot_delay=5"]
+    try:
+        inventory = lab.inventory_for(connection)
+        before = lab.admin.model("r-tls12")
+        assert before["reboot_pending"] is False and before["restart_at"] is None
+        check = run_dumping(run_playbook, DUMP_PLAYBOOK, inventory, tmp_path / "check", "--check", *opt_in)
+        record = check.hosts["r-tls12"]["remediation"]
+        assert record["state"] == "would_change" and record["operations"][-1]["kind"] == "host_restart", check.process.stdout[-3000:]
+        assert record["rebooted"] is False
+        assert lab.admin.model("r-tls12") == before
+
+        lab.admin.reset_counters()
+        fixed = run_dumping(run_playbook, DUMP_PLAYBOOK, inventory, tmp_path / "apply", *opt_in)
+        record = fixed.hosts["r-tls12"]["remediation"]
+        assert record["state"] == "changed" and record["rebooted"] is True and not record["remaining"], fixed.process.stdout[-4000:]
+        assert record["reboot_required"] is False and record["reboot_seconds"] >= 5
+        assert "rebooted: the host restarted" in fixed.process.stdout
+        counters = lab.admin.counters("r-tls12")
+        assert counters["refused"] >= 1 and counters["scripts"].get("apply_rdp_changes") == 1, counters  # read while it restarted
+        after = lab.admin.model("r-tls12")
+        assert after["booted_at"] != before["booted_at"] and after["reboot_pending"] is False and after["restart_at"] is None
+
+        clean = run_dumping(run_playbook, DIAGNOSE_DUMP, inventory, tmp_path / "diagnose")
+        ids = {f["id"] for f in clean.hosts["r-tls12"]["findings"]}
+        steps = {s["step"]: s["verdict"] for s in clean.hosts["r-tls12"]["probe"]["steps"]}
+        assert "RDP-TLS12-DISABLED" not in ids and steps["tls"] == "ok", (ids, steps)
+        assert lab.admin.model("r-tls12")["booted_at"] == after["booted_at"]  # diagnose did not restart it again
+    finally:
+        lab_fleet.stop(lab)

@@ -84,6 +84,7 @@ class Counters:
     requests: int = 0
     round_trips: int = 0
     commands: int = 0
+    refused: int = 0  # requests reset because the host was restarting (Host.winrm_down)
     scripts: dict[str, int] = dataclasses.field(default_factory=dict)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -100,13 +101,13 @@ class Counters:
     def reset(self) -> None:
         """Back to zero."""
         with self.lock:
-            self.requests = self.round_trips = self.commands = 0
+            self.requests = self.round_trips = self.commands = self.refused = 0
             self.scripts = {}
 
     def to_dict(self) -> dict[str, t.Any]:
         """JSON form."""
         with self.lock:
-            return {"requests": self.requests, "round_trips": self.round_trips, "commands": self.commands,
+            return {"requests": self.requests, "round_trips": self.round_trips, "commands": self.commands, "refused": self.refused,
                     "scripts": dict(self.scripts)}
 
 

@@ -495,6 +495,7 @@ class HostEndpoint:  # pylint: disable=too-many-instance-attributes
         """One HTTP request -> the full response bytes (None: reset the connection)."""
         self.counters.add("requests")
         if await self._restarting():
+            self.counters.add("refused")
             log.info("%s: restarting (shutdown.exe /r), connection refused", self.name)
             return None
         fault = self.transport_faults.take_request_fault()
