@@ -22,6 +22,10 @@ description:
     different values of one setting refused) and applied in one run of the C(apply_rdp_changes) host script.
   - After the change the host is read again and probed again from the controller. When a probe step that passed
     before fails now (the client's view got worse), the applied operations are undone and the task fails.
+  - A change Windows reads only at boot (Schannel, CredSSP) is reported with RV(reboot_required); the host keeps running.
+    With O(reboot=true) a C(host_restart) operation (C(shutdown.exe /r) after O(reboot_delay) seconds) goes last into the
+    same apply, and the task waits until the host reports a new boot (Win32_OperatingSystem LastBootUpTime) before it
+    verifies; a host that does not answer within O(reboot_timeout) seconds fails.
   - A finding's fix never carries an opt-in - changes that lower security or can cut access need the role-wide
     O(allow_lockout) / O(allow_insecure), and O(write_local_policy) for values Group Policy owns.
 extends_documentation_fragment:
@@ -98,6 +102,21 @@ options:
     description: Undo the applied operations and fail when a probe step that passed before fails after the change.
     type: bool
     default: true
+  reboot:
+    description:
+      - Restart the host when the combined plan needs a reboot to take effect, in the same apply, and wait until it is back
+        before verifying. Off, a needed reboot is only reported (RV(reboot_required)).
+      - Ignored when nothing needs a reboot; never restarts in check mode (the plan then lists the C(host_restart) operation).
+    type: bool
+    default: false
+  reboot_delay:
+    description: Seconds between the apply and the restart (5-600); until then the restart can be cancelled on the host (C(shutdown.exe /a)).
+    type: int
+    default: 10
+  reboot_timeout:
+    description: Seconds to wait for the restarted host to answer with a new boot time (30-7200); the host fails when it does not.
+    type: int
+    default: 600
 seealso:
   - module: rdp.doctor.host_facts
   - module: rdp.doctor.probe
@@ -184,9 +203,18 @@ rollback:
   returned: when RV(outcome) is C(rolled_back) after a regression
   type: dict
 reboot_required:
-  description: A change takes effect only after Windows restarts.
+  description: A change takes effect only after Windows restarts (false once O(reboot=true) restarted the host).
   returned: always
   type: bool
+rebooted:
+  description: The task restarted the host (O(reboot=true)) and saw it back with a new boot time.
+  returned: when the host was planned
+  type: bool
+reboot_seconds:
+  description: Seconds from the apply until the restarted host answered again.
+  returned: when rebooted
+  type: int
+  sample: 48
 warnings:
   description: Warnings of the modules' planners, prefixed with the module.
   returned: always

@@ -15,7 +15,10 @@ script's ``Read-Rd*`` function and fails where Windows fails:
   TermService starts (``Host.start_service``);
 * firewall rules are found by their stable name; only ``rdp.doctor-*`` rules are created or deleted;
 * ``revert_task`` stores a :class:`~tests.lab.model.RevertTask` that :func:`run_due_tasks` fires when lab time
-  reaches its deadline; the lab runs due tasks before every script run and on the admin API's request.
+  reaches its deadline; the lab runs due tasks before every script run and on the admin API's request;
+* ``host_restart`` sets ``host.restart_at`` (``shutdown.exe /r /t``; a second one fails like shutdown.exe's 1190);
+  the lab's WinRM endpoint restarts the host when that time has passed and refuses connections for
+  ``model.RESTART_DOWN_SECONDS``; undo (``shutdown.exe /a``) clears it and fails (1116) when nothing is pending.
 
 Lab hook: ``host.apply_fail_at = N`` makes the Nth operation of the next apply that gets past the drift check
 fail (once), so rollback can be tested end to end (admin API ``POST /hosts/<name>/apply_hooks``).
