@@ -34,21 +34,21 @@ from ansible_collections.rdp.doctor.plugins.plugin_utils.facts_reader import Fac
 from ansible_collections.rdp.doctor.plugins.plugin_utils.host_protocol import HostScriptError
 from ansible_collections.rdp.doctor.plugins.plugin_utils.remediation_action import RemediationAction, RemediationFailure
 
-try:  # the transports' own errors may escape the connection plugin while the host restarts
-    from winrm.exceptions import WinRMError as _WinRMError
-except ImportError:  # pragma: no cover - pywinrm not installed
-    _WinRMError = AnsibleError
-try:
-    from pypsrp.exceptions import WinRMError as _PsrpError
-except ImportError:  # pragma: no cover - pypsrp not installed
-    _PsrpError = AnsibleError
-
 display = Display()
 
-#: What a read may raise while Windows restarts (requests' errors are OSErrors).
-RESTART_READ_ERRORS = (AnsibleError, HostScriptError, FactsDocumentError, OSError, _WinRMError, _PsrpError)
+#: What a read may raise while Windows restarts (requests' errors are OSErrors) ...
+RESTART_READ_ERRORS = (AnsibleError, HostScriptError, FactsDocumentError, OSError)
+#: ... and the transport libraries' own errors, which can escape the connection plugins (pywinrm's WinRMError on a
+#: "shell not found" fault, pypsrp's); matched by module so the action does not import libraries it may not have.
+TRANSPORT_LIBRARIES = ("winrm", "pypsrp", "requests", "urllib3", "spnego")
 #: Seconds between two reads while waiting for the host to come back.
 RESTART_POLL_SECONDS = 2.0
+
+
+def expected_while_restarting(exc: BaseException) -> bool:
+    """Whether ``exc`` is what a read of a restarting host raises (anything else is a real failure)."""
+    return isinstance(exc, RESTART_READ_ERRORS) or type(exc).__module__.split(".", 1)[0] in TRANSPORT_LIBRARIES
+
 
 #: Role-wide opt-ins, handed to every module whose options have them.
 OPT_INS = ("allow_lockout", "allow_insecure", "write_local_policy")
@@ -170,7 +170,10 @@ class ActionModule(RemediationAction):
                     display.vvv(f"{self.MODULE}: the host is back (booted {boot_now}) after {seconds} s", host=host)
                     return facts, seconds
                 display.vvv(f"{self.MODULE}: the host has not restarted yet (booted {boot_now})", host=host)
-            except RESTART_READ_ERRORS as exc:  # expected while Windows restarts; the type only (messages may carry URLs)
+            except Exception as exc:  # pylint: disable=broad-exception-caught  # filtered just below
+                if not expected_while_restarting(exc):
+                    raise
+                # expected while Windows restarts; the type only (messages may carry URLs)
                 display.vvv(f"{self.MODULE}: the host does not answer yet ({type(exc).__name__})", host=host)
                 self._reset_connection()
             if time.monotonic() + RESTART_POLL_SECONDS > deadline:
@@ -184,7 +187,9 @@ class ActionModule(RemediationAction):
         """A restart ends the connection's shell: the next read opens a new one."""
         try:
             self._connection.reset()
-        except RESTART_READ_ERRORS as exc:
+        except Exception as exc:  # pylint: disable=broad-exception-caught  # filtered just below
+            if not expected_while_restarting(exc):
+                raise
             display.vvv(f"{self.MODULE}: reconnect failed ({type(exc).__name__}); trying again")
 
     def _verify(self, host: str, options: dict[str, t.Any], result: dict[str, t.Any],

@@ -51,7 +51,8 @@ def remediation_record(result: t.Any, host_state: t.Any = None) -> dict[str, t.A
     read = host_state if isinstance(host_state, dict) else {}
     record: dict[str, t.Any] = {key: list(result.get(key) or []) for key in _KEEP}
     record.update(changed=bool(result.get("changed")), reboot_required=bool(result.get("reboot_required")),
-                  rebooted=bool(result.get("rebooted")), reboot_seconds=result.get("reboot_seconds"), outcome=result.get("outcome"), msg=str(result.get("msg") or ""))
+                  rebooted=bool(result.get("rebooted")), reboot_seconds=result.get("reboot_seconds"),
+                  outcome=result.get("outcome"), msg=str(result.get("msg") or ""))
     if read.get("state") not in (None, "ok"):
         record.update(state=read["state"], msg=str(read.get("msg") or ""))
     elif not result or result.get("skipped"):

@@ -161,7 +161,10 @@ ansible_facts:
             machine_guid: {description: "HKLM\\SOFTWARE\\Microsoft\\Cryptography MachineGuid (names the listener key file).", type: str, returned: always}
             rdsh_installed: {description: "Whether the RD Session Host role is installed.", type: bool, returned: always}
             host_time_utc: {description: "The host's clock when the script ran.", type: str, returned: always}
-            last_boot_utc: {description: "When Windows last booted (Win32_OperatingSystem LastBootUpTime), ISO 8601 UTC; null when unknown.", type: str, returned: always}
+            last_boot_utc:
+              description: When Windows last booted (Win32_OperatingSystem LastBootUpTime), ISO 8601 UTC; null when unknown.
+              type: str
+              returned: always
             clock_skew_seconds: {description: "Host clock minus controller clock.", type: float, returned: always}
             setup:
               description: C(oobe_in_progress) and C(system_setup_in_progress) settings (HKLM\\SYSTEM\\Setup) and C(in_progress).

@@ -105,3 +105,12 @@ def test_reboot_options_are_checked_before_the_host_is_touched() -> None:
     result = run(fake, reboot=True, reboot_delay=1, reboot_timeout=5)
     assert result["failed"] is True and fake.calls == []
     assert "reboot_delay must be a number of seconds from 5 to 600" in result["msg"] and "reboot_timeout" in result["msg"]
+
+
+def test_only_transport_failures_are_waited_out() -> None:
+    from winrm.exceptions import WinRMTransportError  # pylint: disable=import-outside-toplevel
+
+    assert remediate_host.expected_while_restarting(AnsibleConnectionFailure("reset"))
+    assert remediate_host.expected_while_restarting(ConnectionResetError())
+    assert remediate_host.expected_while_restarting(WinRMTransportError("http", 500, "Bad HTTP response"))
+    assert not remediate_host.expected_while_restarting(KeyError("a bug"))
