@@ -142,7 +142,7 @@ def _builtin_ops(rules: dict[str, dict[str, t.Any]], protocol: str, addresses: l
     wanted: dict[str, t.Any] = {}
     if not rule.get("enabled"):
         wanted["enabled"] = True
-    if addresses and options.get("scope_builtin_rules"):
+    if addresses and options.get("scope_builtin_rules") and _same_addresses(rule.get("remote_addresses"), addresses) is not True:
         wanted["remote_addresses"] = addresses
     elif addresses:
         result.warnings.append(f"remote_addresses is not applied to the built-in rule {name}; pass scope_builtin_rules=true to scope it")
@@ -183,3 +183,10 @@ def _state(rules: dict[str, dict[str, t.Any]], protocols: list[str], port: int) 
 def _addresses(rules: dict[str, dict[str, t.Any]], protocols: list[str], port: int) -> t.Any:
     names = [BUILTIN_RULES[p] for p in protocols] if port == reg.DEFAULT_PORT else [CUSTOM_RULES[p] for p in protocols]
     return {name: (rules.get(name) or {}).get("remote_addresses") for name in names}
+
+
+def _same_addresses(current: t.Any, wanted: list[str]) -> bool | None:
+    """Whether a rule's scope already is ``wanted`` (order and case do not matter); None when the facts lack it."""
+    if current is None:
+        return None
+    return sorted(str(a).strip().lower() for a in current) == sorted(str(a).strip().lower() for a in wanted)

@@ -278,3 +278,17 @@ def test_an_unreadable_firewall_refuses_firewall_and_port_plans() -> None:
     facts["firewall"]["rules"] = []
     assert "could not be read" in fw_plan(facts).refused[0]
     assert "could not be read" in ls_plan(facts, port=3390, allow_port_change=True).refused[0]
+
+
+def test_firewall_scope_on_builtin_rules_is_planned_once() -> None:
+    """With the opt-in, the built-in rule gets the scope; a rule already scoped so plans nothing (idempotent)."""
+    from tests.unit.plugins.module_utils.planners import lab_facts  # pylint: disable=import-outside-toplevel
+
+    facts = lab_facts.facts()
+    plan = valid(fw_plan(facts, protocols=["tcp"], remote_addresses=["10.0.0.0/24"], scope_builtin_rules=True))
+    (op,) = plan.operations
+    assert op["target"]["name"] == "RemoteDesktop-UserMode-In-TCP" and op["set"] == {"remote_addresses": ["10.0.0.0/24"]}
+    assert op["expect"]["remote_addresses"] == ["Any"]
+    rule = next(r for r in facts["firewall"]["rules"] if r["name"] == "RemoteDesktop-UserMode-In-TCP")
+    rule["remote_addresses"] = ["10.0.0.0/24"]
+    assert fw_plan(facts, protocols=["tcp"], remote_addresses=["10.0.0.0/24"], scope_builtin_rules=True).operations == []
