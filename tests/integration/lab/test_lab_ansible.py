@@ -26,7 +26,7 @@ def test_raw_fails_like_powershell(standin_lab: RunningLab, run_ansible: RunAnsi
     assert "The term 'Get-Service' is not recognized as the name of a cmdlet" in result.stdout
     assert "CommandNotFoundException" in result.stdout
     # winrm: Create Command Receive Signal Delete; psrp: Create Receive(pool) Command Receive Delete
-    assert standin_lab.counters() == {"requests": 5, "round_trips": 0, "commands": 1, "scripts": {}}
+    assert standin_lab.counters() == {"requests": 5, "round_trips": 0, "commands": 1, "refused": 0, "scripts": {}}
 
 
 def test_transport_fault_reset_makes_the_host_unreachable(standin_lab: RunningLab, run_ansible: RunAnsible) -> None:

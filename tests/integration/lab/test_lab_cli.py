@@ -128,7 +128,7 @@ def test_admin_api_changes_a_running_host(lab_fleet: t.Callable[..., t.Any]) -> 
     admin.set_latency("ok-2022", 25)
     assert admin.host("ok-2022")["latency_ms"] == 25
     admin.reset_counters()
-    assert admin.counters("ok-2022") == {"requests": 0, "round_trips": 0, "commands": 0, "scripts": {}}
+    assert admin.counters("ok-2022") == {"requests": 0, "round_trips": 0, "commands": 0, "refused": 0, "scripts": {}}
     with pytest.raises(cli.LabError, match="HTTP 404"):
         admin.host("no-such-host")
     with pytest.raises(cli.LabError, match="HTTP 400.*unknown transport fault kind"):

@@ -45,7 +45,7 @@ def test_command_line_run_as_powershell_code_starts_a_child_that_reads_the_paren
     rc, stdout, stderr = dispatch.dispatch(HOST, wrapped_by_connection(dispatch.COMMAND_LINE), stdin)
     assert (rc, stderr) == (0, b"")
     assert json.loads(stdout) == {"echo": {"n": 7}, "host": "n1", "greeting": "Grüße ✓"}
-    assert dispatch.counters_for(HOST).to_dict() == {"requests": 0, "round_trips": 1, "commands": 1, "scripts": {"lab_echo": 1}}
+    assert dispatch.counters_for(HOST).to_dict() == {"requests": 0, "round_trips": 1, "commands": 1, "refused": 0, "scripts": {"lab_echo": 1}}
 
 
 def test_ssh_chcp_prefix_then_child_powershell(test_scripts: dict[str, str]) -> None:

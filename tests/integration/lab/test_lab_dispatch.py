@@ -114,7 +114,7 @@ def test_counters_count_commands_round_trips_and_scripts(test_scripts: dict[str,
     run(dispatch.COMMAND_LINE, payload("lab_echo", test_scripts["lab_echo"], {}))
     run("ipconfig")
     counters = dispatch.counters_for(HOST).to_dict()
-    assert counters == {"requests": 0, "round_trips": 2, "commands": 3, "scripts": {"lab_echo": 2}}
+    assert counters == {"requests": 0, "round_trips": 2, "commands": 3, "refused": 0, "scripts": {"lab_echo": 2}}
 
 
 def test_first_command_skips_comments_keywords_and_assignments() -> None:

@@ -39,7 +39,7 @@ def test_read_rdp_state_over_winrm(lab_fleet: t.Callable[..., t.Any]) -> None:
     proto.close_shell(shell_id)
     result = host_protocol.parse_result(SCRIPT, rc, stdout.decode(), stderr.decode())
     assert result["os"]["computer_name"].lower() == "f-cert-expired"
-    assert info.admin.counters("f-cert-expired") == {"requests": 6, "round_trips": 1, "commands": 1, "scripts": {SCRIPT: 1}}
+    assert info.admin.counters("f-cert-expired") == {"requests": 6, "round_trips": 1, "commands": 1, "refused": 0, "scripts": {SCRIPT: 1}}
 
 
 def test_read_rdp_state_over_psrp(lab_fleet: t.Callable[..., t.Any]) -> None:

@@ -135,7 +135,7 @@ def test_raw_command_over_ssh_fails_like_powershell(small_lab: t.Any, run_ansibl
     assert "#< CLIXML" not in result.stdout  # the ssh plugin decoded PowerShell's CLIXML error stream
     [record] = calls(setup)
     assert record["argv"][-1] == "Get-Date" and record["stdin_bytes"] == 0 and record["rc"] == 1
-    assert small_lab.admin.counters("ok-2022") == {"requests": 5, "round_trips": 0, "commands": 1, "scripts": {}}
+    assert small_lab.admin.counters("ok-2022") == {"requests": 5, "round_trips": 0, "commands": 1, "refused": 0, "scripts": {}}
 
 
 def test_wrong_password_over_ssh_is_unreachable(small_lab: t.Any, run_ansible: RunAnsible, tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ def test_run_ps_fails_like_powershell(standin_lab: RunningLab) -> None:
     assert result.status_code == 1 and result.std_out == b""
     # Session.run_ps cleans the CLIXML stderr: what is left is PowerShell's error text.
     assert b"Get-Service : The term 'Get-Service' is not recognized as the name of a cmdlet" in result.std_err
-    assert standin_lab.counters() == {"requests": 5, "round_trips": 0, "commands": 1, "scripts": {}}
+    assert standin_lab.counters() == {"requests": 5, "round_trips": 0, "commands": 1, "refused": 0, "scripts": {}}
 
 
 def test_bad_credentials_are_rejected(standin_lab: RunningLab) -> None:
@@ -54,7 +54,7 @@ def test_bootstrap_end_to_end_with_a_twin(standin_lab: RunningLab, test_scripts:
     assert (rc, stderr) == (0, b"")
     result = host_protocol.parse_result("lab_echo", rc, stdout.decode(), stderr.decode())
     assert result == {"echo": {"port_hint": 3389}, "host": "t1", "greeting": "Grüße ✓"}
-    assert standin_lab.counters() == {"requests": 6, "round_trips": 1, "commands": 1, "scripts": {"lab_echo": 1}}
+    assert standin_lab.counters() == {"requests": 6, "round_trips": 1, "commands": 1, "refused": 0, "scripts": {"lab_echo": 1}}
 
 
 def test_bootstrap_twin_failure_reaches_the_controller_as_host_script_error(standin_lab: RunningLab,
