@@ -527,7 +527,8 @@ function Undo-RdPathAcl($Op, $Before, $Saved) {
 }
 
 function Get-RdRenameDestination($Op) {
-    return Join-Path (Split-Path -Parent ([string]$Op.target.path)) ([string]$Op.set.new_name)
+    $parent = Split-Path -Path ([string]$Op.target.path) -Parent
+    return Join-Path -Path $parent -ChildPath ([string]$Op.set.new_name)
 }
 
 function Read-RdPathRename($Op) {
@@ -540,7 +541,8 @@ function Invoke-RdPathRename($Op, $Before) {
 }
 
 function Undo-RdPathRename($Op, $Before, $Saved) {
-    Rename-Item -LiteralPath (Get-RdRenameDestination $Op) -NewName (Split-Path -Leaf ([string]$Op.target.path))
+    $leaf = Split-Path -Path ([string]$Op.target.path) -Leaf
+    Rename-Item -LiteralPath (Get-RdRenameDestination $Op) -NewName $leaf
 }
 
 function Read-RdFileRemove($Op) {
@@ -554,7 +556,8 @@ function Invoke-RdFileRemove($Op, $Before) {
     $path = [string]$Op.target.path
     $backupDir = [string]$Op.set.backup_dir
     if (-not (Test-Path -LiteralPath $backupDir)) { [void](New-Item -ItemType Directory -Path $backupDir -Force) }
-    $backup = Join-Path $backupDir ($RunId + '-' + (Split-Path -Leaf $path))
+    $leaf = Split-Path -Path $path -Leaf
+    $backup = Join-Path -Path $backupDir -ChildPath ($RunId + '-' + $leaf)
     Copy-Item -LiteralPath $path -Destination $backup -Force
     Remove-Item -LiteralPath $path -Force
     return @{ backup = $backup }

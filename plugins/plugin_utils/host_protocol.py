@@ -78,9 +78,9 @@ COMMAND_LINE = COMMAND_PREFIX + base64.b64encode(BOOTSTRAP.encode("utf-16-le")).
 
 # Connections that wrap every command in their own ``PowerShell ... -EncodedCommand`` line, with the
 # first ansible-core version that passes an already encoded command line through unchanged:
-# - winrm 2.16-2.18: ``exec_command`` always calls ``_encode_script(cmd, ...)``; 2.19 skips lines that
+# - winrm 2.16-2.18: ``exec_command`` always runs the command through the shell plugin's script encoder; 2.19 skips lines that
 #   start with the encoded prefix (lib/ansible/plugins/connection/winrm.py, exec_command);
-# - ssh 2.16-2.17 with a Windows shell: ``chcp.com 65001 > $null ; `` + ``_encode_script(cmd, ...)``;
+# - ssh 2.16-2.17 with a Windows shell: ``chcp.com 65001 > $null ; `` + that same encoder;
 #   2.18 sends the command verbatim (lib/ansible/plugins/connection/ssh.py, exec_command).
 # psrp decodes an encoded line and runs it in the runspace on every version: it always gets COMMAND_LINE.
 PASSES_ENCODED_COMMAND_SINCE: dict[str, tuple[int, int]] = {"winrm": (2, 19), "ssh": (2, 18)}
