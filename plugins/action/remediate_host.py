@@ -26,8 +26,9 @@ from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.utils.display import Display
 
+from ansible_collections.rdp.doctor.plugins.action.diagnose_host import probe_arguments
+from ansible_collections.rdp.doctor.plugins.action.probe import probe_in_process
 from ansible_collections.rdp.doctor.plugins.module_utils import findings as rules
-from ansible_collections.rdp.doctor.plugins.module_utils import rdp_probe
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation_plan as rp
 from ansible_collections.rdp.doctor.plugins.plugin_utils.facts_reader import FactsDocumentError, read_host_facts
@@ -72,6 +73,7 @@ class ActionModule(RemediationAction):
         "probe_before": {"type": "raw"},
         "probe_host": {"type": "str"},
         "probe_port": {"type": "int"},
+        "probe_expected_address": {"type": "str"},
         "probe_server_name": {"type": "str"},
         "probe_timeout": {"type": "float", "default": 5.0},
         "rollback_on_regression": {"type": "bool", "default": True},
@@ -220,18 +222,17 @@ class ActionModule(RemediationAction):
         return read_host_facts(self._low_level_execute_command, {"accounts": options["accounts"]}, host=host)
 
     def _probe(self, options: dict[str, t.Any], facts: dict[str, t.Any]) -> dict[str, t.Any] | None:
-        """The client's view after the change, from the controller (same target as diagnose's probe)."""
+        """The client's view after the change, from the controller: diagnose's probe (same target and options)."""
         target = options.get("probe_host")
         if not target:
             return None
-        port = options.get("probe_port") or (facts.get("listener") or {}).get("effective_port") or 3389
-        probe_options = rdp_probe.ProbeOptions(host=target, port=int(port), server_name=options.get("probe_server_name") or None,
-                                               connect_timeout=options["probe_timeout"], read_timeout=options["probe_timeout"])
-        try:
-            return rdp_probe.probe(probe_options)
-        except ValueError as exc:
-            display.warning(f"{self.MODULE}: the probe after the change could not run: {exc}")
+        args = {key: options.get(key) for key in ("probe_host", "probe_port", "probe_timeout", "probe_expected_address",
+                                                  "probe_server_name")}
+        answer = probe_in_process(probe_arguments(dict(args, probe_options={}), facts, target))
+        if answer.get("failed"):
+            display.warning(f"{self.MODULE}: the probe after the change could not run: {answer.get('msg')}")
             return None
+        return answer
 
     def _roll_back(self, host: str, result: dict[str, t.Any], regressions: list[str]) -> dict[str, t.Any]:
         undo, cannot = rp.inverse_operations(result.get("operations", []))

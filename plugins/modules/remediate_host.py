@@ -91,6 +91,9 @@ options:
   probe_port:
     description: Port to probe after the change. Default the listener's effective port from the final read.
     type: int
+  probe_expected_address:
+    description: The address the probe host must resolve to (what diagnose's probe compared).
+    type: str
   probe_server_name:
     description: Name the listener certificate must be issued for.
     type: str
