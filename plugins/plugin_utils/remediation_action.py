@@ -6,12 +6,9 @@ A remediation action plugin (``plugins/action/<module>.py``) is a thin subclass:
 
     class ActionModule(RemediationAction):
         MODULE = "rdp.doctor.credssp"              # optional: defaults to the task's action name
-        ARGUMENT_SPEC = {...}                      # the module's own options (``facts`` is added here)
-        PLANNER = staticmethod(credssp.plan)       # plan(facts, options) -> remediation.Plan, pure
-                                                   # (or: planner = staticmethod(credssp.plan))
-
-        def option_problems(self, options):        # optional: checks the argument spec cannot express
-            return []                              # (or: option_problems = staticmethod(credssp.option_problems))
+        ARGUMENT_SPEC = credssp.ARGUMENT_SPEC      # the module's own options (``facts`` is added here)
+        planner = staticmethod(credssp.plan)       # plan(facts, options) -> remediation.Plan, pure
+        option_problems = staticmethod(credssp.option_problems)  # optional: checks the spec cannot express
 
         def facts_options(self, options):          # optional: host_facts options for the read, e.g. port_hint
             return {}
@@ -42,8 +39,6 @@ display = Display()
 COMMON_ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "facts": {"type": "dict"},
 }
-
-Planner = t.Callable[[t.Dict[str, t.Any], t.Dict[str, t.Any]], remediation.Plan]
 
 
 class RemediationFailure(Exception):
@@ -88,8 +83,6 @@ class RemediationAction(ActionBase):
     MODULE: str = ""
     #: The module's own options (Ansible argument spec); ``facts`` is added.
     ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {}
-    #: ``plan(facts, options) -> remediation.Plan``: the module's pure planner (wrap in ``staticmethod``).
-    PLANNER: Planner | None = None
 
     # ------------------------------------------------------------------------------------------ hooks
 
@@ -102,10 +95,8 @@ class RemediationAction(ActionBase):
         return {}
 
     def planner(self, facts: dict[str, t.Any], options: dict[str, t.Any]) -> remediation.Plan:
-        """The module's plan (``PLANNER`` unless a subclass overrides this)."""
-        if self.PLANNER is None:
-            raise NotImplementedError(f"{type(self).__name__} defines neither PLANNER nor planner()")
-        return self.PLANNER(facts, options)  # pylint: disable=not-callable
+        """The module's plan: a subclass sets ``planner = staticmethod(<planner module>.plan)`` (pure)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no planner")
 
     # ------------------------------------------------------------------------------------------ run
 
