@@ -97,6 +97,7 @@ demo: setup
 	$(PY) -m tests.lab reboot --state-dir $(LAB_STATE) || true; \
 	echo "== 4/4 diagnose again: only what a person must fix is left"; \
 	ansible-playbook -i $$inventory rdp.doctor.diagnose || status=$$?; \
+	tools/screenshot-report.sh reports || echo "demo: no screenshot of the HTML report (needs chromium: bindep.txt)"; \
 	$(PY) -m tests.lab stop --state-dir $(LAB_STATE); \
 	exit $$status
 

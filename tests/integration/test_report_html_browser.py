@@ -1,0 +1,56 @@
+"""The HTML report in a real browser: headless Chromium loads it without a console message, runs its script,
+shows every host (in the DOM after load), and the screenshot tool `make demo` uses writes a PNG."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import lxml.html
+import pytest
+
+from ansible_collections.rdp.doctor.plugins.module_utils import report_html as rh
+from tests import report_browser
+from tests.unit.plugins.module_utils import report_samples as rs
+
+
+@pytest.fixture(scope="module")
+def report_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample fleet report written as the report role writes it (UTF-8)."""
+    path = tmp_path_factory.mktemp("report") / "report.html"
+    path.write_text(rh.render_html(rs.fleet_report()), encoding="utf-8")
+    return path
+
+
+def test_chromium_loads_the_report_cleanly_and_shows_every_host(report_file: Path) -> None:
+    """No console message (no script error, no blocked fetch), the page script ran, every host is in the DOM."""
+    loaded = report_browser.load(report_file)
+    assert loaded.console == []
+    dom = lxml.html.document_fromstring(loaded.dom)
+    assert dom.xpath("//body/@data-ready") == ["1"], "the page's script did not run to its end"
+    assert sorted(dom.xpath('//div[@class="host"]/@data-host')) == rs.FLEET
+    rows = dom.xpath('//table[@id="host-matrix"]//tr[@class="host-row"]/td[1]')
+    assert sorted(" ".join(row.text_content().split()) for row in rows) == rs.FLEET
+    # The hostile host's markup did not run: the title is the page's own.
+    assert dom.xpath("//title")[0].text == "rdp.doctor fleet report"
+
+
+def test_console_errors_are_seen(tmp_path: Path) -> None:
+    """The check above can fail: a page with a script error and a blocked fetch yields console messages."""
+    page = tmp_path / "bad.html"
+    page.write_text(f'<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" content="{rh.CSP}"></head>'
+                    '<body><img src="http://127.0.0.1:9/x.png"><script>missingFunction();</script></body></html>',
+                    encoding="utf-8")
+    messages = report_browser.load(page).console
+    assert any("missingFunction" in message for message in messages), messages
+    assert any("Content Security Policy" in message for message in messages), messages
+
+
+def test_screenshot_tool_writes_a_png_next_to_the_report(report_file: Path) -> None:
+    """`python -m tests.report_browser screenshot report.html` (what tools/screenshot-report.sh runs) writes report.png."""
+    assert report_browser.main(["screenshot", str(report_file)]) == 0
+    png = report_file.with_suffix(".png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])
+    assert (width, height) == (1400, 2400)
+    assert len(png) > 20000, "a blank page compresses to a few kilobytes"
