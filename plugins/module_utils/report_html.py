@@ -2,7 +2,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The fleet report as one self-contained HTML page: ``render_html(report) -> str``, pure.
 
-The input is the JSON fleet report the report role writes (one record per host; docs/reports.md). The page
+The input is the JSON fleet report the report role writes: schema ``rdp.doctor/fleet_report/1``
+(``plugins/report_schemas/fleet_report.schema.json``, built by ``module_utils/fleet_report.py``; one record per
+host with its state, read result, findings with their status, probe view, remediation and traits). The page
 needs nothing else: inline CSS, an inline SVG chart, a few lines of inline JavaScript, and a Content Security
 Policy that forbids every fetch, so it opens offline from a file share. Everything a host sent (names,
 messages, evidence) is hostile text: every value passes through ``html.escape`` and no host string ever
@@ -13,8 +15,8 @@ Sections: fleet summary (states, causes), a chart of causes, the host x check ta
 certificate issuer, the CredSSP state), then one section per host with each finding expandable to its
 evidence and fix, and the drift (what remediation changed or check mode would change).
 
-The reader is tolerant: a host record may be a healthy host with no findings, an unreachable host with only
-an error, or a record from an older report; a missing part is shown as unknown, never as healthy.
+The reader is tolerant (a report from a newer version, a hand-edited file): a missing or malformed part is shown
+as unknown, never as healthy, and never stops the page.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ _SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 # The host x check table's columns after the probe, in the catalogue's order of categories (findings.py).
 CHECK_COLUMNS = ("network", "listener", "certificate", "security", "tls", "credssp", "sessions", "licensing",
                  "accounts", "group_policy", "host")
-# States a host record may carry, worst first (the report schema's vocabulary), and the order of the summary.
-STATES = ("unreachable", "failed", "broken", "degraded", "healthy", "skipped")
+# The schema's host states, worst first (the order of the summary and of the hosts).
+STATES = ("unreachable", "failed", "broken", "unknown", "healthy")
 _STATE_RANK = {name: rank for rank, name in enumerate(STATES)}
 # Traits hosts are grouped by in the correlation section (label, key of host_traits()).
 TRAITS = (("OS build", "os_build"), ("Group Policy owned setting", "gpo_settings"),
@@ -53,8 +55,8 @@ vertical-align:top}th{background:#eceff1;position:sticky;top:0}
 .s-low{background:var(--low)}.s-info{background:var(--info)}.s-ok{background:var(--ok)}.s-unknown{background:var(--unk)}
 td.c-critical{background:#ffcdd2}td.c-high{background:#ffe0b2}td.c-medium{background:#fff9c4}td.c-low{background:#bbdefb}
 td.c-info{background:#eceff1}td.c-ok{background:#c8e6c9}td.c-unknown{background:#e0e0e0;color:#616161}
-.st-healthy{background:var(--ok)}.st-broken{background:var(--crit)}.st-degraded{background:var(--med);color:#212121}
-.st-unreachable,.st-failed{background:#4a148c}.st-skipped{background:var(--unk)}
+.st-healthy{background:var(--ok)}.st-broken{background:var(--crit)}.st-unknown{background:var(--unk)}
+.st-unreachable,.st-failed{background:#4a148c}.fs{display:inline-block;border:1px solid #90a4ae;border-radius:4px;padding:0 5px;font-size:12px}
 details{background:#fff;border:1px solid #cfd8dc;border-radius:4px;margin:4px 0;padding:2px 8px}
 summary{cursor:pointer}pre{white-space:pre-wrap;word-break:break-all;background:#f5f5f5;padding:6px;margin:4px 0}
 .host{background:#fff;border:1px solid #cfd8dc;border-radius:6px;padding:4px 14px;margin:10px 0}
@@ -99,15 +101,18 @@ def dig(data: t.Any, path: str, default: t.Any = None) -> t.Any:
 
 
 def hosts_of(report: Report) -> list[Host]:
-    """The host records, each with its ``name``: the report's ``hosts`` as a list, or as a mapping name -> record."""
-    hosts = report.get("hosts")
-    if isinstance(hosts, dict):
-        return [dict(_dict(record), name=str(_dict(record).get("name") or name)) for name, record in hosts.items()]
-    records = []
-    for index, record in enumerate(_list(hosts)):
+    """The host records (each a dict with a string ``name``), worst state first, then by name."""
+    hosts = []
+    for index, record in enumerate(_list(report.get("hosts"))):
         record = _dict(record)
-        records.append(dict(record, name=str(record.get("name") or record.get("host") or f"host #{index + 1}")))
-    return records
+        hosts.append(dict(record, name=str(record.get("name") or f"host #{index + 1}")))
+    return sorted(hosts, key=lambda host: (_STATE_RANK.get(state_of(host), len(STATES)), host["name"]))
+
+
+def state_of(host: Host) -> str:
+    """The record's state; ``unknown`` when it carries none the schema knows (never healthy by default)."""
+    state = str(host.get("state") or "")
+    return state if state in _STATE_RANK else "unknown"
 
 
 def findings_of(host: Host) -> list[dict[str, t.Any]]:
@@ -116,27 +121,17 @@ def findings_of(host: Host) -> list[dict[str, t.Any]]:
     return sorted(items, key=lambda f: (_SEVERITY_RANK.get(str(f.get("severity")), len(SEVERITIES)), str(f.get("id"))))
 
 
+def open_findings(host: Host) -> list[dict[str, t.Any]]:
+    """Findings still there: every status but ``fixed`` (``would_fix`` is still open: check mode changed nothing)."""
+    return [f for f in findings_of(host) if f.get("status") != "fixed"]
+
+
 def causes_of(host: Host) -> list[str]:
-    """Ids of the findings that explain 0x904 on this host (its causes), in page order."""
-    return [str(f.get("id")) for f in findings_of(host) if f.get("explains_0x904")]
-
-
-def state_of(host: Host) -> str:
-    """The host's state: the record's own when it is one of ``STATES``, else derived.
-
-    A record with the diagnose role's ``ok`` (or no state) is broken when a finding explains 0x904, else
-    healthy; a record without a state and without findings was never read (unreachable); any other state
-    (an error, a rolled back or partial remediation) is failed.
-    """
-    state = host.get("state")
-    if isinstance(state, dict):  # the diagnose role's host_state {state, msg, error}
-        state = state.get("state")
-    state = str(state or "").lower()
-    if state in _STATE_RANK:
-        return state
-    if state == "ok" or (not state and isinstance(host.get("findings"), list)):
-        return "broken" if causes_of(host) else "healthy"
-    return "unreachable" if not state else "failed"
+    """Ids of the open findings that explain 0x904: the record's ``causes``, else derived from its findings."""
+    causes = host.get("causes")
+    if isinstance(causes, list):
+        return [str(cause) for cause in causes]
+    return [str(f.get("id")) for f in open_findings(host) if f.get("explains_0x904")]
 
 
 def worst_severity(findings: list[dict[str, t.Any]]) -> str | None:
@@ -146,52 +141,29 @@ def worst_severity(findings: list[dict[str, t.Any]]) -> str | None:
 
 
 def was_read(host: Host) -> bool:
-    """Whether the host's state was read (a host not read has unknown checks, never healthy ones)."""
-    return state_of(host) not in ("unreachable", "failed", "skipped")
+    """Whether the host's state was read this run (a host not read has unknown checks, never healthy ones)."""
+    return dig(host, "read.state") == "ok" and state_of(host) not in ("unreachable",)
 
 
 def host_traits(host: Host) -> dict[str, list[str]]:
-    """What a host shares with others: OS build, Group Policy owned settings, certificate issuer, CredSSP state.
+    """What a host shares with others, each trait as a list of values (empty: unknown), from the record's ``traits``.
 
-    Read from the record's ``facts`` (``ansible_facts.rdp_doctor``) when the report keeps them, else from the
-    record's ``os`` summary and the findings' evidence. Each trait is a list of values (a host may have several
-    Group Policy owned settings); an unknown trait is an empty list.
+    OS build (caption and build), the Group Policy owned settings (``section.setting``), the certificate issuer
+    (``self-signed`` for a self-signed certificate: its issuer is the host itself, so that is what hosts share),
+    and the CredSSP state (AllowEncryptionOracle, and whether tspkg.dll lacks the fix).
     """
-    facts = _dict(host.get("facts"))
-    found = findings_of(host)
-    os_info = _dict(facts.get("os")) or _dict(host.get("os"))
-    build = os_info.get("build")
-    caption = os_info.get("caption")
-    os_build = [f"{caption} (build {build})" if caption else f"build {build}"] if build is not None else []
-
-    # Setting names as the facts name them (host_facts / rdp_registry.SETTINGS), from the facts when the report
-    # keeps them, else from RDP-GPO-OVERRIDE, which lists every setting a policy forces to a bad value.
-    gpo: set[str] = set()
-    for section in facts.values() if facts else ():
-        for name, setting in _dict(section).items():
-            if isinstance(setting, dict) and setting.get("source") == "policy":
-                gpo.add(str(name))
-    if not facts:
-        for finding in found:
-            if finding.get("id") == "RDP-GPO-OVERRIDE":
-                gpo.update(str(item.get("setting")) for item in _list(dig(finding, "evidence.settings")) if isinstance(item, dict))
-
-    # A self-signed certificate's issuer is the host itself: what hosts share then is being self-signed.
-    issuer = dig(facts, "certificate.bound.issuer") or dig(host, "certificate.issuer")
-    self_signed = dig(facts, "certificate.bound.self_signed", dig(host, "certificate.self_signed"))
-    if not facts and not issuer:
-        evidence = next((_dict(f.get("evidence")) for f in found if dig(f, "evidence.issuer")), {})
-        issuer, self_signed = evidence.get("issuer"), evidence.get("self_signed")
-    if issuer and self_signed:
-        issuer = "self-signed"
-
-    credssp = dig(facts, "credssp.allow_encryption_oracle_name") or dig(host, "credssp.state")
-    if credssp:
-        credssp_values = [f"{credssp}, tspkg.dll unpatched" if dig(facts, "credssp.patched") is False else str(credssp)]
-    else:  # no facts: what the CredSSP findings say
-        credssp_values = sorted(str(f.get("id")) for f in found if str(f.get("id")).startswith("RDP-CREDSSP-"))
-    return {"os_build": os_build, "gpo_settings": sorted(gpo), "certificate_issuer": [str(issuer)] if issuer else [],
-            "credssp": credssp_values}
+    traits = _dict(host.get("traits"))
+    build, caption = traits.get("os_build"), traits.get("os_caption")
+    if build is not None:
+        os_build = [f"{caption} (build {build})" if caption else f"build {build}"]
+    else:
+        os_build = [str(traits["os_version"])] if traits.get("os_version") else []
+    issuer = "self-signed" if traits.get("certificate_self_signed") else traits.get("certificate_issuer")
+    credssp = traits.get("credssp")
+    if credssp and traits.get("credssp_patched") is False:
+        credssp = f"{credssp}, tspkg.dll unpatched"
+    return {"os_build": os_build, "gpo_settings": sorted(str(item) for item in _list(traits.get("policy_settings"))),
+            "certificate_issuer": [str(issuer)] if issuer else [], "credssp": [str(credssp)] if credssp else []}
 
 
 def group_hosts(hosts: list[Host], values_of: t.Callable[[Host], list[str]]) -> list[tuple[str, list[str]]]:
@@ -206,19 +178,22 @@ def group_hosts(hosts: list[Host], values_of: t.Callable[[Host], list[str]]) -> 
 
 
 def fleet_summary(hosts: list[Host]) -> dict[str, t.Any]:
-    """Counts by state and by cause (a cause counts each host once), and the worst severity of each cause."""
+    """Counts by state, open findings by severity, and causes: ``[(id, {hosts, severity, title})]``, most hosts first."""
     states = {state: 0 for state in STATES}
+    severities = {severity: 0 for severity in SEVERITIES}
     causes: dict[str, dict[str, t.Any]] = {}
     for host in hosts:
-        states[state_of(host)] = states.get(state_of(host), 0) + 1
-        for finding in findings_of(host):
-            if not finding.get("explains_0x904"):
+        states[state_of(host)] += 1
+        for finding in open_findings(host):
+            severity = str(finding.get("severity"))
+            severities[severity if severity in severities else "info"] += 1
+            if str(finding.get("id")) not in causes_of(host):
                 continue
             entry = causes.setdefault(str(finding.get("id")), {"hosts": 0, "severity": "info", "title": finding.get("title")})
             entry["hosts"] += 1
             entry["severity"] = worst_severity([finding, {"severity": entry["severity"]}])
     ordered = sorted(causes.items(), key=lambda item: (-item[1]["hosts"], _SEVERITY_RANK.get(item[1]["severity"], 9), item[0]))
-    return {"hosts": len(hosts), "states": states, "causes": ordered}
+    return {"hosts": len(hosts), "states": states, "severities": severities, "causes": ordered}
 
 
 def _state_badge(state: str) -> str:
@@ -237,17 +212,25 @@ def _json_block(value: t.Any) -> str:
     return f"<pre>{esc(text)}</pre>"
 
 
-def render_summary(summary: dict[str, t.Any]) -> str:
-    """The fleet summary cards: hosts, each state, causes."""
+def render_summary(summary: dict[str, t.Any], drift: dict[str, t.Any]) -> str:
+    """The fleet summary: hosts and each state, open findings by severity, the drift, the causes of 0x904."""
     cards = [f'<div class="card" data-state="all"><b>{summary["hosts"]}</b>hosts</div>']
-    for state, count in summary["states"].items():
-        if count or state in ("healthy", "broken", "unreachable"):
-            cards.append(f'<div class="card" data-state="{esc(state)}"><b>{count}</b>{_state_badge(state)}</div>')
+    cards += [f'<div class="card" data-state="{esc(state)}"><b>{count}</b>{_state_badge(state)}</div>'
+              for state, count in summary["states"].items()]
+    severities = " ".join(f'{_severity_badge(severity)} {count}' for severity, count in summary["severities"].items() if count)
+    parts = [f'<section id="summary"><h2>Fleet summary</h2><div class="cards">{"".join(cards)}</div>',
+             f'<p id="severities">Open findings by severity: {severities or "none"}</p>']
+    if drift:
+        verb = "would change" if drift.get("check_mode") else "changed"
+        hosts = drift.get("hosts_would_change") if drift.get("check_mode") else drift.get("hosts_changed")
+        parts.append(f'<p id="drift-summary">Remediation {esc(verb)} {esc(hosts)} host(s), {esc(drift.get("operations"))} '
+                     f'operation(s); {esc(drift.get("reboot_required"))} host(s) need a reboot.</p>')
     rows = "".join(f'<tr><td>{_severity_badge(entry["severity"])} {esc(cause)}</td><td>{esc(entry["title"])}</td>'
                    f'<td class="n">{entry["hosts"]}</td></tr>' for cause, entry in summary["causes"])
-    causes = (f'<table id="causes"><tr><th>cause of 0x904</th><th>what</th><th>hosts</th></tr>{rows}</table>'
-              if rows else '<p class="muted">No host has a cause of 0x904.</p>')
-    return f'<section id="summary"><h2>Fleet summary</h2><div class="cards">{"".join(cards)}</div><h3>Counts by cause</h3>{causes}</section>'
+    parts.append(f'<h3>Counts by cause</h3><table id="causes"><tr><th>cause of 0x904</th><th>what</th><th>hosts</th></tr>{rows}</table>'
+                 if rows else '<p class="muted">No host has a cause of 0x904.</p>')
+    parts.append("</section>")
+    return "".join(parts)
 
 
 def render_chart(summary: dict[str, t.Any]) -> str:
@@ -277,21 +260,23 @@ def _check_cell(host: Host, column: str) -> str:
     if not was_read(host):
         return '<td class="c-unknown">not read</td>'
     items = [f for f in findings_of(host) if f.get("category") == column]
-    if not items:
-        return '<td class="c-ok">ok</td>'
-    severity = worst_severity(items) or "info"
-    ids = ", ".join(str(f.get("id")) for f in items)
-    return f'<td class="c-{severity}" title="{esc(ids)}">{esc(severity)}{" ×" + str(len(items)) if len(items) > 1 else ""}</td>'
+    still = [f for f in items if f.get("status") != "fixed"]
+    if not still:
+        return '<td class="c-ok">fixed</td>' if items else '<td class="c-ok">ok</td>'
+    severity = worst_severity(still) or "info"
+    count = f" ×{len(still)}" if len(still) > 1 else ""
+    planned = " (would fix)" if all(f.get("status") == "would_fix" for f in still) else ""
+    ids = ", ".join(str(f.get("id")) for f in still)
+    return f'<td class="c-{severity}" title="{esc(ids)}">{esc(severity)}{count}{planned}</td>'
 
 
 def _probe_cell(host: Host) -> str:
-    verdict = _dict(dig(host, "probe.verdict")) or _dict(host.get("probe_verdict"))
-    if not verdict:
+    probe = host.get("probe")
+    if not isinstance(probe, dict):
         return '<td class="c-unknown">not probed</td>'
-    if verdict.get("ok"):
+    if probe.get("ok"):
         return '<td class="c-ok">ok</td>'
-    failed = verdict.get("failed_step") or "warn"
-    return f'<td class="c-critical" title="{esc(verdict.get("explanation"))}">{esc(failed)}</td>'
+    return f'<td class="c-critical" title="{esc(probe.get("explanation"))}">{esc(probe.get("failed_step") or "failed")}</td>'
 
 
 def render_matrix(hosts: list[Host]) -> str:
@@ -380,53 +365,57 @@ def _fix_html(fix: t.Any) -> str:
 
 def _finding_html(finding: dict[str, t.Any]) -> str:
     cause = ' <span class="sev s-critical">explains 0x904</span>' if finding.get("explains_0x904") else ""
+    status = f' <span class="fs">{esc(finding.get("status"))}</span>' if finding.get("status") else ""
     return (f'<details class="finding" data-id="{esc(finding.get("id"))}"><summary>{_severity_badge(finding.get("severity"))} '
-            f'<b>{esc(finding.get("id"))}</b> {esc(finding.get("title"))}{cause}</summary>'
+            f'<b>{esc(finding.get("id"))}</b> {esc(finding.get("title"))}{cause}{status}</summary>'
             f'<p class="muted">category: {esc(finding.get("category"))}</p><h4>Evidence</h4>{_json_block(finding.get("evidence"))}'
             f"<h4>Fix</h4>{_fix_html(finding.get('fix'))}</details>")
 
 
 def drift_of(host: Host) -> list[dict[str, t.Any]]:
-    """What remediation changed on the host or check mode would change: its operations (contracts 10c)."""
-    for path in ("drift", "changes", "remediation.operations", "remediation.changes"):
-        items = dig(host, path)
-        if isinstance(items, list):
-            return [item for item in items if isinstance(item, dict)]
-    return []
+    """The operations remediation applied on the host or, in check mode, would apply (contracts section 10)."""
+    return [op for op in _list(dig(host, "remediation.operations")) if isinstance(op, dict)]
 
 
 def _drift_html(host: Host) -> str:
-    items = drift_of(host)
-    remediation = _dict(host.get("remediation"))
-    outcome = remediation.get("state") or remediation.get("outcome")
-    head = f"<h4>Drift{' (' + esc(outcome) + ')' if outcome else ''}</h4>"
-    if not items:
-        remediated = remediation or "drift" in host or "changes" in host
-        return (head + '<p class="muted">No change made or proposed.</p>') if remediated else ""
+    remediation = host.get("remediation")
+    if not isinstance(remediation, dict):
+        return ""
+    head = f'<h4>Drift ({esc(remediation.get("state"))})</h4>'
     rows = []
-    for item in items:
-        target = item.get("target")
-        before = item.get("before", item.get("expect"))
-        after = item.get("after", item.get("set"))
-        rows.append(f"<tr><td>{esc(item.get('id'))}</td><td>{esc(item.get('kind') or item.get('module'))}</td>"
-                    f"<td>{esc(json.dumps(target, default=str, ensure_ascii=False))}</td>"
-                    f"<td>{esc(json.dumps(before, default=str, ensure_ascii=False))}</td>"
-                    f"<td>{esc(json.dumps(after, default=str, ensure_ascii=False))}</td>"
-                    f"<td>{esc(item.get('status') or '')}</td><td>{esc(item.get('why') or '')}</td></tr>")
-    return (head + '<table class="drift"><tr><th>op</th><th>kind</th><th>target</th><th>before</th><th>after</th>'
-            f'<th>status</th><th>why</th></tr>{"".join(rows)}</table>')
+    for item in drift_of(host):
+        rows.append(f"<tr><td>{esc(item.get('id'))}</td><td>{esc(item.get('kind'))}</td>"
+                    f"<td>{esc(json.dumps(item.get('target'), default=str, ensure_ascii=False))}</td>"
+                    f"<td>{esc(json.dumps(item.get('expect'), default=str, ensure_ascii=False))}</td>"
+                    f"<td>{esc(json.dumps(item.get('set'), default=str, ensure_ascii=False))}</td>"
+                    f"<td>{esc(item.get('status') or ('planned' if remediation.get('check_mode') else ''))}</td>"
+                    f"<td>{esc(item.get('why') or '')}</td></tr>")
+    manual = "".join(f"<li>{esc(json.dumps(item, default=str, ensure_ascii=False) if not isinstance(item, str) else item)}</li>"
+                     for item in _list(remediation.get("manual")))
+    body = ('<table class="drift"><tr><th>op</th><th>kind</th><th>target</th><th>before (expected)</th><th>after (set)</th>'
+            f'<th>status</th><th>why</th></tr>{"".join(rows)}</table>') if rows else '<p class="muted">No change made or proposed.</p>'
+    reboot = "<p>A reboot is needed for a change to take effect.</p>" if remediation.get("reboot_required") else ""
+    return head + body + reboot + (f"<p>Left to a person:</p><ul class=\"manual\">{manual}</ul>" if manual else "")
 
 
 def render_host(index: int, host: Host) -> str:
-    """One host: state, the error of a host not read, the client's view, findings (expandable), drift."""
+    """One host: state, errors, the client's view, findings (expandable to evidence and fix), drift."""
     state = state_of(host)
-    parts = [f'<div class="host" id="h{index}" data-host="{esc(host["name"])}"><h3>{esc(host["name"])} {_state_badge(state)}</h3>']
-    message = host.get("msg") or dig(host, "state.msg") or dig(host, "error.message") or (host.get("error") if isinstance(host.get("error"), str) else None)
+    previous = f' <span class="muted">(was {esc(host["previous_state"])})</span>' if host.get("previous_state") else ""
+    address = f' <span class="muted">{esc(host["address"])}</span>' if host.get("address") else ""
+    parts = [f'<div class="host" id="h{index}" data-host="{esc(host["name"])}"><h3>{esc(host["name"])} {_state_badge(state)}'
+             f"{previous}{address}</h3>"]
     if not was_read(host):
-        parts.append(f'<p class="err">Not read: {esc(message or "no reason given")}</p>')
-    explanation = dig(host, "probe.verdict.explanation")
-    if explanation:
-        parts.append(f'<p>Client\'s view: {esc(explanation)}</p>')
+        parts.append(f'<p class="err">Not read: {esc(dig(host, "read.msg") or "no reason given")}</p>')
+    errors = [e for e in _list(host.get("errors")) if isinstance(e, dict)]
+    if errors:
+        parts.append('<ul class="errors">' + "".join(f'<li class="err">{esc(e.get("stage"))} ({esc(e.get("type"))}): {esc(e.get("msg"))}</li>'
+                                                    for e in errors) + "</ul>")
+    probe = host.get("probe")
+    if isinstance(probe, dict):
+        steps = " → ".join(f'{esc(step.get("step"))} {esc(step.get("verdict"))}' for step in _list(probe.get("steps")) if isinstance(step, dict))
+        parts.append(f'<p>Client\'s view: {esc(probe.get("explanation") or ("ok" if probe.get("ok") else ""))}</p>'
+                     f'<p class="muted">{steps}</p><p class="muted">{esc(probe.get("client_sees"))}</p>')
     found = findings_of(host)
     if found:
         parts.append(f'<h4>Findings ({len(found)})</h4>' + "".join(_finding_html(finding) for finding in found))
@@ -437,23 +426,35 @@ def render_host(index: int, host: Host) -> str:
     return "".join(parts)
 
 
+def render_trend(trend: t.Any) -> str:
+    """After a merge with an older report: the hosts whose state changed."""
+    rows = "".join(f'<tr><td>{esc(item.get("host"))}</td><td>{_state_badge(str(item.get("from")))}</td>'
+                   f'<td>{_state_badge(str(item.get("to")))}</td></tr>' for item in _list(trend) if isinstance(item, dict))
+    return (f'<section id="trend"><h2>Since the older report</h2><table><tr><th>host</th><th>was</th><th>now</th></tr>{rows}</table></section>'
+            if rows else "")
+
+
 def render_html(report: Report) -> str:
     """The whole page for ``report``; see the module docstring."""
     report = _dict(report)
+    run = _dict(report.get("run"))
     hosts = hosts_of(report)
-    hosts.sort(key=lambda host: (_STATE_RANK.get(state_of(host), len(STATES)), host["name"]))
     summary = fleet_summary(hosts)
-    generated = report.get("generated_utc") or report.get("generated") or dig(report, "run.finished_utc") or ""
-    mode = " (check mode)" if dig(report, "run.check_mode") or report.get("check_mode") else ""
-    title = f"rdp.doctor fleet report{mode}"
+    kind = {"drift": "drift (check mode)", "remediate": "remediation", "diagnose": "diagnosis"}.get(str(run.get("kind")), "")
+    title = "rdp.doctor fleet report" + (f": {kind}" if kind else "")
+    sources = [s for s in _list(run.get("sources")) if isinstance(s, dict)]
+    merged = f" · merged from {len(sources)} reports" if len(sources) > 1 else ""
+    about = (f'{summary["hosts"]} hosts · generated {esc(run.get("generated_utc") or "?")} · run {esc(run.get("run_id") or "-")}{merged} · '
+             f'rdp.doctor {esc(run.get("collection_version") or "?")}, ansible-core {esc(run.get("ansible_version") or "?")} · '
+             f'schema {esc(report.get("schema") or "unknown")}')
     body = "".join([
-        render_summary(summary), render_chart(summary), render_matrix(hosts), render_correlation(hosts),
+        render_summary(summary, _dict(dig(report, "summary.drift"))), render_chart(summary),
+        render_trend(dig(report, "summary.trend")), render_matrix(hosts), render_correlation(hosts),
         '<section id="hosts"><h2>Hosts</h2><button type="button" id="expand">Expand all findings</button>',
         "".join(render_host(index, host) for index, host in enumerate(hosts)), "</section>",
     ])
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{esc(title)}</title>'
-            f"<style>{STYLE}</style></head><body><header><h1>{esc(title)}</h1>"
-            f'<div>{esc(summary["hosts"])} hosts · schema {esc(report.get("schema") or "unknown")} · generated {esc(generated)}</div></header>'
+            f"<style>{STYLE}</style></head><body><header><h1>{esc(title)}</h1><div>{about}</div></header>"
             f"<main>{body}</main><script>{SCRIPT}</script></body></html>\n")

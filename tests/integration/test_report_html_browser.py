@@ -3,6 +3,7 @@ shows every host (in the DOM after load), and the screenshot tool `make demo` us
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 
@@ -11,7 +12,11 @@ import pytest
 
 from ansible_collections.rdp.doctor.plugins.module_utils import report_html as rh
 from tests import report_browser
+from tests.ansible_env import REPO_ROOT
 from tests.unit.plugins.module_utils import report_samples as rs
+
+# Example reports the report role's tests keep (h11a: tests/fixtures/fleet_report/); each is loaded too.
+FIXTURES = REPO_ROOT / "tests" / "fixtures" / "fleet_report"
 
 
 @pytest.fixture(scope="module")
@@ -22,17 +27,31 @@ def report_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_chromium_loads_the_report_cleanly_and_shows_every_host(report_file: Path) -> None:
-    """No console message (no script error, no blocked fetch), the page script ran, every host is in the DOM."""
-    loaded = report_browser.load(report_file)
-    assert loaded.console == []
+def assert_loads_cleanly(page: Path, hosts: list[str]) -> lxml.html.HtmlElement:
+    """Chromium: no console message (no script error, no blocked fetch), the script ran, every host in the DOM."""
+    loaded = report_browser.load(page)
+    assert loaded.console == [], page.name
     dom = lxml.html.document_fromstring(loaded.dom)
     assert dom.xpath("//body/@data-ready") == ["1"], "the page's script did not run to its end"
-    assert sorted(dom.xpath('//div[@class="host"]/@data-host')) == rs.FLEET
+    assert sorted(dom.xpath('//div[@class="host"]/@data-host')) == sorted(hosts)
     rows = dom.xpath('//table[@id="host-matrix"]//tr[@class="host-row"]/td[1]')
-    assert sorted(" ".join(row.text_content().split()) for row in rows) == rs.FLEET
-    # The hostile host's markup did not run: the title is the page's own.
-    assert dom.xpath("//title")[0].text == "rdp.doctor fleet report"
+    assert sorted(" ".join(row.text_content().split()) for row in rows) == sorted(" ".join(host.split()) for host in hosts)
+    return dom
+
+
+def test_chromium_loads_the_report_cleanly_and_shows_every_host(report_file: Path) -> None:
+    """The sample fleet (every state, a hostile host) in Chromium; the hostile markup did not run."""
+    dom = assert_loads_cleanly(report_file, rs.FLEET)
+    assert dom.xpath("//title")[0].text == "rdp.doctor fleet report: diagnosis"
+
+
+def test_chromium_loads_every_example_report(tmp_path: Path) -> None:
+    """Each example JSON report kept under tests/fixtures/fleet_report/ renders and loads cleanly with every host."""
+    for source in sorted(FIXTURES.glob("*.json")):
+        report = json.loads(source.read_text(encoding="utf-8"))
+        page = tmp_path / (source.stem + ".html")
+        page.write_text(rh.render_html(report), encoding="utf-8")
+        assert_loads_cleanly(page, [host["name"] for host in report["hosts"]])
 
 
 def test_console_errors_are_seen(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ def test_every_host_has_a_row_and_a_section(page: lxml.html.HtmlElement) -> None
 def test_summary_counts_states_and_causes(page: lxml.html.HtmlElement) -> None:
     """The cards count each state; the cause table counts each host once per cause."""
     cards = {card.get("data-state"): int(card.xpath("./b")[0].text) for card in page.xpath('//div[@class="card"]')}
-    assert cards == {"all": 12, "healthy": 2, "broken": 8, "unreachable": 1, "failed": 1}
+    assert cards == {"all": 12, "healthy": 2, "broken": 8, "unknown": 0, "unreachable": 1, "failed": 1}
     causes = {text(row.xpath("./td[1]")[0]).split(" ", 1)[1]: int(text(row.xpath("./td[3]")[0]))
               for row in page.xpath('//table[@id="causes"]//tr[td]')}
     assert causes == {"RDP-CERT-EXPIRED": 4, "RDP-SECURITY-LAYER-RDP": 2, "RDP-FIREWALL-RULES-DISABLED": 1,
@@ -71,6 +71,8 @@ def test_chart_has_one_bar_per_cause_scaled_to_hosts(page: lxml.html.HtmlElement
 def test_matrix_colours_each_check(page: lxml.html.HtmlElement) -> None:
     """A check with a finding takes its worst severity; a clean check is ok; a host not read is unknown."""
     assert matrix_cell(page, "win-cert-01", "certificate").get("class") == "c-critical"
+    assert text(matrix_cell(page, "win-cert-01", "certificate")) == "critical"
+    assert text(matrix_cell(page, "win-stopped-01", "listener")) == "critical (would fix)"
     assert matrix_cell(page, "win-cert-01", "listener").get("class") == "c-ok"
     assert matrix_cell(page, "win-cert-03", "credssp").get("class") == "c-high"
     assert matrix_cell(page, "win-gpo-02", "group_policy").get("title") == "RDP-GPO-OVERRIDE"
@@ -100,21 +102,28 @@ def test_host_not_read_shows_why(page: lxml.html.HtmlElement) -> None:
     gone = page.xpath('//div[@data-host="win-gone-01"]')[0]
     assert text(gone.xpath('.//p[@class="err"]')[0]) == "Not read: " + rs.UNREACHABLE["win-gone-01"]
     broken = page.xpath('//div[@data-host="win-broken-01"]')[0]
-    assert rs.FAILED["win-broken-01"] in text(broken.xpath('.//p[@class="err"]')[0])
+    assert text(broken.xpath('.//ul[@class="errors"]/li')[0]) == "read (RuntimeException): " + rs.FAILED["win-broken-01"]
     assert not gone.xpath(".//details")
 
 
 def test_drift_lists_what_would_change(page: lxml.html.HtmlElement) -> None:
-    """The drift of a check-mode remediation: each operation with its target, before and after."""
+    """The drift of a check-mode remediation: each operation with its target, expected and new value."""
     section = page.xpath('//div[@data-host="win-stopped-01"]')[0]
     assert "Drift (would_change)" in text(section)
     row = section.xpath('.//table[@class="drift"]//tr[td]')
     assert len(row) == 1
     cells = [text(td) for td in row[0].xpath("./td")]
-    assert cells[:2] == ["op01", "registry_value"]
+    assert cells[:2] == ["op01", "registry_value"] and cells[5] == "planned"
     assert json.loads(cells[2])["name"] == "fDenyTSConnections"
     assert json.loads(cells[3])["value"] == 1 and json.loads(cells[4])["value"] == 0
-    assert not page.xpath('//div[@data-host="win-ok-01"]//table[@class="drift"]')
+    assert not page.xpath('//div[@data-host="win-ok-01"]//h4[starts-with(., "Drift")]')
+    assert text(page.xpath('//p[@id="drift-summary"]')[0]).startswith("Remediation would change 1 host(s), 1 operation(s)")
+
+
+def test_trend_lists_state_changes(page: lxml.html.HtmlElement) -> None:
+    """After a merge with an older report, the hosts whose state changed."""
+    rows = page.xpath('//section[@id="trend"]//tr[td]')
+    assert [[text(td) for td in row.xpath("./td")] for row in rows] == [["win-cert-01", "healthy", "broken"]]
 
 
 def test_correlation_names_what_a_cause_group_shares() -> None:
@@ -125,7 +134,7 @@ def test_correlation_names_what_a_cause_group_shares() -> None:
     # Three of four on Server 2016, twice as often as the fleet; CredSSP "Mitigated" is every host's default.
     assert expired["shared"] == [{"trait": "OS build", "value": "Microsoft Windows Server 2016 Standard (build 14393)", "hosts": 3}]
     layer = groups["RDP-SECURITY-LAYER-RDP"]
-    assert {"trait": "Group Policy owned setting", "value": "security_layer", "hosts": 2} in layer["shared"]
+    assert {"trait": "Group Policy owned setting", "value": "security.security_layer", "hosts": 2} in layer["shared"]
     assert groups["RDP-SERVICE-STOPPED"]["shared"] == []
 
 
@@ -136,9 +145,9 @@ def test_traits_group_the_fleet(page: lxml.html.HtmlElement) -> None:
     credssp = {text(row.xpath("./td[1]")[0]): text(row.xpath("./td[4]")[0]) for row in tables["credssp"].xpath(".//tr[td]")}
     assert credssp["Vulnerable"] == "win-cert-03"
     gpo = [text(row.xpath("./td[1]")[0]) for row in tables["gpo_settings"].xpath(".//tr[td]")]
-    assert gpo == ["security_layer"]
+    assert gpo == ["security.security_layer"]
     issuers = {text(row.xpath("./td[1]")[0]): int(text(row.xpath("./td[2]")[0])) for row in tables["certificate_issuer"].xpath(".//tr[td]")}
-    assert issuers == {"self-signed": 10}
+    assert issuers == {"self-signed": 9, "CN=" + " ".join(rs.HOSTILE_TEXT.split()): 1}
 
 
 def test_hostile_strings_stay_text(page: lxml.html.HtmlElement) -> None:
@@ -150,7 +159,7 @@ def test_hostile_strings_stay_text(page: lxml.html.HtmlElement) -> None:
     evil = [s for s in section if s.get("data-host") == rs.HOSTILE_NAME][0]
     assert text(evil.xpath("./h3")[0]).startswith(rs.HOSTILE_NAME)
     assert rs.HOSTILE_TEXT in text(evil)
-    assert page.xpath("//title")[0].text == "rdp.doctor fleet report"
+    assert page.xpath("//title")[0].text == "rdp.doctor fleet report: diagnosis"
 
 
 def test_page_fetches_nothing(page: lxml.html.HtmlElement) -> None:
@@ -166,31 +175,32 @@ def test_page_fetches_nothing(page: lxml.html.HtmlElement) -> None:
     assert not page.xpath("//link") and not page.xpath("//iframe")
 
 
-@pytest.mark.parametrize("report", [
-    {},
-    {"hosts": None},
-    {"hosts": {"win01": {"state": "ok", "findings": None}, "win02": "not a record"}},
-    {"hosts": [{"name": "x", "findings": [None, "bad", {"id": "RDP-X", "severity": "weird"}], "probe": {"verdict": "?"}}]},
+@pytest.mark.parametrize(("report", "rows"), [
+    ({}, {}),
+    ({"hosts": None, "run": "not a run", "summary": {"trend": "x", "drift": None}}, {}),
+    ({"hosts": [{"name": "win01"}, "not a record", {"name": "win03", "state": "healthy", "read": {"state": "ok"}, "findings": None}]},
+     {"win01": "unknown", "host #2": "unknown", "win03": "healthy"}),
+    ({"hosts": [{"name": "x", "state": "broken", "read": {"state": "ok"}, "causes": None, "probe": {"ok": "?"},
+                 "findings": [None, "bad", {"id": "RDP-X", "severity": "weird", "explains_0x904": True, "fix": "?"}],
+                 "remediation": {"operations": [None, {"id": 1}], "manual": ["text", {"a": 1}]}, "errors": [None, {}], "traits": None}]},
+     {"x": "broken"}),
 ])
-def test_odd_reports_render(report: dict) -> None:
-    """A report with missing or malformed parts still renders; a host without a state or findings is unknown."""
+def test_odd_reports_render(report: dict, rows: dict) -> None:
+    """A report with missing or malformed parts still renders; a host without a state the schema knows is unknown."""
     page = lxml.html.document_fromstring(rh.render_html(report))
     assert page.xpath('//section[@id="summary"]')
-    if isinstance(report.get("hosts"), dict):
-        states = {row.get("data-state") for row in page.xpath('//tr[@class="host-row"]')}
-        assert states == {"healthy", "unreachable"}
+    assert {text(row.xpath("./td[1]")[0]): row.get("data-state") for row in page.xpath('//tr[@class="host-row"]')} == rows
 
 
-@pytest.mark.parametrize(("record", "state"), [
-    ({"state": "ok", "findings": []}, "healthy"),
-    ({"state": {"state": "ok"}, "findings": [{"id": "RDP-CERT-EXPIRED", "explains_0x904": True}]}, "broken"),
-    ({"state": "ok", "findings": [{"id": "RDP-CERT-SELF-SIGNED", "severity": "info"}]}, "healthy"),
-    ({"state": {"state": "unreachable", "msg": "timed out"}}, "unreachable"),
-    ({"findings": []}, "healthy"),
-    ({}, "unreachable"),
-    ({"state": "rolled_back"}, "failed"),
-    ({"state": "broken", "findings": []}, "broken"),
+@pytest.mark.parametrize(("record", "state", "read"), [
+    ({"state": "healthy", "read": {"state": "ok"}}, "healthy", True),
+    ({"state": "broken", "read": {"state": "ok"}}, "broken", True),
+    ({"state": "unknown", "read": {"state": "skipped"}}, "unknown", False),
+    ({"state": "unreachable", "read": {"state": "unreachable"}}, "unreachable", False),
+    ({"state": "ok"}, "unknown", False),
+    ({}, "unknown", False),
 ])
-def test_state_of(record: dict, state: str) -> None:
-    """The record's own state when it is one, else derived; never healthy without a read."""
+def test_state_and_read(record: dict, state: str, read: bool) -> None:
+    """The record's own state when the schema knows it, else unknown; a check is known only on a host read."""
     assert rh.state_of(record) == state
+    assert rh.was_read(record) is read
