@@ -184,11 +184,13 @@ def fleet_summary(hosts: list[Host]) -> dict[str, t.Any]:
     causes: dict[str, dict[str, t.Any]] = {}
     for host in hosts:
         states[state_of(host)] += 1
+        counted: set[str] = set()  # a cause counts a host once
         for finding in open_findings(host):
             severity = str(finding.get("severity"))
             severities[severity if severity in severities else "info"] += 1
-            if str(finding.get("id")) not in causes_of(host):
+            if str(finding.get("id")) not in causes_of(host) or str(finding.get("id")) in counted:
                 continue
+            counted.add(str(finding.get("id")))
             entry = causes.setdefault(str(finding.get("id")), {"hosts": 0, "severity": "info", "title": finding.get("title")})
             entry["hosts"] += 1
             entry["severity"] = worst_severity([finding, {"severity": entry["severity"]}])
@@ -201,7 +203,7 @@ def _state_badge(state: str) -> str:
 
 
 def _severity_badge(severity: t.Any) -> str:
-    name = str(severity) if severity in _SEVERITY_RANK else "unknown"
+    name = severity if isinstance(severity, str) and severity in _SEVERITY_RANK else "unknown"
     return f'<span class="sev s-{name}">{esc(severity or "unknown")}</span>'
 
 

@@ -181,7 +181,8 @@ def test_page_fetches_nothing(page: lxml.html.HtmlElement) -> None:
     ({"hosts": [{"name": "win01"}, "not a record", {"name": "win03", "state": "healthy", "read": {"state": "ok"}, "findings": None}]},
      {"win01": "unknown", "host #2": "unknown", "win03": "healthy"}),
     ({"hosts": [{"name": "x", "state": "broken", "read": {"state": "ok"}, "causes": None, "probe": {"ok": "?"},
-                 "findings": [None, "bad", {"id": "RDP-X", "severity": "weird", "explains_0x904": True, "fix": "?"}],
+                 "findings": [None, "bad", {"id": "RDP-X", "severity": "weird", "explains_0x904": True, "fix": "?"},
+                              {"id": "RDP-Y", "severity": {"not": "a string"}, "title": ["x"], "evidence": "text"}],
                  "remediation": {"operations": [None, {"id": 1}], "manual": ["text", {"a": 1}]}, "errors": [None, {}], "traits": None}]},
      {"x": "broken"}),
 ])
@@ -204,3 +205,13 @@ def test_state_and_read(record: dict, state: str, read: bool) -> None:
     """The record's own state when the schema knows it, else unknown; a check is known only on a host read."""
     assert rh.state_of(record) == state
     assert rh.was_read(record) is read
+
+
+def test_a_cause_counts_each_host_once() -> None:
+    """Two findings of one id on a host (e.g. after a merge) count that host once for the cause."""
+    finding = {"id": "RDP-CERT-EXPIRED", "severity": "critical", "explains_0x904": True, "status": "open", "title": "expired"}
+    hosts = [{"name": "a", "state": "broken", "causes": ["RDP-CERT-EXPIRED"], "findings": [finding, dict(finding)]},
+             {"name": "b", "state": "broken", "causes": ["RDP-CERT-EXPIRED"], "findings": [dict(finding, status="fixed"), finding]}]
+    summary = rh.fleet_summary(hosts)
+    assert summary["causes"] == [("RDP-CERT-EXPIRED", {"hosts": 2, "severity": "critical", "title": "expired"})]
+    assert summary["severities"]["critical"] == 3
