@@ -411,8 +411,8 @@ def render_host(index: int, host: Host) -> str:
         parts.append(f'<p class="err">Not read: {esc(dig(host, "read.msg") or "no reason given")}</p>')
     errors = [e for e in _list(host.get("errors")) if isinstance(e, dict)]
     if errors:
-        parts.append('<ul class="errors">' + "".join(f'<li class="err">{esc(e.get("stage"))} ({esc(e.get("type"))}): {esc(e.get("msg"))}</li>'
-                                                    for e in errors) + "</ul>")
+        items = "".join(f'<li class="err">{esc(e.get("stage"))} ({esc(e.get("type"))}): {esc(e.get("msg"))}</li>' for e in errors)
+        parts.append(f'<ul class="errors">{items}</ul>')
     probe = host.get("probe")
     if isinstance(probe, dict):
         steps = " → ".join(f'{esc(step.get("step"))} {esc(step.get("verdict"))}' for step in _list(probe.get("steps")) if isinstance(step, dict))

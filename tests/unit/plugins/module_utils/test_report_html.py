@@ -61,10 +61,10 @@ def test_summary_counts_states_and_causes(page: lxml.html.HtmlElement) -> None:
 
 def test_chart_has_one_bar_per_cause_scaled_to_hosts(page: lxml.html.HtmlElement) -> None:
     """The inline SVG chart: a bar per cause, the longest for the most hosts."""
-    bars = page.xpath('//section[@id="chart"]//*[local-name()="rect"]')
-    titles = [text(bar) for bar in bars]
-    assert titles[0] == "RDP-CERT-EXPIRED: 4 host(s)" and len(bars) == 5
-    widths = [int(bar.get("width")) for bar in bars]
+    rects = page.xpath('//section[@id="chart"]//*[local-name()="rect"]')
+    titles = [text(rect) for rect in rects]
+    assert titles[0] == "RDP-CERT-EXPIRED: 4 host(s)" and len(rects) == 5
+    widths = [int(rect.get("width")) for rect in rects]
     assert [round(4 * width / widths[0]) for width in widths] == [4, 2, 1, 1, 1]
 
 
