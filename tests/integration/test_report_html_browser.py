@@ -4,7 +4,10 @@ shows every host (in the DOM after load), and the screenshot tool `make demo` us
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import lxml.html
@@ -66,10 +69,19 @@ def test_console_errors_are_seen(tmp_path: Path) -> None:
 
 
 def test_screenshot_tool_writes_a_png_next_to_the_report(report_file: Path) -> None:
-    """`python -m tests.report_browser screenshot report.html` (what tools/screenshot-report.sh runs) writes report.png."""
-    assert report_browser.main(["screenshot", str(report_file)]) == 0
+    """`tools/screenshot-report.sh <folder>` (what make demo runs) writes report.png next to report.html."""
+    proc = subprocess.run([str(REPO_ROOT / "tools" / "screenshot-report.sh"), str(report_file.parent)],
+                          capture_output=True, text=True, timeout=180, check=False, env=dict(os.environ, PYTHON=sys.executable))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     png = report_file.with_suffix(".png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", png[16:24])
     assert (width, height) == (1400, 2400)
     assert len(png) > 20000, "a blank page compresses to a few kilobytes"
+
+
+def test_screenshot_tool_says_when_there_is_no_report(tmp_path: Path) -> None:
+    """A folder without an HTML report is an error (make demo then prints that the screenshot is missing)."""
+    proc = subprocess.run([str(REPO_ROOT / "tools" / "screenshot-report.sh"), str(tmp_path)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 1 and "no .html report" in proc.stderr
