@@ -291,7 +291,10 @@ def render_matrix(hosts: list[Host]) -> str:
         cells = "".join(_check_cell(host, column) for column in columns)
         rows.append(f'<tr class="host-row" data-state="{esc(state_of(host))}"><td><a href="#h{index}">{esc(host["name"])}</a></td>'
                     f"<td>{_state_badge(state_of(host))}</td>{_probe_cell(host)}{cells}</tr>")
-    note = '<p class="muted">Columns are the checks with a finding on some host; "ok" means the check ran and found nothing.</p>'
+    legend = " ".join(f'<span class="sev s-{severity}">{severity}</span>' for severity in SEVERITIES)
+    note = (f'<p class="muted">Columns are the checks with a finding on some host; a cell shows the worst open finding: {legend} '
+            '<span class="sev s-ok">ok</span> the check ran and found nothing (or its finding was fixed), '
+            '<span class="sev s-unknown">not read</span> the host could not be read.</p>')
     return f'<section id="matrix"><h2>Hosts × checks</h2>{note}<table id="host-matrix"><tr>{head}</tr>{"".join(rows)}</table></section>'
 
 
@@ -409,7 +412,9 @@ def render_host(index: int, host: Host) -> str:
              f"{previous}{address}</h3>"]
     if not was_read(host):
         parts.append(f'<p class="err">Not read: {esc(dig(host, "read.msg") or "no reason given")}</p>')
-    errors = [e for e in _list(host.get("errors")) if isinstance(e, dict)]
+    # The read error is the "Not read" line already; list the others (probe, remediation).
+    errors = [e for e in _list(host.get("errors")) if isinstance(e, dict)
+              and not (e.get("stage") == "read" and e.get("msg") == dig(host, "read.msg") and not was_read(host))]
     if errors:
         items = "".join(f'<li class="err">{esc(e.get("stage"))} ({esc(e.get("type"))}): {esc(e.get("msg"))}</li>' for e in errors)
         parts.append(f'<ul class="errors">{items}</ul>')

@@ -34,6 +34,7 @@ READ_HOSTS: dict[str, tuple[tuple[str, ...], int | None, str]] = {
     "win-stopped-01": (("termservice_stopped",), 17763, "refused"),
 }
 UNREACHABLE = {"win-gone-01": "ntlm: HTTPSConnectionPool(host='10.0.9.9', port=5986): Max retries exceeded (timed out)"}
+PROBE_ERROR = "probe: [Errno 113] No route to host"
 FAILED = {"win-broken-01": "read_rdp_state failed: System.Management.Automation.RuntimeException: Access is denied"}
 FLEET = sorted([*READ_HOSTS, *UNREACHABLE, *FAILED, HOSTILE_NAME])
 
@@ -124,6 +125,7 @@ def fleet_report() -> dict[str, t.Any]:
     hosts = [read_host(name, *spec) for name, spec in READ_HOSTS.items()]
     drifted(hosts[-1])
     hosts += [not_read(name, "unreachable", msg, "unreachable") for name, msg in UNREACHABLE.items()]
+    hosts[-1]["errors"].append({"stage": "probe", "msg": PROBE_ERROR, "type": "probe"})
     hosts += [not_read(name, "failed", msg, "RuntimeException") for name, msg in FAILED.items()]
     hosts.append(hostile_host())
     run = {"generated_utc": "2026-11-21T07:00:00Z", "kind": "diagnose", "check_mode": False, "run_id": "20261121T070000Z-ab12",

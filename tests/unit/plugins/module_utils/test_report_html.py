@@ -102,8 +102,11 @@ def test_host_not_read_shows_why(page: lxml.html.HtmlElement) -> None:
     gone = page.xpath('//div[@data-host="win-gone-01"]')[0]
     assert text(gone.xpath('.//p[@class="err"]')[0]) == "Not read: " + rs.UNREACHABLE["win-gone-01"]
     broken = page.xpath('//div[@data-host="win-broken-01"]')[0]
-    assert text(broken.xpath('.//ul[@class="errors"]/li')[0]) == "read (RuntimeException): " + rs.FAILED["win-broken-01"]
+    assert text(broken.xpath('.//p[@class="err"]')[0]) == "Not read: " + rs.FAILED["win-broken-01"]
+    # Said once: the read error is not repeated in the list of other errors.
+    assert not broken.xpath('.//ul[@class="errors"]')
     assert not gone.xpath(".//details")
+    assert [text(li) for li in gone.xpath('.//ul[@class="errors"]/li')] == ["probe (probe): " + rs.PROBE_ERROR]
 
 
 def test_drift_lists_what_would_change(page: lxml.html.HtmlElement) -> None:
