@@ -86,6 +86,9 @@ def test_collection_requirements_are_floors_without_ansible_core() -> None:
            if not line.startswith("-")}
     for name in RUNTIME_PACKAGES | {"ansible-core"}:
         assert [spec.operator for spec in dev[name].specifier] == ["=="], name
+    frozen = {Requirement(line).name.lower(): Requirement(line) for line in requirement_lines(REPO_ROOT / "constraints.txt")}
+    for name in RUNTIME_PACKAGES | {"ansible-core"}:
+        assert str(frozen[name].specifier) == str(dev[name].specifier), f"{name}: constraints.txt and requirements-dev.txt differ"
     for requirement in requirements:
         pinned = next(iter(dev[requirement.name].specifier)).version
         assert requirement.specifier.contains(pinned), f"{requirement} excludes the tested {pinned}"
