@@ -36,7 +36,7 @@ def test_contract_fields() -> None:
     names = [f.name for f in dataclasses.fields(ListenerBehaviour)]
     assert names == ["listening", "refuse_reason", "port", "security_layer", "nla_required", "certificate_pem", "private_key_pem",
                      "tls_versions", "netbios_name", "dns_name", "domain", "dns_domain", "os_version", "clock_offset_seconds",
-                     "filtered"]
+                     "filtered", "no_common_cipher"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         _behaviour([]).listening = False  # type: ignore[misc]
 
@@ -167,6 +167,16 @@ ANSWERS: dict[str, Callable[[ListenerBehaviour], bool]] = {
     "accounts_domain_unreachable": lambda b: b.listening and b.domain == "CONTOSO",
     "accounts_nested_group": lambda b: b.listening,
     "firewall_allow_any_port": lambda b: b.listening,  # the Remote Desktop rules are off, the broad rule opens the port
+    # issue 12 part B: the cipher faults leave the credential ready and fail every handshake; the others change no answer
+    "tls_cipher_policy_no_common": lambda b: b.listening and b.no_common_cipher and b.private_key_pem is not None,
+    "schannel_aes_disabled": lambda b: b.listening and b.no_common_cipher and b.tls_versions == ALL_TLS,
+    "schannel_handshake_errors": lambda b: b.listening and not b.no_common_cipher,
+    "listener_acl_broken": lambda b: b.listening and not b.no_common_cipher,
+    "logon_right_groups_denied": lambda b: b.listening,
+    "netlogon_stopped": lambda b: b.listening and b.domain == "CONTOSO",
+    "ntlm_incoming_denied": lambda b: b.listening and b.nla_required,
+    "path_blocked_clients_arrive": lambda b: b.listening,  # the block is on the path, not on the host
+    "clients_fail_logon": lambda b: b.listening,
 }
 
 
