@@ -198,6 +198,8 @@ def listener_behaviour(host: Host, now: dt.datetime) -> ListenerBehaviour:  # py
     port = listener_port(host)  # a PortNumber change takes effect when TermService restarts [S4][S14]
     not_listening = not_listening_reason(host)
     blocked = "" if not_listening else firewall_block_reason(host, port)
+    if not not_listening and not blocked and "path_blocked" in host.path_faults:
+        blocked = "path fault: a device between client and host rejects the connection"  # the host itself accepts
     security_layer = effective(host, "SecurityLayer", default=DEFAULT_SECURITY_LAYER)[0]
     nla = effective(host, "UserAuthentication", default=DEFAULT_USER_AUTHENTICATION)[0]
     entry = listener_entry(host)

@@ -480,7 +480,8 @@ def _client_connections(host: Host, now: dt.datetime, authenticated: bool) -> No
 
 
 def _path_blocked_clients_arrive(host: Host, now: dt.datetime) -> None:
-    """Path fault: the probe's route to the listener is blocked (its name leads nowhere), while other clients arrive."""
+    """Path fault: a device between the controller and the host rejects RDP (the lab listener refuses the probe while the
+    host model accepts), while the host's logs show other clients arriving and authenticating."""
     host.path_faults.add("path_blocked")
     _client_connections(host, now, authenticated=True)
 

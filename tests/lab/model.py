@@ -642,9 +642,6 @@ class Host:  # pylint: disable=too-many-instance-attributes  # it models a whole
 
         "localhost" resolves to 127.0.0.1, which is never a lab host address.
         """
-        if "path_blocked" in self.path_faults:
-            # an address of the host's /24 that no lab host gets (.255): nothing answers there, as a blocked route
-            return self.address.rsplit(".", 1)[0] + ".255"
         return "localhost" if "dns_mismatch" in self.path_faults else self.address
 
     @property

@@ -62,7 +62,8 @@ def test_tls_defaults_per_os(version: str, expected: frozenset) -> None:
 
 REFUSED = ["rdp_disabled", "gpo_denies_connections", "listener_disabled", "termservice_stopped", "termservice_disabled",
            "port_conflict", "port_moved", "firewall_rdp_disabled", "firewall_gpo_blocks", "firewall_rule_program_filtered",
-           "firewall_rule_address_filtered"]
+           "firewall_rule_address_filtered",
+           "path_blocked_clients_arrive"]  # the block is on the path: the host accepts, the client is refused
 
 
 @pytest.mark.parametrize("name", REFUSED)
@@ -72,7 +73,8 @@ def test_refusing_faults(name: str) -> None:
 
 
 FIREWALL_ONLY = ["firewall_rdp_disabled", "firewall_gpo_blocks", "port_moved", "firewall_rule_program_filtered",
-                 "firewall_rule_address_filtered"]
+                 "firewall_rule_address_filtered",
+           "path_blocked_clients_arrive"]  # the block is on the path: the host accepts, the client is refused
 NOTHING_LISTENS = ["rdp_disabled", "gpo_denies_connections", "listener_disabled", "termservice_stopped", "termservice_disabled",
                    "port_conflict"]
 
@@ -175,7 +177,7 @@ ANSWERS: dict[str, Callable[[ListenerBehaviour], bool]] = {
     "logon_right_groups_denied": lambda b: b.listening,
     "netlogon_stopped": lambda b: b.listening and b.domain == "CONTOSO",
     "ntlm_incoming_denied": lambda b: b.listening and b.nla_required,
-    "path_blocked_clients_arrive": lambda b: b.listening,  # the block is on the path, not on the host
+
     "clients_fail_logon": lambda b: b.listening,
 }
 

@@ -131,7 +131,7 @@ CHECKS: dict[str, Callable[[Host], bool]] = {
     "logon_right_groups_denied": lambda h: SID_REMOTE_DESKTOP_USERS in h.user_rights[RIGHT_DENY_RDP],
     "netlogon_stopped": lambda h: h.os.part_of_domain and h.services["Netlogon"].state == "Stopped",
     "ntlm_incoming_denied": lambda h: h.reg_get(MSV1_0, "RestrictReceivingNTLMTraffic") == 2,
-    "path_blocked_clients_arrive": lambda h: h.probe_name.endswith(".255") and 1149 in _event_ids(h, "RemoteConnectionManager"),
+    "path_blocked_clients_arrive": lambda h: "path_blocked" in h.path_faults and 1149 in _event_ids(h, "RemoteConnectionManager"),
     "clients_fail_logon": lambda h: 140 in _event_ids(h, "RdpCoreTS") and 1149 not in _event_ids(h, "RemoteConnectionManager"),
 }
 
