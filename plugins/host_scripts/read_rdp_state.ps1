@@ -721,6 +721,7 @@ $schannelAlgorithms = Invoke-RdSection {
             $algorithms = @{}
             foreach ($name in $root.GetSubKeyNames()) {
                 $sub = $root.OpenSubKey($name)
+                if ($null -eq $sub) { continue }  # deleted since GetSubKeyNames
                 try {
                     $values = @{}
                     foreach ($valueName in $sub.GetValueNames()) {
