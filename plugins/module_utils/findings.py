@@ -671,9 +671,8 @@ def schannel_event_findings(findings: list[Finding], facts: Facts) -> list[Findi
     context = [e for e in _events(facts, reg.EVENT_SCHANNEL_CA_LIST, reg.EVENT_SCHANNEL_ALERT_RECEIVED) if e.get("count")]
     credential = any(e["id"] in reg.SCHANNEL_CREDENTIAL_EVENTS for e in triggers)
     steps = "; ".join(_SCHANNEL_EVENT_FIXES[i] for i in sorted({e["id"] for e in triggers}))
-    return [make_finding("RDP-TLS-SCHANNEL-ERRORS", {"events": triggers, "context_events": context,
-                                                      "every_client_fails": credential},
-                         manual_fix(steps), **({} if credential else {"severity": "medium"}))]
+    evidence = {"events": triggers, "context_events": context, "every_client_fails": credential}
+    return [make_finding("RDP-TLS-SCHANNEL-ERRORS", evidence, manual_fix(steps), **({} if credential else {"severity": "medium"}))]
 
 
 def rule_listener_acl(facts: Facts) -> list[Finding]:
@@ -682,8 +681,9 @@ def rule_listener_acl(facts: Facts) -> list[Finding]:
     if acl.get("ok") is not False:
         return []
     entries = [{k: e.get(k) for k in ("sid", "account", "allowed", "denied", "logon_allowed", "logon_denied")} for e in acl.get("entries") or []]
-    return [make_finding("RDP-LISTENER-ACL-DENIES", {"groups_without_logon": acl.get("groups_without_logon_named"),
-                                                      "groups_without_logon_sids": acl.get("groups_without_logon"), "entries": entries},
+    evidence = {"groups_without_logon": acl.get("groups_without_logon_named"), "groups_without_logon_sids": acl.get("groups_without_logon"),
+                "entries": entries}
+    return [make_finding("RDP-LISTENER-ACL-DENIES", evidence,
                          manual_fix("Restore the RDP-Tcp permissions (Administrators full control, Remote Desktop Users user access): "
                                     "Invoke-CimMethod on Win32_TSPermissionsSetting (namespace root\\cimv2\\TerminalServices, "
                                     "TerminalName='RDP-Tcp') -MethodName RestoreDefaults, or AddAccount for the missing group; remove "
@@ -1038,8 +1038,8 @@ def _host_connections(facts: Facts) -> dict[str, t.Any]:
     """The host's record of clients reaching the listener (RCM 261 / 1149, RdpCoreTS 131): when other clients arrive
     while the probe cannot, the block is on the probe's path, not on the host."""
     conn = fact(facts, "connections") or {}
-    return {k: conn.get(k) for k in ("clients_reached_listener", "received", "tcp_accepted", "authenticated", "last_received",
-                                      "last_authenticated")}
+    keys = ("clients_reached_listener", "received", "tcp_accepted", "authenticated", "last_received", "last_authenticated")
+    return {k: conn.get(k) for k in keys}
 
 
 def join_probe(findings: list[Finding], facts: Facts, probe: dict[str, t.Any]) -> list[Finding]:

@@ -63,7 +63,7 @@ def test_tls_defaults_per_os(version: str, expected: frozenset) -> None:
 REFUSED = ["rdp_disabled", "gpo_denies_connections", "listener_disabled", "termservice_stopped", "termservice_disabled",
            "port_conflict", "port_moved", "firewall_rdp_disabled", "firewall_gpo_blocks", "firewall_rule_program_filtered",
            "firewall_rule_address_filtered",
-           "path_blocked_clients_arrive"]  # the block is on the path: the host accepts, the client is refused
+           "path_blocked_clients_arrive"]  # path_blocked: the host accepts, a device on the path refuses the client
 
 
 @pytest.mark.parametrize("name", REFUSED)
@@ -73,8 +73,7 @@ def test_refusing_faults(name: str) -> None:
 
 
 FIREWALL_ONLY = ["firewall_rdp_disabled", "firewall_gpo_blocks", "port_moved", "firewall_rule_program_filtered",
-                 "firewall_rule_address_filtered",
-           "path_blocked_clients_arrive"]  # the block is on the path: the host accepts, the client is refused
+                 "firewall_rule_address_filtered"]
 NOTHING_LISTENS = ["rdp_disabled", "gpo_denies_connections", "listener_disabled", "termservice_stopped", "termservice_disabled",
                    "port_conflict"]
 

@@ -46,8 +46,8 @@ def test_healthy_host_keeps_every_modern_suite() -> None:
 
 
 @pytest.mark.parametrize("value,expected", [
-    ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256_P256, tls_rsa_with_aes_128_cbc_sha,", ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
-                                                                                  "TLS_RSA_WITH_AES_128_CBC_SHA"]),
+    ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256_P256, tls_rsa_with_aes_128_cbc_sha,",
+     ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", "TLS_RSA_WITH_AES_128_CBC_SHA"]),
     (["TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384"], ["TLS_AES_256_GCM_SHA384"]),
     (None, []),
 ])
