@@ -198,16 +198,17 @@ def listener_behaviour(host: Host, now: dt.datetime) -> ListenerBehaviour:  # py
     port = listener_port(host)  # a PortNumber change takes effect when TermService restarts [S4][S14]
     not_listening = not_listening_reason(host)
     blocked = "" if not_listening else firewall_block_reason(host, port)
-    if not not_listening and not blocked and "path_blocked" in host.path_faults:
-        blocked = "path fault: a device between client and host rejects the connection"  # the host itself accepts
+    # a path fault: the host accepts, a device between client and host rejects the connection (RST, whatever firewall_blocks says)
+    path = "path fault: a device between client and host rejects the connection" \
+        if not not_listening and not blocked and "path_blocked" in host.path_faults else ""
     security_layer = effective(host, "SecurityLayer", default=DEFAULT_SECURITY_LAYER)[0]
     nla = effective(host, "UserAuthentication", default=DEFAULT_USER_AUTHENTICATION)[0]
     entry = listener_entry(host)
     workgroup = not host.os.part_of_domain
     build = version_tuple(host.os.version)
     return ListenerBehaviour(
-        listening=not (not_listening or blocked),
-        refuse_reason=not_listening or blocked,
+        listening=not (not_listening or blocked or path),
+        refuse_reason=not_listening or blocked or path,
         port=port,
         security_layer=int(security_layer) if isinstance(security_layer, int) else DEFAULT_SECURITY_LAYER,
         nla_required=nla == 1,

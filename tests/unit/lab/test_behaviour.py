@@ -80,9 +80,10 @@ NOTHING_LISTENS = ["rdp_disabled", "gpo_denies_connections", "listener_disabled"
 
 def test_hosts_refuse_firewall_blocks_by_default() -> None:
     """Every non-listening fault is refused (RST) unless the host says drop."""
-    assert sorted(REFUSED) == sorted(FIREWALL_ONLY + NOTHING_LISTENS)
+    assert sorted(REFUSED) == sorted(FIREWALL_ONLY + NOTHING_LISTENS + ["path_blocked_clients_arrive"])
     assert Host.healthy("win01", "127.0.0.2", now=NOW).firewall_blocks == "refuse"
     assert not any(_behaviour([name]).filtered for name in REFUSED)
+    assert not _behaviour(["path_blocked_clients_arrive"], firewall_blocks="drop").filtered  # a path device, not the firewall
 
 
 @pytest.mark.parametrize("name", FIREWALL_ONLY)
