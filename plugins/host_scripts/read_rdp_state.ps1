@@ -16,6 +16,9 @@ $MachineKeysPath = Join-Path $env:ProgramData 'Microsoft\Crypto\RSA\MachineKeys'
 $CngKeysPath = Join-Path $env:ProgramData 'Microsoft\Crypto\Keys'  # CNG machine keys [S17]
 $ServiceNames = 'TermService', 'SessionEnv', 'UmRdpService', 'MpsSvc'  # [S21][S22]; MpsSvc = firewall (MSRD #45)
 $UserRights = 'SeRemoteInteractiveLogonRight', 'SeDenyRemoteInteractiveLogonRight'  # [S23]
+$SchannelKeyPath = 'SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL'  # ms: tls/tls-registry-settings
+$SchannelAlgorithmKinds = 'Ciphers', 'Hashes', 'KeyExchangeAlgorithms'  # MSRD #42
+$LogonServiceNames = 'LSM', 'Netlogon', 'BFE', 'MpsSvc'  # MSRD #21 #45 [S21]
 # SIDs in NETWORK SERVICE's token that a key file ACL can grant: NETWORK SERVICE, Everyone, Authenticated Users, Users, SERVICE.
 $NetworkServiceSids = 'S-1-5-20', 'S-1-1-0', 'S-1-5-11', 'S-1-5-32-545', 'S-1-5-6'
 $ReadDataMask = 2415919105  # 0x90000001 = GENERIC_READ | GENERIC_ALL | FILE_READ_DATA (ms: file-access-rights-constants)
@@ -23,14 +26,17 @@ $ReadDataMask = 2415919105  # 0x90000001 = GENERIC_READ | GENERIC_ALL | FILE_REA
 $WtsStates = 'Active', 'Connected', 'ConnectQuery', 'Shadow', 'Disconnected', 'Idle', 'Listen', 'Reset', 'Down', 'Init'
 # Events counted (MSRD #44 #57, msrd-coverage "checked by none"). ids @() = every id of the log, grouped by provider and id.
 $EventQueries = @(
-    @{ log = 'System'; provider = 'Schannel'; ids = @(36870, 36871, 36874, 36888) },  # TLS credential/key/cipher [S2][S30]
+    @{ log = 'System'; provider = 'Schannel'; ids = @(36870, 36871, 36874, 36885, 36886, 36887, 36888) },  # TLS credential/key/cipher [S2][S30] MSRD #44
     @{ log = 'System'; provider = 'Microsoft-Windows-TerminalServices-RemoteConnectionManager'; ids = @(1056, 1057, 1058, 1028) },  # [S2][S34]
     @{ log = 'System'; provider = 'TermDD'; ids = @(50, 56) },  # RDP protocol errors (msrd-coverage "checked by none")
     @{ log = 'System'; provider = 'Microsoft-Windows-TerminalServices-Licensing'; ids = @() },  # MSRD #57
     @{ log = 'Microsoft-Windows-TerminalServices-Licensing/Admin'; provider = $null; ids = @() },  # MSRD #57
     @{ log = 'Microsoft-Windows-TerminalServices-Licensing/Operational'; provider = $null; ids = @() },  # MSRD #57
     @{ log = 'Microsoft-Windows-TerminalServices-RemoteConnectionManager/Admin'; provider = $null; ids = @() },  # listener, licensing
-    @{ log = 'Microsoft-Windows-TerminalServices-LocalSessionManager/Operational'; provider = $null; ids = @() }  # sessions
+    @{ log = 'Microsoft-Windows-TerminalServices-LocalSessionManager/Operational'; provider = $null; ids = @() },  # sessions
+    # clients that reached the listener: RCM 261 received, 1149 authenticated; RdpCoreTS 131 TCP accepted, 140 bad password
+    @{ log = 'Microsoft-Windows-TerminalServices-RemoteConnectionManager/Operational'; provider = 'Microsoft-Windows-TerminalServices-RemoteConnectionManager'; ids = @(261, 1149) },
+    @{ log = 'Microsoft-Windows-RemoteDesktopServices-RdpCoreTS/Operational'; provider = 'Microsoft-Windows-RemoteDesktopServices-RdpCoreTS'; ids = @(131, 140) }
 )
 $MessageLimit = 2000  # characters of an event message kept per sample
 # What a stopped service means for the section that needs it (Test-RdServiceRunning).
@@ -701,6 +707,61 @@ $tspkg = Invoke-RdSection {
     '{0}.{1}.{2}.{3}' -f $info.FileMajorPart, $info.FileMinorPart, $info.FileBuildPart, $info.FilePrivatePart
 }
 
+# ---- issue 12 part B: TLS algorithms, the listener's ACL, what a logon needs (secure channel, services) ----
+# SCHANNEL Ciphers / Hashes / KeyExchangeAlgorithms (MSRD #42): subkey names hold '/' ("AES 128/128"), which the registry
+# provider takes for a path separator, so they are opened with Microsoft.Win32.RegistryKey (ms: tls/tls-registry-settings,
+# microsoft.win32.registrykey.opensubkey). Kind -> algorithm -> its values; a kind without a key is null.
+$schannelAlgorithms = Invoke-RdSection {
+    $found = @{}
+    foreach ($kind in $SchannelAlgorithmKinds) {
+        $found[$kind] = $null
+        $root = [Microsoft.Win32.Registry]::LocalMachine.OpenSubKey($SchannelKeyPath + '\' + $kind)
+        if ($null -eq $root) { continue }
+        try {
+            $algorithms = @{}
+            foreach ($name in $root.GetSubKeyNames()) {
+                $sub = $root.OpenSubKey($name)
+                if ($null -eq $sub) { continue }  # deleted since GetSubKeyNames
+                try {
+                    $values = @{}
+                    foreach ($valueName in $sub.GetValueNames()) {
+                        if ($valueName -eq '') { continue }
+                        $raw = $sub.GetValue($valueName)
+                        if ($raw -is [int]) { $raw = [BitConverter]::ToUInt32([BitConverter]::GetBytes($raw), 0) }  # DWORD unsigned
+                        $values[$valueName] = $raw
+                    }
+                    $algorithms[$name] = $values
+                } finally { $sub.Dispose() }
+            }
+            $found[$kind] = $algorithms
+        } finally { $root.Dispose() }
+    }
+    $found
+}
+# The RDP-Tcp listener's own ACL: Win32_TSAccount (ms: termserv/win32-tsaccount), MSRD #31. Group SIDs are enough to judge it.
+$listenerAcl = Invoke-RdSection {
+    $cim = Get-RdTerminalServicesCim 'Win32_TSGeneralSetting' "TerminalName='RDP-Tcp'"
+    if ($null -eq $cim) { return $null }  # no RDP-Tcp on this edition: nothing to read
+    , @(foreach ($entry in @(Get-CimInstance -Namespace 'root\cimv2\TerminalServices' -ClassName Win32_TSAccount -Filter "TerminalName='RDP-Tcp'")) {
+            @{ sid = [string]$entry.SID; account = [string]$entry.AccountName
+                allowed = [long]$entry.PermissionsAllowed; denied = [long]$entry.PermissionsDenied }
+        })
+}
+# The domain secure channel (MSRD #32): Test-ComputerSecureChannel (ms: test-computersecurechannel) on a domain member only
+# (it throws on a workgroup computer). A broken trust fails NLA for every domain account.
+$secureChannel = Invoke-RdSection {
+    $computer = Get-CimInstance -ClassName Win32_ComputerSystem  # ms: cimwin32prov/win32-computersystem
+    if (-not [bool]$computer.PartOfDomain) { return @{ checked = $false; ok = $null; domain = [string]$computer.Domain } }
+    @{ checked = $true; ok = [bool](Test-ComputerSecureChannel); domain = [string]$computer.Domain }
+}
+# Services a logon needs besides the RDS ones (MSRD #21 #45): Win32_Service [S21] (ms: cimwin32prov/win32-service).
+$logonServices = Invoke-RdSection {
+    $found = @(Get-CimInstance -ClassName Win32_Service -Filter (($LogonServiceNames | ForEach-Object { "Name='$_'" }) -join ' OR '))
+    , @(foreach ($service in $found) {
+            @{ name = [string]$service.Name; state = [string]$service.State; start_mode = [string]$service.StartMode }
+        })
+}
+
 $sessions = Invoke-RdSection { [void](Get-RdNative); , @(Get-RdSessions) }
 
 $machineKeys = Invoke-RdSection {
@@ -734,6 +795,10 @@ return @{
     listening = $listening
     certificates = $certificates
     tspkg_version = $tspkg
+    schannel_algorithms = $schannelAlgorithms
+    listener_acl = $listenerAcl
+    secure_channel = $secureChannel
+    logon_services = $logonServices
     firewall = $firewall
     sessions = $sessions
     machinekeys = $machineKeys

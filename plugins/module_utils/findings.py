@@ -79,6 +79,16 @@ CATALOGUE: dict[str, Entry] = {
     "RDP-TLS-ALL-DISABLED": Entry("Every TLS protocol is disabled for servers in Schannel", "critical", "tls", True),
     "RDP-TLS12-DISABLED": Entry("TLS 1.2 is disabled for servers in Schannel", "high", "tls", True),
     "RDP-TLS-LEGACY-ENABLED": Entry("Deprecated SSL/TLS versions are explicitly enabled", "low", "tls", False),
+    # issue 12 part B: cipher suites, Schannel events, listener ACL, logon rights by group, logon prerequisites, connections
+    "RDP-TLS-NO-COMMON-CIPHER": Entry("No TLS cipher suite a modern client offers is left on the listener", "critical", "tls", True),
+    "RDP-TLS-SCHANNEL-ERRORS": Entry("Schannel logs TLS failures on the listener that no other finding explains", "high", "tls", True),
+    "RDP-LISTENER-ACL-DENIES": Entry("The RDP-Tcp listener's permissions shut out Administrators or Remote Desktop Users", "high",
+                                     "accounts", False),
+    "RDP-LOGON-RIGHT-GROUPS": Entry("Remote Desktop Users or Administrators lack, or are denied, the RDP logon right", "high", "accounts", False),
+    "RDP-DOMAIN-TRUST-BROKEN": Entry("The domain secure channel is broken: NLA fails for domain accounts", "high", "accounts", False),
+    "RDP-LOGON-SERVICE-STOPPED": Entry("A service RDP logons need is not running (LSM, Netlogon, BFE)", "high", "listener", False),
+    "RDP-NTLM-INCOMING-DENIED": Entry("Incoming NTLM is denied: NLA fails where Kerberos cannot be used", "high", "security", False),
+    "RDP-CLIENTS-FAIL-LOGON": Entry("Clients reach the listener but none authenticates", "medium", "accounts", False),
     # sessions / licensing
     "RDP-SESSION-LIMIT-REACHED": Entry("The session limit is reached", "high", "sessions", True),
     "RDP-GHOST-SESSIONS": Entry("Old disconnected sessions pile up (no disconnected-session limit)", "medium", "sessions", True),
@@ -591,6 +601,173 @@ def rule_schannel(facts: Facts) -> list[Finding]:
     return found
 
 
+# ---- issue 12 part B: TLS cipher suites, Schannel events, listener ACL, logon rights by group, logon prerequisites ----
+
+def rule_cipher_suites(facts: Facts) -> list[Finding]:
+    """No suite a modern client offers survives the cipher-suite policy / local list and the SCHANNEL algorithm keys
+    (MSRD #42). Suites lost only to disabled protocols are RDP-TLS-ALL-DISABLED's / RDP-TLS12-DISABLED's."""
+    suites = fact(facts, "tls_cipher_suites") or {}
+    unusable = suites.get("unusable_modern_suites") or {}
+    if suites.get("modern_client_compatible") is not False or all(r.startswith("needs ") for r in unusable.values()):
+        return []
+    source = suites.get("source")
+    evidence = {"source": source, "key": suites.get("key"), "configured_suites": suites.get("configured"),
+                "disabled_algorithms": {k: v for k, v in (suites.get("disabled_algorithms") or {}).items() if v},
+                "modern_client_suites": unusable, "server_protocols": fact(facts, "schannel.server_enabled")}
+    if source == "policy":
+        evidence["policy_name"] = reg.POLICY_CIPHER_SUITE_ORDER
+        fix = manual_fix(f"Group Policy '{reg.POLICY_CIPHER_SUITE_ORDER}' ({reg.CIPHER_SUITE_POLICY} Functions) leaves no suite a "
+                         "modern client offers: add TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 and TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 "
+                         "(or set the policy to Not Configured) in the domain GPO, gpupdate /force, then restart the host.")
+    elif source == "local":
+        fix = manual_fix("The local cipher suite list leaves no suite a modern client offers: Enable-TlsCipherSuite -Name "
+                         "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 (and _AES_128_GCM_SHA256), or delete the Functions value under "
+                         f"{reg.CIPHER_SUITE_LOCAL} to return to the OS default, then restart the host.")
+    else:
+        keys = sorted({r.split(" Enabled=0")[0] for r in unusable.values() if r.startswith("SCHANNEL\\")})
+        fix = manual_fix(f"Delete the Enabled=0 values (or set Enabled=0xffffffff) under {', '.join(keys)} in "
+                         f"{reg.SCHANNEL_KEY}, then restart the host (Schannel reads them at boot).")
+    return [make_finding("RDP-TLS-NO-COMMON-CIPHER", _add_events(evidence, _events(facts, *reg.SCHANNEL_HANDSHAKE_EVENTS)), fix)]
+
+
+#: Findings that already explain Schannel's TLS failure events (their evidence carries the events).
+_SCHANNEL_EXPLAINED_BY = ("RDP-CERT-KEY-UNREADABLE", "RDP-LISTENER-KEY-BROKEN", "RDP-MACHINEKEYS-ACL", "RDP-CERT-MISSING",
+                          "RDP-CERT-NO-PRIVATE-KEY", "RDP-TLS-ALL-DISABLED", "RDP-TLS12-DISABLED", "RDP-TLS-NO-COMMON-CIPHER")
+_SCHANNEL_EVENT_FIXES = {
+    reg.EVENT_SCHANNEL_KEY_ACCESS: "36870: the listener cannot use its certificate's private key: check the key's ACL "
+                                   "(NETWORK SERVICE read) and MachineKeys (rdp.doctor.machinekeys / listener_certificate)",
+    reg.EVENT_SCHANNEL_CREDENTIAL: "36871: the TLS credential cannot be created: check SCHANNEL\\Protocols and FIPS policy",
+    reg.EVENT_SCHANNEL_NO_CREDENTIAL: "36886: no server certificate is usable: bind a valid one (rdp.doctor.listener_certificate)",
+    reg.EVENT_SCHANNEL_NO_CIPHER: "36874: some clients share no cipher suite or protocol with the listener: compare their TLS "
+                                  "settings with SCHANNEL and the cipher suite policy (old clients need TLS 1.0/1.1 or CBC suites)",
+    reg.EVENT_SCHANNEL_ALERT: "36888: the listener sent fatal TLS alerts: the event's alert code says why (40 handshake failure, "
+                              "70 protocol version, 80 internal error)",
+}
+
+
+#: Parts of the read whose loss could hide the finding that explains Schannel's events (then the events prove nothing new).
+_TLS_SECTIONS = ("registry", "certificates", "machinekeys", "schannel_algorithms", "ts_general_setting")
+
+
+def _tls_parts_read(facts: Facts) -> bool:
+    """Whether everything an explaining finding rests on was read (the certificate, its key, protocols, cipher suites)."""
+    for error in facts.get("read_errors") or []:
+        section = str((error or {}).get("section") or "")
+        if section.split(":", 1)[0].strip() in _TLS_SECTIONS:
+            return False
+    return fact(facts, "tls_cipher_suites.read") is not False and not fact(facts, "schannel.server_unknown")
+
+
+def schannel_event_findings(findings: list[Finding], facts: Facts) -> list[Finding]:
+    """Schannel events as triggers (MSRD #44): the host's own record of TLS failures raises a finding when no other finding
+    already explains them. Credential events (36870/36871/36886) stop every client (high); handshake events
+    (36874/36888) some clients (medium). 36885/36887 (client side, CA list) are evidence only."""
+    if any(f["id"] in _SCHANNEL_EXPLAINED_BY for f in findings) or not _tls_parts_read(facts):
+        return []
+    triggers = [e for e in _events(facts, *reg.SCHANNEL_CREDENTIAL_EVENTS, *reg.SCHANNEL_HANDSHAKE_EVENTS)
+                if e.get("count") and "schannel" in str(e.get("provider") or "").lower()]
+    if not triggers:
+        return []
+    context = [e for e in _events(facts, reg.EVENT_SCHANNEL_CA_LIST, reg.EVENT_SCHANNEL_ALERT_RECEIVED) if e.get("count")]
+    credential = any(e["id"] in reg.SCHANNEL_CREDENTIAL_EVENTS for e in triggers)
+    steps = "; ".join(_SCHANNEL_EVENT_FIXES[i] for i in sorted({e["id"] for e in triggers}))
+    evidence = {"events": triggers, "context_events": context, "every_client_fails": credential}
+    return [make_finding("RDP-TLS-SCHANNEL-ERRORS", evidence, manual_fix(steps), **({} if credential else {"severity": "medium"}))]
+
+
+def rule_listener_acl(facts: Facts) -> list[Finding]:
+    """The RDP-Tcp ACL (Win32_TSAccount) without logon+connect for Administrators or Remote Desktop Users (MSRD #31)."""
+    acl = fact(facts, "listener_acl") or {}
+    if acl.get("ok") is not False:
+        return []
+    entries = [{k: e.get(k) for k in ("sid", "account", "allowed", "denied", "logon_allowed", "logon_denied")} for e in acl.get("entries") or []]
+    evidence = {"groups_without_logon": acl.get("groups_without_logon_named"), "groups_without_logon_sids": acl.get("groups_without_logon"),
+                "entries": entries}
+    return [make_finding("RDP-LISTENER-ACL-DENIES", evidence,
+                         manual_fix("Restore the RDP-Tcp permissions (Administrators full control, Remote Desktop Users user access): "
+                                    "Invoke-CimMethod on Win32_TSPermissionsSetting (namespace root\\cimv2\\TerminalServices, "
+                                    "TerminalName='RDP-Tcp') -MethodName RestoreDefaults, or AddAccount for the missing group; remove "
+                                    "deny entries with Win32_TSAccount.Delete; then restart TermService."))]
+
+
+def rule_logon_right_groups(facts: Facts) -> list[Finding]:
+    """Group level of the RDP logon rights, without naming accounts (MSRD #30) [S23][S24]."""
+    rights = fact(facts, "logon_rights") or {}
+    if rights.get("ok") is not False:
+        return []
+    return [make_finding("RDP-LOGON-RIGHT-GROUPS", {
+        "groups_not_allowed": rights.get("groups_not_allowed_named"), "groups_denied": rights.get("groups_denied_named"),
+        reg.RIGHT_ALLOW_RDP: fact(facts, f"accounts.rights_named.{reg.RIGHT_ALLOW_RDP}"),
+        reg.RIGHT_DENY_RDP: fact(facts, f"accounts.rights_named.{reg.RIGHT_DENY_RDP}")},
+        manual_fix(f"Add Remote Desktop Users and Administrators to '{reg.POLICY_ALLOW_RDP_RIGHT}' and remove them (and Everyone, "
+                   f"Users, Authenticated Users) from '{reg.POLICY_DENY_RDP_RIGHT}' - in the domain GPO when gpresult /H names one, "
+                   "else with secpol.msc; gpupdate /force."),
+        **({} if rights.get("groups_denied") else {"severity": "medium"}))]
+
+
+def rule_domain_trust(facts: Facts) -> list[Finding]:
+    """A domain member whose secure channel fails (Test-ComputerSecureChannel false) (MSRD #32) [S20]."""
+    domain = fact(facts, "domain") or {}
+    if not domain.get("member") or domain.get("secure_channel_ok") is not False:
+        return []
+    return [make_finding("RDP-DOMAIN-TRUST-BROKEN", {"domain": domain.get("domain"), "secure_channel_ok": False},
+                         manual_fix("Repair the computer account's secure channel: Test-ComputerSecureChannel -Repair -Credential "
+                                    "<domain admin> (or Reset-ComputerMachinePassword), check the host reaches a domain controller "
+                                    "(nltest /sc_query:<domain>); rejoin the domain if the repair fails. Until then domain users "
+                                    "get 'The Local Security Authority cannot be contacted'; a local account still works."))]
+
+
+def rule_logon_services(facts: Facts) -> list[Finding]:
+    """LSM (every session), Netlogon (domain logons), BFE (the firewall's engine) not running (MSRD #21 #45). MpsSvc stopped
+    is RDP-READ-INCOMPLETE's (the firewall cannot be read then)."""
+    services = fact(facts, "logon_services.services") or {}
+    member = bool(fact(facts, "domain.member") if fact(facts, "domain.read") else fact(facts, "os.part_of_domain"))
+    wanted = [reg.SERVICE_LSM, reg.SERVICE_BFE] + ([reg.SERVICE_NETLOGON] if member else [])
+    stopped = {name: services[name] for name in wanted if (services.get(name) or {}).get("running") is False}
+    if not stopped:
+        return []
+    lsm = reg.SERVICE_LSM in stopped
+    evidence = {"stopped": {n: {"state": v.get("state"), "start_mode": v.get("start_mode"), "present": v.get("present")} for n, v in stopped.items()},
+                "domain_member": member}
+    names = ", ".join(f"{n} ({reg.LOGON_SERVICE_DISPLAY_NAMES[n]})" for n in stopped)
+    overrides: dict[str, t.Any] = {"severity": "critical", "explains_0x904": True} if lsm else (
+        {} if reg.SERVICE_NETLOGON in stopped else {"severity": "medium"})
+    return [make_finding("RDP-LOGON-SERVICE-STOPPED", evidence, manual_fix(
+        f"Start {names}: Set-Service -Name <name> -StartupType Automatic; Start-Service -Name <name>; its System log (Service Control "
+        "Manager 7000-7043) says why it stopped. LSM hosts every session, Netlogon authenticates domain accounts for NLA, BFE runs "
+        "the firewall."), **overrides)]
+
+
+def rule_ntlm(facts: Facts) -> list[Finding]:
+    """RestrictReceivingNTLMTraffic denies NLA's NTLM step (connections by IP address, workgroup clients, local accounts)
+    (MSRD #29; ms: network-security-restrict-ntlm-incoming-ntlm-traffic)."""
+    ntlm = fact(facts, "ntlm") or {}
+    if not ntlm.get("incoming_denied"):
+        return []
+    all_accounts = ntlm.get("restrict_receiving") == reg.NTLM_INCOMING_DENY_ALL
+    evidence = {"key": ntlm.get("key"), "RestrictReceivingNTLMTraffic": ntlm.get("restrict_receiving"),
+                "meaning": ntlm.get("restrict_receiving_meaning"), "LmCompatibilityLevel": ntlm.get("lm_compatibility_level"),
+                "domain_member": fact(facts, "domain.member"), "policy_name": reg.POLICY_NTLM_INCOMING}
+    return [make_finding("RDP-NTLM-INCOMING-DENIED", evidence, manual_fix(
+        f"'{reg.POLICY_NTLM_INCOMING}' denies {ntlm.get('incoming_denied')}: NLA falls back to NTLM when Kerberos cannot be used "
+        "(a connection by IP address or alias, a workgroup client, a local account). Connect by the host's Kerberos name, or set the "
+        "policy to 'Allow all' (RestrictReceivingNTLMTraffic=0), or add exceptions, in the GPO that sets it."),
+        **({} if all_accounts else {"severity": "medium"}))]
+
+
+def rule_client_logons(facts: Facts) -> list[Finding]:
+    """Clients reach the listener (RCM 261 / RdpCoreTS 131) and fail with a wrong password (RdpCoreTS 140), and not one
+    authenticates (no RCM 1149) over the event window: the path and the listener work, the logon does not."""
+    conn = fact(facts, "connections") or {}
+    if not conn.get("clients_reached_listener") or conn.get("clients_authenticated") is not False or not conn.get("bad_credentials"):
+        return []
+    return [make_finding("RDP-CLIENTS-FAIL-LOGON", {k: conn.get(k) for k in (
+        "received", "tcp_accepted", "authenticated", "bad_credentials", "last_received", "last_bad_credentials")},
+        manual_fix("The network path and the listener work (the host logged the connections): the logons fail. Check the user "
+                   "names and passwords, account lockout (Security 4625/4740), and the accounts' logon rights "
+                   "(rdp_doctor_accounts lets diagnose check them)."))]
+
+
 def rule_sessions(facts: Facts) -> list[Finding]:
     """Session cap reached; ghost disconnected sessions without a limit [S10][S15] MSRD #5 #50."""
     limits = fact(facts, "session_limits") or {}
@@ -739,6 +916,10 @@ UNCHECKED_BY_SECTION: dict[str, str] = {
     "winrm_listeners": "WinRM listeners (informational)",
     "accounts": "the accounts' right to log on through Remote Desktop Services",
     "events": "the events that back the findings (evidence only)",
+    "schannel_algorithms": "the TLS cipher suites left by the SCHANNEL algorithm keys",
+    "listener_acl": "the RDP-Tcp listener's permissions",
+    "secure_channel": "the domain secure channel",
+    "logon_services": "the services a logon needs (LSM, Netlogon, BFE)",
 }
 
 
@@ -768,6 +949,8 @@ HOST_RULES: tuple[t.Callable[[Facts], list[Finding]], ...] = (
     rule_connections, rule_services, rule_sockets, rule_listener_options, rule_firewall, rule_certificate,
     rule_machinekeys, rule_credssp, rule_security, rule_schannel, rule_sessions, rule_licensing, rule_accounts,
     rule_clock, rule_read_errors,
+    rule_cipher_suites, rule_listener_acl, rule_logon_right_groups, rule_domain_trust, rule_logon_services, rule_ntlm,
+    rule_client_logons,
 )
 
 
@@ -851,6 +1034,14 @@ def _network_blockers(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f["id"] in network]
 
 
+def _host_connections(facts: Facts) -> dict[str, t.Any]:
+    """The host's record of clients reaching the listener (RCM 261 / 1149, RdpCoreTS 131): when other clients arrive
+    while the probe cannot, the block is on the probe's path, not on the host."""
+    conn = fact(facts, "connections") or {}
+    keys = ("clients_reached_listener", "received", "tcp_accepted", "authenticated", "last_received", "last_authenticated")
+    return {k: conn.get(k) for k in keys}
+
+
 def join_probe(findings: list[Finding], facts: Facts, probe: dict[str, t.Any]) -> list[Finding]:
     """Add the probe's evidence to host findings, and the findings only the client's eye can see."""
     by_id = {f["id"]: f for f in findings}
@@ -867,8 +1058,12 @@ def join_probe(findings: list[Finding], facts: Facts, probe: dict[str, t.Any]) -
             finding["evidence"]["probe"] = tcp_evidence
         if not blockers and facts:
             added.append(make_finding("RDP-PATH-BLOCKED", {"probe": tcp_evidence, "host_listening": fact(facts, "listener.tcp.listening"),
-                                                           "host_firewall_open": fact(facts, "firewall.tcp.open_in_any_profile")},
-                                      manual_fix("The host listens and its firewall allows the port: look between client and host "
+                                                           "host_firewall_open": fact(facts, "firewall.tcp.open_in_any_profile"),
+                                                           "host_connections": _host_connections(facts)},
+                                      manual_fix(("Other clients reach the listener (the host logged their connections): the block "
+                                                  "is on the path from where the probe ran. " if fact(facts, "connections.clients_reached_listener")
+                                                  else "") +
+                                                 "The host listens and its firewall allows the port: look between client and host "
                                                  "(network ACL / NSG / security group, NAT or port forwarding, a VPN, a proxy).")))
     _join_certificate(by_id, facts, probe, added)
     result = findings + added
@@ -950,6 +1145,7 @@ def evaluate(facts: Facts | None, probe: dict[str, t.Any] | None = None) -> list
     if facts:
         for rule in HOST_RULES:
             findings.extend(rule(facts))
+        findings.extend(schannel_event_findings(findings, facts))
     if isinstance(probe, dict) and probe:
         findings = join_probe(findings, facts, probe)
     findings.extend(_gpo_override(findings))

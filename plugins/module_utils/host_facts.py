@@ -19,6 +19,7 @@ import typing as t
 
 from ansible_collections.rdp.doctor.plugins.module_utils import rdp_registry as reg
 
+from ansible_collections.rdp.doctor.plugins.module_utils import security_facts
 from ansible_collections.rdp.doctor.plugins.module_utils import x509_info
 
 FACTS_VERSION = 1
@@ -1124,6 +1125,8 @@ def normalize(raw: dict[str, t.Any], now: dt.datetime, expected_accounts: list[s
     registry = RegistryView(raw.get("registry"))
     os_facts = _os_facts(raw, registry, now)
     listener = _listener_facts(raw, registry)
+    schannel = _schannel_facts(registry, os_facts["build"], os_facts["product_type"])
+    accounts = _account_facts(raw, list(expected_accounts or []), os_facts["computer_name"])
     return {
         "facts_version": FACTS_VERSION,
         "raw_schema": raw.get("schema"),
@@ -1134,12 +1137,14 @@ def normalize(raw: dict[str, t.Any], now: dt.datetime, expected_accounts: list[s
         "security": _security_facts(raw, registry),
         "certificate": _certificate_facts(raw, registry, os_facts, now),
         "credssp": _credssp_facts(raw, registry, os_facts["build"]),
-        "schannel": _schannel_facts(registry, os_facts["build"], os_facts["product_type"]),
+        "schannel": schannel,
         "firewall": _firewall_facts(raw, registry, listener["effective_port"]),
         "session_limits": _session_facts(raw, registry, os_facts["rdsh_installed"], now),
         "licensing": _licensing_facts(raw, registry, os_facts["rdsh_installed"]),
         "machinekeys": _machinekeys_facts(raw, os_facts["machine_guid"]),
         "winrm": {"listeners": [w for w in _as_list(raw.get("winrm_listeners")) if isinstance(w, dict) and set(w) != {"error"}]},
-        "accounts": _account_facts(raw, list(expected_accounts or []), os_facts["computer_name"]),
+        "accounts": accounts,
         "events": _event_facts(raw),
+        # issue 12 part B: cipher suites, listener ACL, logon rights by group, secure channel, logon services, NTLM, connections
+        **security_facts.security_facts(raw, registry, os_facts, schannel, accounts),
     }

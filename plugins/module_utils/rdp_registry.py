@@ -43,6 +43,13 @@ FW_GPO_STANDARD = "HKLM:\\SOFTWARE\\Policies\\Microsoft\\WindowsFirewall\\Standa
 CRYPTOGRAPHY = "HKLM:\\SOFTWARE\\Microsoft\\Cryptography"
 #: OS setup state: OOBEInProgress, SystemSetupInProgress (MSRD #13).
 SETUP = "HKLM:\\SYSTEM\\Setup"
+#: "SSL Cipher Suite Order" Group Policy: Functions (REG_SZ, comma-separated), EccCurves (MSRD #42; ms: tls/manage-tls).
+CIPHER_SUITE_POLICY = "HKLM:\\SOFTWARE\\Policies\\Microsoft\\Cryptography\\Configuration\\SSL\\00010002"
+#: Local cipher suite list (Enable-/Disable-TlsCipherSuite write it): Functions (REG_MULTI_SZ) (ms: tls/manage-tls).
+CIPHER_SUITE_LOCAL = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Cryptography\\Configuration\\Local\\SSL\\00010002"
+#: NTLM restrictions: RestrictReceivingNTLMTraffic, RestrictSendingNTLMTraffic, NtlmMinServerSec (MSRD #29;
+#: ms: security-policy-settings/network-security-restrict-ntlm-incoming-ntlm-traffic).
+MSV1_0 = LSA + "\\MSV1_0"
 
 #: Schannel protocols read, oldest first [S18].
 SCHANNEL_PROTOCOLS = ("SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3")
@@ -62,6 +69,7 @@ REGISTRY_KEYS = (
     TS, WINSTATIONS, RDP_TCP, POL, CREDSSP,
     *(schannel_key(protocol, side) for protocol in SCHANNEL_PROTOCOLS for side in SCHANNEL_SIDES),
     FIPS, LSA, FW_GPO_DOMAIN, FW_GPO_STANDARD, CRYPTOGRAPHY, SETUP,
+    CIPHER_SUITE_POLICY, CIPHER_SUITE_LOCAL, MSV1_0,  # issue 12 part B: TLS cipher suites, NTLM
 )
 
 
@@ -389,3 +397,110 @@ EVENT_MEANINGS = {
     (PROVIDER_TERMDD, 56): "protocol error on an RDP connection",
     (PROVIDER_TERMDD, 50): "RDP protocol component detected an error",
 }
+
+# --------------------------------------------------------------------------------------------------
+# Issue 12 part B: TLS cipher suites, listener ACL, logon prerequisites, connection events
+# --------------------------------------------------------------------------------------------------
+
+#: SCHANNEL algorithm roots read by ``read_rdp_state`` (section ``schannel_algorithms``): one subkey per algorithm
+#: ("AES 128/128", "SHA256", "ECDH", ...) with ``Enabled`` (0 = off) (ms: windows-server/security/tls/tls-registry-settings).
+SCHANNEL_KEY = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL"
+SCHANNEL_ALGORITHM_KINDS = ("Ciphers", "Hashes", "KeyExchangeAlgorithms")
+POLICY_CIPHER_SUITE_ORDER = ("Computer Configuration > Administrative Templates > Network > SSL Configuration Settings > "
+                             "SSL Cipher Suite Order")
+
+
+class CipherSuite(t.NamedTuple):
+    """A TLS cipher suite as Schannel names it, and the SCHANNEL algorithm subkeys that can switch it off."""
+
+    name: str
+    protocols: tuple[str, ...]  # Schannel protocol names (SCHANNEL_PROTOCOLS) the suite can be negotiated with
+    key_exchange: str           # KeyExchangeAlgorithms subkey: PKCS (RSA), Diffie-Hellman, ECDH
+    cipher: str                 # Ciphers subkey
+    hash: str                   # Hashes subkey (the suite's MAC / PRF hash)
+
+
+_TLS12 = ("TLS 1.2",)
+_TLS10_12 = ("TLS 1.0", "TLS 1.1", "TLS 1.2")
+#: Suites a modern client offers that an RSA listener certificate can serve: mstsc on Windows 10/11 (Schannel's default
+#: client list, ms: tls/tls-cipher-suites-in-windows-10-v1903 and later pages) and FreeRDP 2/3 (OpenSSL's DEFAULT list).
+#: Suites for ECDSA certificates are left out: the listener's self-signed certificate is RSA [S2]. The TLS 1.3 suites use
+#: ECDHE whatever KeyExchangeAlgorithms says (inference: the ms page lists no key-exchange key for TLS 1.3).
+MODERN_CLIENT_SUITES = (
+    CipherSuite("TLS_AES_256_GCM_SHA384", ("TLS 1.3",), "ECDH", "AES 256/256", "SHA384"),
+    CipherSuite("TLS_AES_128_GCM_SHA256", ("TLS 1.3",), "ECDH", "AES 128/128", "SHA256"),
+    CipherSuite("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", _TLS12, "ECDH", "AES 256/256", "SHA384"),
+    CipherSuite("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", _TLS12, "ECDH", "AES 128/128", "SHA256"),
+    CipherSuite("TLS_DHE_RSA_WITH_AES_256_GCM_SHA384", _TLS12, "Diffie-Hellman", "AES 256/256", "SHA384"),
+    CipherSuite("TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", _TLS12, "Diffie-Hellman", "AES 128/128", "SHA256"),
+    CipherSuite("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", _TLS12, "ECDH", "AES 256/256", "SHA384"),
+    CipherSuite("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", _TLS12, "ECDH", "AES 128/128", "SHA256"),
+    CipherSuite("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", _TLS10_12, "ECDH", "AES 256/256", "SHA"),
+    CipherSuite("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", _TLS10_12, "ECDH", "AES 128/128", "SHA"),
+    CipherSuite("TLS_RSA_WITH_AES_256_GCM_SHA384", _TLS12, "PKCS", "AES 256/256", "SHA384"),
+    CipherSuite("TLS_RSA_WITH_AES_128_GCM_SHA256", _TLS12, "PKCS", "AES 128/128", "SHA256"),
+    CipherSuite("TLS_RSA_WITH_AES_256_CBC_SHA256", _TLS12, "PKCS", "AES 256/256", "SHA256"),
+    CipherSuite("TLS_RSA_WITH_AES_128_CBC_SHA256", _TLS12, "PKCS", "AES 128/128", "SHA256"),
+    CipherSuite("TLS_RSA_WITH_AES_256_CBC_SHA", _TLS10_12, "PKCS", "AES 256/256", "SHA"),
+    CipherSuite("TLS_RSA_WITH_AES_128_CBC_SHA", _TLS10_12, "PKCS", "AES 128/128", "SHA"),
+)
+#: Windows 8.1 / 2012 R2 and older append the curve to ECDHE suite names in Functions (``..._SHA256_P256``).
+CIPHER_SUITE_CURVE_SUFFIXES = ("_P256", "_P384", "_P521")
+
+#: Schannel events read (System log) [S2][S30]: 36885-36887 added by issue 12.
+EVENT_SCHANNEL_CA_LIST = 36885       # the trusted CA list sent for client authentication is too long (warning)
+EVENT_SCHANNEL_NO_CREDENTIAL = 36886  # no suitable default server credential exists
+EVENT_SCHANNEL_ALERT_RECEIVED = 36887  # a fatal alert was received from the client
+SCHANNEL_EVENT_IDS = (EVENT_SCHANNEL_KEY_ACCESS, EVENT_SCHANNEL_CREDENTIAL, EVENT_SCHANNEL_NO_CIPHER, EVENT_SCHANNEL_CA_LIST,
+                      EVENT_SCHANNEL_NO_CREDENTIAL, EVENT_SCHANNEL_ALERT_RECEIVED, EVENT_SCHANNEL_ALERT)
+#: Schannel events that show the listener could not build its TLS credential (every client fails).
+SCHANNEL_CREDENTIAL_EVENTS = (EVENT_SCHANNEL_KEY_ACCESS, EVENT_SCHANNEL_CREDENTIAL, EVENT_SCHANNEL_NO_CREDENTIAL)
+#: Schannel events that show handshakes failing with some clients.
+SCHANNEL_HANDSHAKE_EVENTS = (EVENT_SCHANNEL_NO_CIPHER, EVENT_SCHANNEL_ALERT)
+
+#: The host's record of clients reaching the listener (msrd-coverage "checked by none"; ms: remote/rdp-client-connection-events
+#: as quoted by MSRD-Collect, which collects these logs without evaluating them).
+LOG_RCM_OPERATIONAL = "Microsoft-Windows-TerminalServices-RemoteConnectionManager/Operational"
+LOG_RDPCORETS_OPERATIONAL = "Microsoft-Windows-RemoteDesktopServices-RdpCoreTS/Operational"
+PROVIDER_RDPCORETS = "Microsoft-Windows-RemoteDesktopServices-RdpCoreTS"
+EVENT_RCM_CONNECTION_RECEIVED = 261   # "Listener RDP-Tcp received a connection"
+EVENT_RCM_AUTHENTICATED = 1149        # "Remote Desktop Services: User authentication succeeded" (network-level)
+EVENT_RDPCORETS_TCP_ACCEPTED = 131    # "The server accepted a new TCP connection from client <ip>:<port>"
+EVENT_RDPCORETS_BAD_CREDENTIALS = 140  # "A connection from the client computer ... failed because the user name or password is not correct"
+EVENT_MEANINGS.update({
+    (PROVIDER_SCHANNEL, EVENT_SCHANNEL_CA_LIST): "the trusted CA list for client authentication is too long",
+    (PROVIDER_SCHANNEL, EVENT_SCHANNEL_NO_CREDENTIAL): "no suitable default TLS server credential",
+    (PROVIDER_SCHANNEL, EVENT_SCHANNEL_ALERT_RECEIVED): "fatal TLS alert received from the client",
+    (PROVIDER_RDPCORETS, EVENT_RDPCORETS_TCP_ACCEPTED): "the listener accepted a TCP connection",
+    (PROVIDER_RDPCORETS, EVENT_RDPCORETS_BAD_CREDENTIALS): "a client's logon failed: wrong user name or password",
+})
+
+#: Win32_TSAccount PermissionsAllowed / PermissionsDenied bits (ms: termserv/win32-tsaccount).
+WINSTATION_LOGON = 0x20
+WINSTATION_CONNECT = 0x100
+#: Groups that let ordinary RDP users through the listener ACL or the logon right (direct SIDs, language-neutral).
+BROAD_GROUP_SIDS = (SID_EVERYONE, SID_AUTHENTICATED_USERS, SID_USERS)
+#: Groups whose loss (from the listener ACL or the allow right) or denial stops the usual RDP users.
+RDP_GROUP_SIDS = (SID_ADMINISTRATORS, SID_REMOTE_DESKTOP_USERS)
+POLICY_ALLOW_RDP_RIGHT = ("Computer Configuration > Windows Settings > Security Settings > Local Policies > User Rights Assignment > "
+                          "Allow log on through Remote Desktop Services")
+POLICY_DENY_RDP_RIGHT = ("Computer Configuration > Windows Settings > Security Settings > Local Policies > User Rights Assignment > "
+                         "Deny log on through Remote Desktop Services")
+
+#: Services an RDP logon needs besides the RDS services (MSRD #21 #45): LSM hosts sessions, Netlogon authenticates
+#: domain accounts (NLA), BFE and MpsSvc run the firewall (ms: security-guidelines-for-disabling-system-services) [S21].
+SERVICE_LSM = "LSM"
+SERVICE_NETLOGON = "Netlogon"
+SERVICE_BFE = "BFE"
+SERVICE_MPSSVC = "MpsSvc"
+LOGON_SERVICES = (SERVICE_LSM, SERVICE_NETLOGON, SERVICE_BFE, SERVICE_MPSSVC)
+LOGON_SERVICE_DISPLAY_NAMES = {SERVICE_LSM: "Local Session Manager", SERVICE_NETLOGON: "Netlogon", SERVICE_BFE: "Base Filtering Engine",
+                               SERVICE_MPSSVC: "Windows Defender Firewall"}
+
+#: RestrictReceivingNTLMTraffic (ms: network-security-restrict-ntlm-incoming-ntlm-traffic).
+NTLM_INCOMING = {0: "allow all", 1: "deny all domain accounts", 2: "deny all accounts"}
+NTLM_INCOMING_DENY_DOMAIN, NTLM_INCOMING_DENY_ALL = 1, 2
+POLICY_NTLM_INCOMING = ("Computer Configuration > Windows Settings > Security Settings > Local Policies > Security Options > "
+                        "Network security: Restrict NTLM: Incoming NTLM traffic")
+#: LmCompatibilityLevel (ms: network-security-lan-manager-authentication-level): 0-5; absent = 3 from Windows Vista on.
+LM_COMPATIBILITY_DEFAULT = 3

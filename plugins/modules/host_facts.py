@@ -414,6 +414,49 @@ ansible_facts:
             message could not be formatted: its message is null) - and C(total).
           type: dict
           returned: always
+        tls_cipher_suites:
+          description: >-
+            The TLS suites a modern client (mstsc on Windows 10/11, FreeRDP 2/3) offers that the listener can still negotiate
+            - C(read), C(source) (C(policy), C(local), C(default) or C(unknown)), C(key), C(configured) (the Functions list),
+            C(disabled_algorithms) (SCHANNEL Ciphers, Hashes, KeyExchangeAlgorithms with Enabled=0), C(usable_modern_suites),
+            C(unusable_modern_suites) (suite -> what removes it), C(modern_client_compatible) (null when not read).
+          type: dict
+          returned: always
+        listener_acl:
+          description: >-
+            The RDP-Tcp ACL (Win32_TSAccount) - C(read), C(present), C(entries) (C(sid), C(account), C(allowed), C(denied),
+            C(logon_allowed), C(logon_denied)), C(logon_allowed), C(logon_denied), C(groups_without_logon) (Administrators or
+            Remote Desktop Users the ACL shuts out), C(ok) (null when not read).
+          type: dict
+          returned: always
+        logon_rights:
+          description: >-
+            The RDP logon rights at group level - C(read), C(groups_not_allowed), C(groups_denied) (SIDs and C(*_named)),
+            C(local_accounts_denied), C(ok).
+          type: dict
+          returned: always
+        domain:
+          description: "The domain secure channel - C(read), C(member), C(domain), C(secure_channel_ok) (null in a workgroup)."
+          type: dict
+          returned: always
+        logon_services:
+          description: "LSM, Netlogon, BFE, MpsSvc - C(read), C(services) (per name C(present), C(state), C(start_mode), C(running))."
+          type: dict
+          returned: always
+        ntlm:
+          description: >-
+            NTLM settings NLA meets - C(read), C(lm_compatibility_level) (3 when absent) and its C(lm_compatibility_level_source),
+            C(restrict_receiving) and its C(restrict_receiving_meaning), C(incoming_denied), C(restrict_sending),
+            C(ntlm_min_server_sec), C(key).
+          type: dict
+          returned: always
+        connections:
+          description: >-
+            The host's record of clients reaching the listener over the event window - C(received) (RCM 261),
+            C(authenticated) (RCM 1149), C(tcp_accepted) (RdpCoreTS 131), C(bad_credentials) (RdpCoreTS 140), each with
+            C(last_*), C(read), C(clients_reached_listener), C(clients_authenticated) (null when the logs could not be read).
+          type: dict
+          returned: always
 raw:
   description: The raw document C(read_rdp_state) answered.
   returned: when O(include_raw=true), or when the document could not be read

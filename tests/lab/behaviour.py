@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from tests.lab import certs
+from tests.lab import certs  # first: it makes the collection importable when the lab runs from the repository
+from ansible_collections.rdp.doctor.plugins.module_utils.rdp_registry import MODERN_CLIENT_SUITES  # Windows' suite table
 from tests.lab.model import (
     DEFAULT_DENY_TS_CONNECTIONS, DEFAULT_SECURITY_LAYER, DEFAULT_USER_AUTHENTICATION, FW_GPO_DOMAIN, FW_GPO_STANDARD,
     MACHINEKEYS_PATH, RDP_TCP, SCHANNEL_PROTOCOL_NAMES, TERMSERVICE, TS, CertEntry, FirewallRule, Host, effective, listener_port,
@@ -45,6 +46,9 @@ class ListenerBehaviour:  # pylint: disable=too-many-instance-attributes  # mirr
     # With listening False: True when only the firewall blocks the port and the host's ``firewall_blocks``
     # is "drop" -> the client's SYN is dropped (timeout) instead of refused (RST).
     filtered: bool = False
+    # True when the cipher-suite policy / SCHANNEL algorithm keys leave no suite a modern client offers: the
+    # credential builds, every handshake ends with a fatal alert (Schannel 36874) (issue 12 part B).
+    no_common_cipher: bool = False
 
 
 def schannel_enabled(host: Host, protocol: str, side: str = "Server") -> bool:
@@ -71,6 +75,40 @@ def schannel_enabled(host: Host, protocol: str, side: str = "Server") -> bool:
 def tls_versions(host: Host) -> frozenset[str]:
     """TLS versions the listener can negotiate (Server side keys); SSL 3.0 is never offered by the lab."""
     return frozenset(TLS_NAMES[p] for p in SCHANNEL_PROTOCOL_NAMES if p in TLS_NAMES and schannel_enabled(host, p))
+
+
+# Cipher suites (issue 12 part B): the suite list Schannel uses, the SCHANNEL algorithm keys that remove suites, and the
+# suites a modern client offers (the same table as rdp_registry.MODERN_CLIENT_SUITES: Windows' constants, not a decision).
+CIPHER_POLICY = "HKLM:\\SOFTWARE\\Policies\\Microsoft\\Cryptography\\Configuration\\SSL\\00010002"
+CIPHER_LOCAL = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Cryptography\\Configuration\\Local\\SSL\\00010002"
+SCHANNEL_ROOT = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL"
+
+
+def _suite_list(value: object) -> set[str] | None:
+    """Suite names of a Functions value (REG_SZ comma list or REG_MULTI_SZ), curve suffixes dropped; None when unset."""
+    if value in (None, "", []):
+        return None
+    parts = value if isinstance(value, list) else str(value).split(",")
+    return {str(p).strip().upper().removesuffix("_P256").removesuffix("_P384").removesuffix("_P521") for p in parts if str(p).strip()}
+
+
+def modern_suites(host: Host) -> list[str]:
+    """Suites a modern client offers that the listener negotiates, as Schannel reads its settings at boot [S18]."""
+    configured = _suite_list(host.boot_value(CIPHER_POLICY, "Functions"))
+    if configured is None:
+        configured = _suite_list(host.boot_value(CIPHER_LOCAL, "Functions"))
+    protocols = {p for p in SCHANNEL_PROTOCOL_NAMES if schannel_enabled(host, p)}
+    usable = []
+    for suite in MODERN_CLIENT_SUITES:
+        if configured is not None and suite.name not in configured:
+            continue
+        if not protocols & set(suite.protocols):
+            continue
+        keys = [("Ciphers", suite.cipher), ("Hashes", suite.hash)] + ([] if "TLS 1.3" in suite.protocols else [("KeyExchangeAlgorithms", suite.key_exchange)])
+        if any(host.boot_value(f"{SCHANNEL_ROOT}\\{kind}\\{name}", "Enabled") == 0 for kind, name in keys):
+            continue
+        usable.append(suite.name)
+    return usable
 
 
 def listener_entry(host: Host) -> CertEntry | None:
@@ -160,14 +198,17 @@ def listener_behaviour(host: Host, now: dt.datetime) -> ListenerBehaviour:  # py
     port = listener_port(host)  # a PortNumber change takes effect when TermService restarts [S4][S14]
     not_listening = not_listening_reason(host)
     blocked = "" if not_listening else firewall_block_reason(host, port)
+    # a path fault: the host accepts, a device between client and host rejects the connection (RST, whatever firewall_blocks says)
+    path = "path fault: a device between client and host rejects the connection" \
+        if not not_listening and not blocked and "path_blocked" in host.path_faults else ""
     security_layer = effective(host, "SecurityLayer", default=DEFAULT_SECURITY_LAYER)[0]
     nla = effective(host, "UserAuthentication", default=DEFAULT_USER_AUTHENTICATION)[0]
     entry = listener_entry(host)
     workgroup = not host.os.part_of_domain
     build = version_tuple(host.os.version)
     return ListenerBehaviour(
-        listening=not (not_listening or blocked),
-        refuse_reason=not_listening or blocked,
+        listening=not (not_listening or blocked or path),
+        refuse_reason=not_listening or blocked or path,
         port=port,
         security_layer=int(security_layer) if isinstance(security_layer, int) else DEFAULT_SECURITY_LAYER,
         nla_required=nla == 1,
@@ -183,4 +224,5 @@ def listener_behaviour(host: Host, now: dt.datetime) -> ListenerBehaviour:  # py
         clock_offset_seconds=float(host.clock_offset_seconds),
         # only a firewall-only block can be a drop: with nothing listening the lab answers RST (contracts section 9)
         filtered=bool(blocked) and host.firewall_blocks == "drop",
+        no_common_cipher=bool(tls_versions(host)) and not modern_suites(host),
     )

@@ -19,7 +19,7 @@ from tests.lab.model import (
     CREDSSP, DEFAULT_OS_VERSION, FIPS, FW_GPO_DOMAIN, FW_GPO_STANDARD, LAB_ACCOUNT, LOG_RCM_ADMIN, MPSSVC, POL, PROVIDER_RCM,
     PROVIDER_SCHANNEL, PROVIDER_SCM, PROVIDER_SECURITY, RDP_FIREWALL_GROUP, RDP_TCP, RIGHT_DENY_RDP, RDS_STORE,
     SCHANNEL_PROTOCOL_NAMES, SID_ADMINISTRATORS, SID_REMOTE_DESKTOP_USERS, SID_USERS, TERMSERVICE, TS, UMRDPSERVICE,
-    Account, CertEntry, DomainPrincipal, FirewallRule, GroupMember, Host, Session, Socket, as_utc, resolve_os_version, schannel_key,
+    NETLOGON, Account, CertEntry, DomainPrincipal, FirewallRule, GroupMember, Host, Session, Socket, as_utc, logon_services, resolve_os_version, schannel_key,
 )
 
 
@@ -320,6 +320,7 @@ def _join_domain(host: Host) -> str:
     """Join the lab domain (if not yet) and return the domain SID; the active firewall profile becomes Domain."""
     if not host.os.part_of_domain:
         host.os.part_of_domain, host.os.domain, host.os.netbios_domain = True, LAB_DOMAIN, "CONTOSO"
+        host.services.update({k: v for k, v in logon_services(True).items() if k == NETLOGON})  # a member's Netlogon runs
     raw = _seed(host, "domain-sid")
     return "S-1-5-21-" + "-".join(str(int.from_bytes(raw[i:i + 4], "little")) for i in (0, 4, 8))
 
@@ -410,6 +411,86 @@ def _firewall_allow_any_port(host: Host, _now: dt.datetime) -> None:
     host.firewall_rules.append(FirewallRule("Allow-All-In-TCP", "Allow all inbound TCP", "", True, "TCP", ["Any"]))
 
 
+# ---- issue 12 part B: cipher suites, Schannel events, listener ACL, logon rights by group, logon prerequisites, connections ----
+CIPHER_POLICY = "HKLM:\\SOFTWARE\\Policies\\Microsoft\\Cryptography\\Configuration\\SSL\\00010002"
+SCHANNEL_CIPHERS = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Ciphers"
+MSV1_0 = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Lsa\\MSV1_0"
+LOG_RCM_OPERATIONAL = "Microsoft-Windows-TerminalServices-RemoteConnectionManager/Operational"
+LOG_RDPCORETS = "Microsoft-Windows-RemoteDesktopServices-RdpCoreTS/Operational"
+PROVIDER_RDPCORETS = "Microsoft-Windows-RemoteDesktopServices-RdpCoreTS"
+MSG_36874 = ("An TLS 1.2 connection request was received from a remote client application, but none of the cipher suites supported"
+             " by the client application are supported by the server. The TLS connection request has failed.")
+MSG_36888 = ("A fatal alert was generated and sent to the remote endpoint. This may result in termination of the connection. The TLS"
+             " protocol defined fatal error code is 40. The Windows SChannel error state is 1205.")
+MSG_261 = "Listener RDP-Tcp received a connection"
+MSG_1149 = "Remote Desktop Services: User authentication succeeded: User: rdpuser Domain: Source Network Address: 10.20.0.15"
+MSG_131 = "The server accepted a new TCP connection from client 10.20.0.15:52113."
+MSG_140 = ("A connection from the client computer with an IP address of 10.20.0.15 failed because the user name or password is not"
+           " correct.")
+
+
+def _tls_cipher_policy_no_common(host: Host, now: dt.datetime) -> None:
+    """A hardening GPO's "SSL Cipher Suite Order" that keeps only suites no modern client offers; clients fail (36874)."""
+    host.reg_set(CIPHER_POLICY, "Functions", "TLS_RSA_WITH_RC4_128_SHA,TLS_RSA_WITH_3DES_EDE_CBC_SHA")
+    host.add_events("System", PROVIDER_SCHANNEL, 36874, _days_ago(now, 2, 1, 0.1), MSG_36874)
+
+
+def _schannel_aes_disabled(host: Host, now: dt.datetime) -> None:
+    """SCHANNEL\\Ciphers\\AES 128/128 and AES 256/256 Enabled=0 (a hardening script gone wrong): no AES suite is left."""
+    for cipher in ("AES 128/128", "AES 256/256"):
+        host.reg_set(f"{SCHANNEL_CIPHERS}\\{cipher}", "Enabled", 0)
+    host.add_events("System", PROVIDER_SCHANNEL, 36874, _days_ago(now, 1, 0.2), MSG_36874)
+
+
+def _schannel_handshake_errors(host: Host, now: dt.datetime) -> None:
+    """A healthy listener that logs fatal alerts (36888, alert 40) for some clients: old clients or scanners."""
+    host.add_events("System", PROVIDER_SCHANNEL, 36888, _days_ago(now, 3, 2, 1, 0.5), MSG_36888)
+
+
+def _listener_acl_broken(host: Host, _now: dt.datetime) -> None:
+    """The RDP-Tcp ACL lost Administrators and Remote Desktop Users (a hand-edited or imported Security value)."""
+    host.listener_acl = [a for a in host.listener_acl if a.sid not in (SID_ADMINISTRATORS, SID_REMOTE_DESKTOP_USERS)]
+
+
+def _logon_right_groups_denied(host: Host, _now: dt.datetime) -> None:
+    """Remote Desktop Users in "Deny log on through Remote Desktop Services" (a baseline applied to the wrong OU)."""
+    host.user_rights[RIGHT_DENY_RDP] = list(host.user_rights.get(RIGHT_DENY_RDP, [])) + [SID_REMOTE_DESKTOP_USERS]
+
+
+def _netlogon_stopped(host: Host, now: dt.datetime) -> None:
+    """A domain member whose Netlogon service is stopped: NLA cannot authenticate domain accounts."""
+    _join_domain(host)
+    host.stop_service(NETLOGON, now)
+
+
+def _ntlm_incoming_denied(host: Host, _now: dt.datetime) -> None:
+    """"Restrict NTLM: Incoming NTLM traffic" = Deny all accounts (RestrictReceivingNTLMTraffic=2)."""
+    host.reg_set(MSV1_0, "RestrictReceivingNTLMTraffic", 2)
+
+
+def _client_connections(host: Host, now: dt.datetime, authenticated: bool) -> None:
+    """Clients that reached the listener during the last days (RCM 261, RdpCoreTS 131), authenticated (1149) or not (140)."""
+    times = _days_ago(now, 3, 2, 1, 0.2)
+    host.add_events(LOG_RCM_OPERATIONAL, PROVIDER_RCM, 261, times, MSG_261, level="Information")
+    host.add_events(LOG_RDPCORETS, PROVIDER_RDPCORETS, 131, times, MSG_131, level="Information")
+    if authenticated:
+        host.add_events(LOG_RCM_OPERATIONAL, PROVIDER_RCM, 1149, times, MSG_1149, level="Information")
+    else:
+        host.add_events(LOG_RDPCORETS, PROVIDER_RDPCORETS, 140, times, MSG_140, level="Warning")
+
+
+def _path_blocked_clients_arrive(host: Host, now: dt.datetime) -> None:
+    """Path fault: a device between the controller and the host rejects RDP (the lab listener refuses the probe while the
+    host model accepts), while the host's logs show other clients arriving and authenticating."""
+    host.path_faults.add("path_blocked")
+    _client_connections(host, now, authenticated=True)
+
+
+def _clients_fail_logon(host: Host, now: dt.datetime) -> None:
+    """Clients reach the listener and fail with a wrong password; none authenticates."""
+    _client_connections(host, now, authenticated=False)
+
+
 _PRE_FIX_RELEASES = ("6.3.9600", "10.0.14393")
 
 _FAULT_LIST = [
@@ -474,7 +555,7 @@ _FAULT_LIST = [
     Fault("netfx_45_only", "Server 2012 R2 with .NET Framework 4.5.2 only (no RSACertificateExtensions)", (), _netfx_45_only,
           os_versions=("6.3.9600",)),
     Fault("accounts_domain_unreachable", "domain member whose trust is broken; diagnose checks CONTOSO\\alice as well",
-          ("RDP-READ-INCOMPLETE",), _accounts_domain_unreachable),
+          ("RDP-READ-INCOMPLETE", "RDP-DOMAIN-TRUST-BROKEN"), _accounts_domain_unreachable),
     Fault("accounts_nested_group", "CONTOSO\\alice may log on through CONTOSO\\RDP Admins, a member of Remote Desktop Users",
           ("RDP-ACCOUNT-MEMBERSHIP-UNKNOWN",), _accounts_nested_group),
     Fault("firewall_rule_program_filtered", "Remote Desktop rules off; a rule opens 3389 for another program only",
@@ -483,6 +564,26 @@ _FAULT_LIST = [
           ("RDP-FIREWALL-RULES-DISABLED",), _firewall_rule_address_filtered, conflicts=frozenset({"firewall_allow_any_port"})),
     Fault("firewall_allow_any_port", "Remote Desktop rules off; an allow rule for every TCP port opens 3389", (),
           _firewall_allow_any_port, conflicts=frozenset({"firewall_rule_program_filtered", "firewall_rule_address_filtered"})),
+]
+
+_FAULT_LIST += [  # issue 12 part B
+    Fault("tls_cipher_policy_no_common", "GPO 'SSL Cipher Suite Order' keeps only RC4/3DES suites; Schannel 36874",
+          ("RDP-TLS-NO-COMMON-CIPHER",), _tls_cipher_policy_no_common),
+    Fault("schannel_aes_disabled", "SCHANNEL Ciphers AES 128/128 and AES 256/256 Enabled=0; Schannel 36874",
+          ("RDP-TLS-NO-COMMON-CIPHER",), _schannel_aes_disabled),
+    Fault("schannel_handshake_errors", "a healthy listener logs Schannel 36888 (fatal alert 40) for some clients",
+          ("RDP-TLS-SCHANNEL-ERRORS",), _schannel_handshake_errors),
+    Fault("listener_acl_broken", "the RDP-Tcp ACL (Win32_TSAccount) without Administrators and Remote Desktop Users",
+          ("RDP-LISTENER-ACL-DENIES",), _listener_acl_broken),
+    Fault("logon_right_groups_denied", "Remote Desktop Users in SeDenyRemoteInteractiveLogonRight",
+          ("RDP-LOGON-RIGHT-GROUPS", "RDP-ACCOUNT-DENIED-LOGON"), _logon_right_groups_denied),
+    Fault("netlogon_stopped", "a contoso.com member whose Netlogon service is stopped", ("RDP-LOGON-SERVICE-STOPPED",), _netlogon_stopped),
+    Fault("ntlm_incoming_denied", "MSV1_0 RestrictReceivingNTLMTraffic=2 (incoming NTLM denied for all accounts)",
+          ("RDP-NTLM-INCOMING-DENIED",), _ntlm_incoming_denied),
+    Fault("path_blocked_clients_arrive", "path fault: the probe's route is blocked while RCM 261/1149 and RdpCoreTS 131 show clients "
+          "arriving", ("RDP-PATH-BLOCKED",), _path_blocked_clients_arrive, path_fault=True),
+    Fault("clients_fail_logon", "RCM 261 and RdpCoreTS 131 show clients arriving, RdpCoreTS 140 wrong passwords, no 1149",
+          ("RDP-CLIENTS-FAIL-LOGON",), _clients_fail_logon),
 ]
 
 FAULTS: dict[str, Fault] = {fault.name: fault for fault in _FAULT_LIST}

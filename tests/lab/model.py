@@ -97,6 +97,9 @@ RIGHT_DENY_RDP = "SeDenyRemoteInteractiveLogonRight"
 TERMSERVICE = "TermService"
 SESSIONENV = "SessionEnv"
 UMRDPSERVICE = "UmRdpService"
+LSM = "LSM"  # Local Session Manager
+BFE = "BFE"  # Base Filtering Engine
+NETLOGON = "Netlogon"
 MPSSVC = "MpsSvc"  # Windows Defender Firewall: its ActiveStore answers only while it runs (CIM error 1753 otherwise)
 LAB_ACCOUNT = "rdpuser"  # every healthy lab host has it, in Remote Desktop Users (contracts section 8)
 # How the lab shows a client a port the firewall blocks (contracts section 9): "refuse" closes the socket
@@ -368,6 +371,25 @@ class Service:
 
 
 @dataclass
+class ListenerAce:
+    """One entry of the RDP-Tcp listener's ACL as Win32_TSAccount reports it (ms: termserv/win32-tsaccount)."""
+
+    sid: str
+    account: str
+    allowed: int  # PermissionsAllowed bit mask: WINSTATION_LOGON 0x20, WINSTATION_CONNECT 0x100
+    denied: int = 0
+
+
+def default_listener_acl() -> list[ListenerAce]:
+    """RDP-Tcp's default permissions: SYSTEM and Administrators full control, Remote Desktop Users user access (query,
+    logon, connect), LOCAL SERVICE and NETWORK SERVICE message (ms: termserv/win32-tspermissionssetting)."""
+    return [ListenerAce("S-1-5-18", "NT AUTHORITY\\SYSTEM", 0xF03BF), ListenerAce("S-1-5-19", "NT AUTHORITY\\LOCAL SERVICE", 0x80),
+            ListenerAce(SID_NETWORK_SERVICE, "NT AUTHORITY\\NETWORK SERVICE", 0x80),
+            ListenerAce(SID_ADMINISTRATORS, "BUILTIN\\Administrators", 0xF03BF),
+            ListenerAce(SID_REMOTE_DESKTOP_USERS, "BUILTIN\\Remote Desktop Users", 0x121)]
+
+
+@dataclass
 class Socket:
     """A listening socket (Get-NetTCPConnection -State Listen / Get-NetUDPEndpoint)."""
 
@@ -569,6 +591,8 @@ class Host:  # pylint: disable=too-many-instance-attributes  # it models a whole
     wts_error: str | None = None  # the WTS API fails to enumerate sessions: a Win32Exception with this message
     domain_reachable: bool = True  # False: the trust with the domain is broken, lookups through it fail
     domain_principals: list[DomainPrincipal] = field(default_factory=list)
+    listener_acl: list[ListenerAce] = field(default_factory=default_listener_acl)  # Win32_TSAccount of RDP-Tcp
+    secure_channel_ok: bool = True  # Test-ComputerSecureChannel on a domain member (False: broken trust)
     netfx_release: int = 528040  # NDP\v4\Full Release: 528040 = .NET Framework 4.8, 379893 = 4.5.2 (no RSACng)
     path_faults: set[str] = field(default_factory=set)  # faults outside the host (e.g. dns_mismatch)
     faults: list[str] = field(default_factory=list)  # names of the faults applied, for logs and tests
@@ -1050,6 +1074,15 @@ def _services() -> dict[str, Service]:
     }
 
 
+def logon_services(domain_member: bool) -> dict[str, Service]:
+    """Services a logon needs besides the RDS ones (MSRD #21 #45): LSM and BFE always run; Netlogon runs on a domain
+    member and is Manual and stopped in a workgroup (ms: security-guidelines-for-disabling-system-services)."""
+    netlogon = Service(NETLOGON, "Netlogon", "Running", "Auto", 688, "LocalSystem") if domain_member else \
+        Service(NETLOGON, "Netlogon", "Stopped", "Manual", 0, "LocalSystem")
+    return {LSM: Service(LSM, "Local Session Manager", "Running", "Auto", 640, "LocalSystem"),
+            BFE: Service(BFE, "Base Filtering Engine", "Running", "Auto", 2580, "NT AUTHORITY\\LocalService"), NETLOGON: netlogon}
+
+
 def _other_sockets() -> list[Socket]:
     """Baseline listeners of a Windows server: RPC, SMB, WinRM (HTTP.sys runs in System, pid 4)."""
     return [Socket("tcp", "0.0.0.0", 135, 912, "svchost"), Socket("tcp", "0.0.0.0", 445, 4, "System"),
@@ -1119,6 +1152,7 @@ def _build_healthy(name: str, address: str, version: str, now: dt.datetime, doma
         machinekeys=MachineKeys(), winrm_listeners=[WinRMListener("HTTP", "*", 5985)],
         network_category="Domain" if domain else "Private", booted_at=now - dt.timedelta(days=3),
     )
+    host.services.update(logon_services(bool(domain)))
     # A self-signed cert generated a month ago, valid ~6 months, bound via SSLCertificateSHA1Hash.
     host.install_self_signed(now, not_before=now - dt.timedelta(days=30), log=False)
     return host

@@ -978,6 +978,9 @@ class RdpListener:  # pylint: disable=too-many-instance-attributes  # counters a
         hello = await asyncio.wait_for(read_tls_record(reader), self.timeout)
         version = pick_tls_version(client_hello_versions(hello), enabled_tls_versions(behaviour))
         context = None
+        if behaviour.no_common_cipher:  # Schannel answers the ClientHello with handshake_failure (36874) and closes
+            self.tls_failures += 1
+            raise ConnectionError("no cipher suite in common with the client")
         if version is not None and behaviour.certificate_pem is not None and behaviour.private_key_pem is not None:
             context = server_ssl_context(behaviour.certificate_pem, behaviour.private_key_pem, version)
         if context is None:  # the credential broke between negotiation and handshake

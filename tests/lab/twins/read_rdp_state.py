@@ -55,7 +55,7 @@ class EventQuery:
 
 
 EVENT_QUERIES = (
-    EventQuery("System", "Schannel", (36870, 36871, 36874, 36888)),
+    EventQuery("System", "Schannel", (36870, 36871, 36874, 36885, 36886, 36887, 36888)),
     EventQuery("System", "Microsoft-Windows-TerminalServices-RemoteConnectionManager", (1056, 1057, 1058, 1028)),
     EventQuery("System", "TermDD", (50, 56)),
     EventQuery("System", "Microsoft-Windows-TerminalServices-Licensing", ()),
@@ -63,6 +63,9 @@ EVENT_QUERIES = (
     EventQuery("Microsoft-Windows-TerminalServices-Licensing/Operational", None, ()),
     EventQuery("Microsoft-Windows-TerminalServices-RemoteConnectionManager/Admin", None, ()),
     EventQuery("Microsoft-Windows-TerminalServices-LocalSessionManager/Operational", None, ()),
+    EventQuery("Microsoft-Windows-TerminalServices-RemoteConnectionManager/Operational",
+               "Microsoft-Windows-TerminalServices-RemoteConnectionManager", (261, 1149)),
+    EventQuery("Microsoft-Windows-RemoteDesktopServices-RdpCoreTS/Operational", "Microsoft-Windows-RemoteDesktopServices-RdpCoreTS", (131, 140)),
 )
 
 
@@ -360,6 +363,51 @@ def read_events(host: m.Host, since: dt.datetime, sample_size: int) -> list[dict
     return out
 
 
+# ---- issue 12 part B: TLS algorithms, listener ACL, secure channel, logon services ----
+SCHANNEL_KEY = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL"
+SCHANNEL_ALGORITHM_KINDS = ("Ciphers", "Hashes", "KeyExchangeAlgorithms")
+LOGON_SERVICE_NAMES = (m.LSM, m.NETLOGON, m.BFE, m.MPSSVC)
+
+
+def read_schannel_algorithms(host: m.Host) -> dict[str, t.Any]:
+    """SCHANNEL Ciphers / Hashes / KeyExchangeAlgorithms, each algorithm subkey with its values; a kind without a key is None."""
+    out: dict[str, t.Any] = {}
+    for kind in SCHANNEL_ALGORITHM_KINDS:
+        root = f"{SCHANNEL_KEY}\\{kind}"
+        if not host.registry.key_exists(root):
+            out[kind] = None
+            continue
+        out[kind] = {name: registry_key(host, f"{root}\\{name}") or {} for name in host.registry.subkeys(root)}
+    return out
+
+
+def read_listener_acl(host: m.Host) -> t.Any:
+    """Win32_TSAccount of RDP-Tcp: gone with the TerminalServices namespace, failing with its provider."""
+    if host.wmi_broken:
+        return None
+    if host.wmi_error is not None:
+        return section_error(CIM_EXCEPTION, host.wmi_error)
+    return [{"sid": a.sid, "account": a.account, "allowed": a.allowed, "denied": a.denied} for a in host.listener_acl]
+
+
+def read_secure_channel(host: m.Host) -> dict[str, t.Any]:
+    """Test-ComputerSecureChannel on a domain member: false when the trust is broken or no domain controller answers."""
+    if not host.os.part_of_domain:
+        return {"checked": False, "ok": None, "domain": host.os.domain}
+    return {"checked": True, "ok": host.secure_channel_ok and host.domain_reachable, "domain": host.os.domain}
+
+
+def read_logon_services(host: m.Host) -> list[dict[str, t.Any]]:
+    """Win32_Service for LSM, Netlogon, BFE, MpsSvc (those the host has), in the order Windows returns them (the script's)."""
+    out = []
+    for name in LOGON_SERVICE_NAMES:
+        service = host.services.get(name)
+        if service is not None:
+            out.append({"name": service.name, "state": SERVICE_STATES.get(service.state.replace(" ", "").lower(), service.state),
+                        "start_mode": service.start_mode})
+    return out
+
+
 # ---- the twin ----
 def run(host: m.Host, params: dict[str, t.Any], now: dt.datetime | None = None) -> dict[str, t.Any]:
     """Read the host model as read_rdp_state.ps1 reads Windows. ``now``: real time (default: the current UTC time)."""
@@ -389,6 +437,10 @@ def run(host: m.Host, params: dict[str, t.Any], now: dt.datetime | None = None) 
         "certificates": {store: [read_certificate(host, e, machine_guid) for e in host.cert_stores.get(store, [])]
                          for store in (m.RDS_STORE, m.MY_STORE)},
         "tspkg_version": host.os.tspkg_version,
+        "schannel_algorithms": read_schannel_algorithms(host),
+        "listener_acl": read_listener_acl(host),
+        "secure_channel": read_secure_channel(host),
+        "logon_services": read_logon_services(host),
         "firewall": read_firewall(host, ports),
         "sessions": section_error(WIN32_EXCEPTION, host.wts_error) if host.wts_error else read_sessions(host, host_now),
         "machinekeys": read_machinekeys(host, machine_guid),

@@ -36,7 +36,7 @@ def test_contract_fields() -> None:
     names = [f.name for f in dataclasses.fields(ListenerBehaviour)]
     assert names == ["listening", "refuse_reason", "port", "security_layer", "nla_required", "certificate_pem", "private_key_pem",
                      "tls_versions", "netbios_name", "dns_name", "domain", "dns_domain", "os_version", "clock_offset_seconds",
-                     "filtered"]
+                     "filtered", "no_common_cipher"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         _behaviour([]).listening = False  # type: ignore[misc]
 
@@ -62,7 +62,8 @@ def test_tls_defaults_per_os(version: str, expected: frozenset) -> None:
 
 REFUSED = ["rdp_disabled", "gpo_denies_connections", "listener_disabled", "termservice_stopped", "termservice_disabled",
            "port_conflict", "port_moved", "firewall_rdp_disabled", "firewall_gpo_blocks", "firewall_rule_program_filtered",
-           "firewall_rule_address_filtered"]
+           "firewall_rule_address_filtered",
+           "path_blocked_clients_arrive"]  # path_blocked: the host accepts, a device on the path refuses the client
 
 
 @pytest.mark.parametrize("name", REFUSED)
@@ -79,9 +80,10 @@ NOTHING_LISTENS = ["rdp_disabled", "gpo_denies_connections", "listener_disabled"
 
 def test_hosts_refuse_firewall_blocks_by_default() -> None:
     """Every non-listening fault is refused (RST) unless the host says drop."""
-    assert sorted(REFUSED) == sorted(FIREWALL_ONLY + NOTHING_LISTENS)
+    assert sorted(REFUSED) == sorted(FIREWALL_ONLY + NOTHING_LISTENS + ["path_blocked_clients_arrive"])
     assert Host.healthy("win01", "127.0.0.2", now=NOW).firewall_blocks == "refuse"
     assert not any(_behaviour([name]).filtered for name in REFUSED)
+    assert not _behaviour(["path_blocked_clients_arrive"], firewall_blocks="drop").filtered  # a path device, not the firewall
 
 
 @pytest.mark.parametrize("name", FIREWALL_ONLY)
@@ -167,6 +169,16 @@ ANSWERS: dict[str, Callable[[ListenerBehaviour], bool]] = {
     "accounts_domain_unreachable": lambda b: b.listening and b.domain == "CONTOSO",
     "accounts_nested_group": lambda b: b.listening,
     "firewall_allow_any_port": lambda b: b.listening,  # the Remote Desktop rules are off, the broad rule opens the port
+    # issue 12 part B: the cipher faults leave the credential ready and fail every handshake; the others change no answer
+    "tls_cipher_policy_no_common": lambda b: b.listening and b.no_common_cipher and b.private_key_pem is not None,
+    "schannel_aes_disabled": lambda b: b.listening and b.no_common_cipher and b.tls_versions == ALL_TLS,
+    "schannel_handshake_errors": lambda b: b.listening and not b.no_common_cipher,
+    "listener_acl_broken": lambda b: b.listening and not b.no_common_cipher,
+    "logon_right_groups_denied": lambda b: b.listening,
+    "netlogon_stopped": lambda b: b.listening and b.domain == "CONTOSO",
+    "ntlm_incoming_denied": lambda b: b.listening and b.nla_required,
+
+    "clients_fail_logon": lambda b: b.listening,
 }
 
 

@@ -9,9 +9,11 @@ import pytest
 
 from tests.lab import certs
 from tests.lab.behaviour import listener_entry
-from tests.lab.faults import FAULTS, FaultError, apply_faults, build_host, os_version_for, validate_faults
+from tests.lab.faults import (
+    CIPHER_POLICY, FAULTS, MSV1_0, SCHANNEL_CIPHERS, FaultError, apply_faults, build_host, os_version_for, validate_faults,
+)
 from tests.lab.model import (
-    CREDSSP, FIPS, FW_GPO_DOMAIN, FW_GPO_STANDARD, POL, RDP_FIREWALL_GROUP, RDP_TCP, RIGHT_DENY_RDP, SID_REMOTE_DESKTOP_USERS,
+    CREDSSP, FIPS, FW_GPO_DOMAIN, FW_GPO_STANDARD, POL, RDP_FIREWALL_GROUP, RDP_TCP, RIGHT_DENY_RDP, SID_ADMINISTRATORS, SID_REMOTE_DESKTOP_USERS,
     TERMSERVICE, TS, Host, machinekeys_acl_ok, schannel_key, version_tuple,
 )
 
@@ -34,8 +36,13 @@ READ_FAULTS = [
     "accounts_domain_unreachable", "accounts_nested_group", "firewall_rule_program_filtered", "firewall_rule_address_filtered",
     "firewall_allow_any_port",
 ]
+# Issue 12 part B: TLS cipher suites, Schannel events, listener ACL, logon rights by group, logon prerequisites, connections.
+SECURITY_FAULTS = [
+    "tls_cipher_policy_no_common", "schannel_aes_disabled", "schannel_handshake_errors", "listener_acl_broken",
+    "logon_right_groups_denied", "netlogon_stopped", "ntlm_incoming_denied", "path_blocked_clients_arrive", "clients_fail_logon",
+]
 CAUSE_FAULTS = list(CONTRACT_FAULTS)
-CONTRACT_FAULTS += READ_FAULTS
+CONTRACT_FAULTS += READ_FAULTS + SECURITY_FAULTS
 
 
 def _rdpuser(host: Host):
@@ -117,6 +124,15 @@ CHECKS: dict[str, Callable[[Host], bool]] = {
                                                     and not r.group for r in h.firewall_rules),
     "firewall_allow_any_port": lambda h: any(r.enabled and r.action == "Allow" and r.local_ports == ["Any"] and r.program == "Any"
                                              and not r.group for r in h.firewall_rules),
+    "tls_cipher_policy_no_common": lambda h: "RC4" in str(h.reg_get(CIPHER_POLICY, "Functions")) and 36874 in _event_ids(h, "Schannel"),
+    "schannel_aes_disabled": lambda h: all(h.reg_get(f"{SCHANNEL_CIPHERS}\\{c}", "Enabled") == 0 for c in ("AES 128/128", "AES 256/256")),
+    "schannel_handshake_errors": lambda h: 36888 in _event_ids(h, "Schannel"),
+    "listener_acl_broken": lambda h: not {a.sid for a in h.listener_acl} & {SID_ADMINISTRATORS, SID_REMOTE_DESKTOP_USERS},
+    "logon_right_groups_denied": lambda h: SID_REMOTE_DESKTOP_USERS in h.user_rights[RIGHT_DENY_RDP],
+    "netlogon_stopped": lambda h: h.os.part_of_domain and h.services["Netlogon"].state == "Stopped",
+    "ntlm_incoming_denied": lambda h: h.reg_get(MSV1_0, "RestrictReceivingNTLMTraffic") == 2,
+    "path_blocked_clients_arrive": lambda h: "path_blocked" in h.path_faults and 1149 in _event_ids(h, "RemoteConnectionManager"),
+    "clients_fail_logon": lambda h: 140 in _event_ids(h, "RdpCoreTS") and 1149 not in _event_ids(h, "RemoteConnectionManager"),
 }
 
 

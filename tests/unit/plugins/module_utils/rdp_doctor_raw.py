@@ -126,6 +126,16 @@ def healthy_raw() -> dict[str, t.Any]:
         },
         "certificates": {"Remote Desktop": [self_signed_entry(der, thumbprint)], "My": []},
         "tspkg_version": "10.0.20348.2849",
+        # issue 12 part B: no SCHANNEL algorithm keys, the default RDP-Tcp ACL, a workgroup host, the logon services
+        "schannel_algorithms": {"Ciphers": None, "Hashes": None, "KeyExchangeAlgorithms": None},
+        "listener_acl": [{"sid": "S-1-5-18", "account": "NT AUTHORITY\\SYSTEM", "allowed": 0xF03BF, "denied": 0},
+                         {"sid": reg.SID_ADMINISTRATORS, "account": "BUILTIN\\Administrators", "allowed": 0xF03BF, "denied": 0},
+                         {"sid": reg.SID_REMOTE_DESKTOP_USERS, "account": "BUILTIN\\Remote Desktop Users", "allowed": 0x121, "denied": 0}],
+        "secure_channel": {"checked": False, "ok": None, "domain": "WORKGROUP"},
+        "logon_services": [{"name": "LSM", "state": "Running", "start_mode": "Auto"},
+                           {"name": "Netlogon", "state": "Stopped", "start_mode": "Manual"},
+                           {"name": "BFE", "state": "Running", "start_mode": "Auto"},
+                           {"name": "MpsSvc", "state": "Running", "start_mode": "Auto"}],
         "firewall": {
             "rules": [
                 _rule(reg.FIREWALL_RULE_TCP, "Remote Desktop - User Mode (TCP-In)", "TCP", ["3389"], program=SVCHOST, service="termservice"),

@@ -541,7 +541,8 @@ def test_sort_key_orders_causes_then_severity() -> None:
 
 UNREADABLE_PARTS = [*(f"section:{name}" for name in ("os", "ts_general_setting", "ts_setting", "services", "listening", "certificates",
                                                      "tspkg_version", "firewall", "sessions", "machinekeys", "winrm_listeners",
-                                                     "accounts", "events", "registry")),
+                                                     "accounts", "events", "registry", "schannel_algorithms", "listener_acl",
+                                                     "secure_channel", "logon_services")),
                     *(f"registry:{key}" for key in reg.REGISTRY_KEYS)]
 
 
