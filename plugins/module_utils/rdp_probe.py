@@ -125,6 +125,9 @@ class ProbeOptions:  # pylint: disable=too-many-instance-attributes
     max_connections_per_target: int = 2
     max_clock_skew: float = DEFAULT_MAX_CLOCK_SKEW
     expiring_days: int = x509_info.DEFAULT_EXPIRING_DAYS
+    # Set by a caller that does not know the name clients use (diagnose, for a host it could not read and
+    # probes by IP): the certificate is not compared with any name and the result says why.
+    name_check_skip_reason: str | None = None
 
     @property
     def name_to_check(self) -> str:
@@ -247,6 +250,11 @@ def option_errors(options: ProbeOptions) -> list[str]:
     elif options.cookie is not None and len(options.cookie) > MAX_COOKIE_LENGTH:
         errors.append(f"cookie must be at most {MAX_COOKIE_LENGTH} characters (one X.224 Connection Request), "
                       f"not {len(options.cookie)}")
+    reason = options.name_check_skip_reason
+    if reason is not None and (not isinstance(reason, str) or not reason.strip() or len(reason) > 200
+                               or _control_character(reason)):
+        errors.append(f"name_check_skip_reason must be a sentence of 1 to 200 characters without control characters, "
+                      f"not {reason!r}")
     if options.ca_bundle is not None and options.trust_check:
         problem = x509_info.bundle_path_problem(options.ca_bundle) if isinstance(options.ca_bundle, str) else repr(options.ca_bundle)
         if problem:
@@ -648,10 +656,13 @@ class _Run:
         """Every certificate problem, from the leaf and the chain the server sent."""
         start = time.perf_counter()
         store = x509_info.load_trust_store(self.opts.ca_bundle) if self.opts.trust_check else None
+        skip_reason = self.opts.name_check_skip_reason
         self.obs.certificate = x509_info.analyze_certificate(
-            handshake["leaf_der"] or b"", server_name=self.opts.name_to_check, now=self.clock(), trust_store=store,
-            intermediates=handshake["chain_der"], expiring_days=self.opts.expiring_days)
+            handshake["leaf_der"] or b"", server_name=None if skip_reason else self.opts.name_to_check, now=self.clock(),
+            trust_store=store, intermediates=handshake["chain_der"], expiring_days=self.opts.expiring_days)
         self.obs.certificate["chain_length"] = 1 + len(handshake["chain_der"])
+        if skip_reason:
+            self.obs.certificate["name_check"] = f"not checked: {skip_reason}"
         self.obs.certificate_ms = _ms(start)
 
     def _tls_service_check(self, address: str, family: int) -> dict[str, t.Any]:
@@ -925,6 +936,9 @@ def judge_certificate(cert: dict[str, t.Any] | None, elapsed_ms: float) -> dict[
                f"valid until {cert['not_after']}")
     if problems:
         summary += ": " + "; ".join(problem["message"] for problem in problems)
+    if cert.get("name_check"):
+        details["name_check"] = cert["name_check"]
+        summary += f" (name {cert['name_check']})"
     return _step("certificate", verdict, summary, elapsed_ms, [problem["id"] for problem in problems], details)
 
 

@@ -157,6 +157,14 @@ options:
       - From 0 to 36500.
     type: int
     default: 30
+  name_check_skip_reason:
+    description:
+      - "Do not compare the certificate with O(server_name) or O(host), and say why: the certificate
+        step then reports C(name not checked: <reason>) instead of a name mismatch."
+      - For a caller that does not know the name clients use; the C(rdp.doctor.diagnose) role sets it
+        when it could not read a host it probes by IP address (no FQDN to compare with).
+      - A sentence of 1 to 200 characters without control characters.
+    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -465,8 +473,15 @@ certificate:
       description: Issuer equals subject and the signature verifies with the certificate's own key.
       type: bool
     name_matches:
-      description: Whether O(server_name) matches (IP SANs for addresses, DNS SANs or the CN otherwise).
+      description:
+        - Whether O(server_name) matches (IP SANs for addresses, DNS SANs or the CN otherwise).
+        - Null when no name was checked (O(name_check_skip_reason)).
       type: bool
+    name_check:
+      description: C(not checked - ) and O(name_check_skip_reason), when the name was not checked.
+      returned: when O(name_check_skip_reason) is set
+      type: str
+      sample: "not checked: host not read"
     trust:
       description: C(checked), C(trusted), C(store), C(reason), C(chain) (subjects from leaf to anchor).
       type: dict
@@ -533,6 +548,7 @@ def argument_spec() -> dict:
         "max_connections_per_target": {"type": "int", "default": 2},
         "max_clock_skew": {"type": "float", "default": rdp_probe.DEFAULT_MAX_CLOCK_SKEW},
         "expiring_days": {"type": "int", "default": 30},
+        "name_check_skip_reason": {"type": "str"},
     }
 
 
@@ -545,7 +561,8 @@ def options_from_params(params: dict) -> rdp_probe.ProbeOptions:
         mixes=tuple(rdp_probe.parse_mix(mix) for mix in params["mixes"]), nla=params["nla"],
         trust_check=params["trust_check"], cookie=params["cookie"] or None,
         max_connections_per_target=params["max_connections_per_target"],
-        max_clock_skew=params["max_clock_skew"], expiring_days=params["expiring_days"])
+        max_clock_skew=params["max_clock_skew"], expiring_days=params["expiring_days"],
+        name_check_skip_reason=params.get("name_check_skip_reason"))
 
 
 def main() -> None:
