@@ -949,6 +949,7 @@ def nla_state(records: list[dict[str, t.Any]]) -> tuple[str, str]:
     that offered it means offered (and not required when TLS-only got SSL); SSL or RDP selected for a
     request offering HYBRID means absent.
     """
+    records = [record for record in records if not protocol_violation(record)]  # a broken answer tells nothing
     for record in records:
         if record["kind"] == "negotiation_failure" and record["failure_code"] == 5:
             return "required", f"{record['requested_hex']} -> HYBRID_REQUIRED_BY_SERVER"

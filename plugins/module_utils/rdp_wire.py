@@ -173,6 +173,10 @@ def parse_x224_answer(data: bytes) -> dict[str, t.Any]:
     if not data:
         return result
     needed = tpkt_needed(data)
+    if needed is None and data[0] == TPKT_VERSION and len(data) >= TPKT_HEADER_LEN and data[1] == 0:
+        # a TPKT header whose length cannot hold an X.224 TPDU: an RDP-like peer breaking the framing
+        result.update(kind="malformed", tpkt_length=struct.unpack(">H", data[2:4])[0])
+        return result
     if needed is None:
         result.update(kind="not_rdp", service=classify_service(data))
         return result
