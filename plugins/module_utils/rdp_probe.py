@@ -497,8 +497,9 @@ def credssp_first_step(conn: _Connection, timeout: float, clock: t.Callable[[], 
     ntlm = wire.parse_ntlm_challenge(ts_request["nego_tokens"][0]) if ts_request["nego_tokens"] else None
     out.update(ok=ntlm is not None and ntlm["ok"], ntlm=ntlm)
     if ntlm and ntlm.get("timestamp"):
-        server_time = dt.datetime.fromisoformat(ntlm["timestamp"].replace("Z", "+00:00"))
-        out["clock_skew_seconds"] = round((server_time - received_at).total_seconds(), 3)
+        with contextlib.suppress(ValueError, TypeError, OverflowError):  # a hostile timestamp is no clock reading
+            server_time = dt.datetime.fromisoformat(ntlm["timestamp"].replace("Z", "+00:00"))
+            out["clock_skew_seconds"] = round((server_time - received_at).total_seconds(), 3)
     return out
 
 

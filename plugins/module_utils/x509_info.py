@@ -396,13 +396,24 @@ class TrustStore:
         """Anchors from PEM text (several certificates) or one DER certificate."""
         if b"-----BEGIN" not in data:
             try:
-                return cls(source, [x509.load_der_x509_certificate(data)])
+                return cls(source, [load_certificate(data)])
             except CERTIFICATE_ERRORS as exc:
                 return cls(source, [], error=f"cannot read certificates: {exc}")
         certs, skipped = _load_pem_blocks(data)
         if not certs and skipped:
             return cls(source, [], error=f"cannot read certificates: {skipped} unreadable PEM block(s)")
         return cls(source, certs)
+
+
+def load_certificate(data: bytes, pem: bool = False) -> "x509.Certificate":
+    """Load one certificate and read every field the trust code uses now: cryptography parses the subject,
+    issuer and dates lazily, so a malformed one would otherwise raise later, wherever it is first touched.
+    Raises one of CERTIFICATE_ERRORS."""
+    cert = x509.load_pem_x509_certificate(data) if pem else x509.load_der_x509_certificate(data)
+    cert.subject.public_bytes()
+    cert.issuer.public_bytes()
+    _ = (cert.not_valid_before_utc, cert.not_valid_after_utc, cert.fingerprint(hashes.SHA256()))
+    return cert
 
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
@@ -418,7 +429,7 @@ def _load_pem_blocks(data: bytes) -> tuple[list["x509.Certificate"], int]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                certs.append(x509.load_pem_x509_certificate(block))
+                certs.append(load_certificate(block, pem=True))
         except CERTIFICATE_ERRORS:
             skipped += 1
     return certs, skipped
@@ -682,7 +693,7 @@ def analyze_certificate(der: bytes | str, server_name: str | t.Sequence[str] | N
         return {"ok": False, "error": f"the cryptography library is required: {CRYPTOGRAPHY_IMPORT_ERROR}"}
     now = now or dt.datetime.now(dt.timezone.utc)
     try:
-        cert = x509.load_der_x509_certificate(to_der(der))
+        cert = load_certificate(to_der(der))
         description = describe_certificate(cert)
     except CERTIFICATE_ERRORS as exc:  # binascii.Error is a ValueError
         return {"ok": False, "error": f"not a DER X.509 certificate: {exc}"}
@@ -694,7 +705,7 @@ def analyze_certificate(der: bytes | str, server_name: str | t.Sequence[str] | N
         chain = []
         for item in intermediates:
             try:
-                chain.append(x509.load_der_x509_certificate(to_der(item)))
+                chain.append(load_certificate(to_der(item)))
             except CERTIFICATE_ERRORS:
                 continue
         trust = check_trust(cert, trust_store, chain, now)

@@ -422,6 +422,8 @@ CASES = [
          ("RDP-PROBE-NLA-REQUIRED", "RDP-PROBE-CREDSSP-FAILED")),
     Case("credssp-der-length-of-nine-octets", credssp(b"\x30\x89" + b"\xff" * 9), "nla",
          ("RDP-PROBE-NLA-REQUIRED", "RDP-PROBE-CREDSSP-FAILED")),
+    Case("credssp-timestamp-of-two-bytes", credssp(ts_request_with(ntlm_challenge({2: "CORP", 1: "WIN01", 7: "x"}))),
+         None, ("RDP-PROBE-NLA-REQUIRED",)),
     Case("credssp-5000-character-ntlm-names", credssp(ts_request_with(ntlm_challenge({2: LONG_NAME, 1: LONG_NAME[:4000]}))),
          None, ("RDP-PROBE-NLA-REQUIRED",)),
 ]

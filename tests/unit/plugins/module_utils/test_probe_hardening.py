@@ -210,3 +210,10 @@ def test_a_protocol_violation_in_any_mix_is_flagged(records: list[dict[str, t.An
 def test_a_clean_negotiation_is_not_flagged() -> None:
     step = probe_mod.judge_x224([answer(0x0B, 0x02), answer(0x01, 0x01), answer(0x00, 0x00)])
     assert step["verdict"] == "ok" and step["finding_ids"] == []
+
+
+def test_a_timestamp_av_pair_of_the_wrong_length_is_no_time() -> None:
+    """MsvAvTimestamp with 1 byte used to come back as the hex string '00', which the CredSSP step then parsed as an
+    ISO time and crashed on (found by test_parser_fuzz)."""
+    pairs = probe_mod.wire.parse_av_pairs(bytes.fromhex("0700010000") + bytes.fromhex("0600020001") + b"\x00\x00\x00\x00")
+    assert pairs["timestamp"] is None and pairs["av_flags"] is None

@@ -145,3 +145,22 @@ def test_twenty_one_certificates_are_refused_by_the_depth_limit(pki: dict) -> No
                                            intermediates=[der(cert) for cert in reversed(chain)])
     assert result["ok"] is True and result["trust"]["trusted"] is False
     assert [problem["code"] for problem in result["problems"]] == ["untrusted"]
+
+
+def test_a_block_whose_subject_breaks_only_when_read_does_not_cost_the_bundle(pki: dict) -> None:
+    """cryptography parses names lazily: a block that loads but whose subject is malformed used to raise from the
+    TrustStore constructor, and the whole bundle was lost (found by test_parser_fuzz)."""
+    good = der(pki["valid"])
+    subject = pki["valid"].subject.public_bytes()
+    # the string tag of the subject's first attribute value: SEQUENCE, SET, SEQUENCE headers (2 bytes each), OID (5)
+    at = good.index(subject) + 11
+    assert good[at] == 0x0C  # UTF8String
+    broken = good[:at] + b"\x00" + good[at + 1:]
+    x509.load_der_x509_certificate(broken)  # loads: the damage only shows when the subject is read
+    bundle = b"".join(b"-----BEGIN CERTIFICATE-----\n" + x509_info.base64.encodebytes(block) + b"-----END CERTIFICATE-----\n"
+                      for block in (broken, der(pki["ca"])))
+    store = x509_info.TrustStore.from_pem("bundle", bundle)
+    assert store.count == 1 and store.error is None
+    result = x509_info.analyze_certificate(der(pki["valid"]), now=NOW, trust_store=store, intermediates=[broken])
+    assert result["ok"] is True and result["trust"]["trusted"] is True
+    assert x509_info.analyze_certificate(broken, now=NOW)["ok"] is False
