@@ -559,6 +559,9 @@ def check_trust(cert: "x509.Certificate", store: TrustStore, intermediates: t.Se
     if store.error:
         out.update(reason=store.error)
         return out
+    if not store.count:
+        out.update(reason=f"the trust store {store.source} holds no readable certificate")
+        return out
     if cert.fingerprint(hashes.SHA256()) in store.fingerprints:
         out.update(trusted=True, reason="the certificate itself is in the trust store")
         return out
@@ -583,12 +586,12 @@ def verify_chain(cert: "x509.Certificate", store: TrustStore, intermediates: t.S
     """
     when = now or dt.datetime.now(dt.timezone.utc)
     when = min(max(when, cert.not_valid_before_utc), cert.not_valid_after_utc)
-    ca_policy = verification.ExtensionPolicy.webpki_defaults_ca().may_be_present(
-        x509.KeyUsage, verification.Criticality.AGNOSTIC, _key_usage_allows_signing)
-    builder = (verification.PolicyBuilder().store(store.verification_store()).time(when)
-               .max_chain_depth(MAX_CHAIN_DEPTH)
-               .extension_policies(ca_policy=ca_policy, ee_policy=verification.ExtensionPolicy.permit_all()))
     try:
+        ca_policy = verification.ExtensionPolicy.webpki_defaults_ca().may_be_present(
+            x509.KeyUsage, verification.Criticality.AGNOSTIC, _key_usage_allows_signing)
+        builder = (verification.PolicyBuilder().store(store.verification_store()).time(when)
+                   .max_chain_depth(MAX_CHAIN_DEPTH)
+                   .extension_policies(ca_policy=ca_policy, ee_policy=verification.ExtensionPolicy.permit_all()))
         return list(builder.build_client_verifier().verify(cert, list(intermediates)).chain), ""
     except (verification.VerificationError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
         return None, str(exc)

@@ -164,3 +164,14 @@ def test_a_block_whose_subject_breaks_only_when_read_does_not_cost_the_bundle(pk
     result = x509_info.analyze_certificate(der(pki["valid"]), now=NOW, trust_store=store, intermediates=[broken])
     assert result["ok"] is True and result["trust"]["trusted"] is True
     assert x509_info.analyze_certificate(broken, now=NOW)["ok"] is False
+
+
+def test_a_ca_directory_without_any_certificate_is_untrusted_not_a_crash(tmp_path, pki: dict) -> None:
+    """A directory store with no readable certificate has no error and no anchors; cryptography refuses an empty
+    verification Store (ValueError), which escaped check_trust."""
+    (tmp_path / "readme.txt").write_text("no certificates here")
+    store = x509_info.load_trust_store(str(tmp_path))
+    assert store.count == 0 and store.error is None
+    result = x509_info.analyze_certificate(der(pki["valid"]), server_name="rdp-valid.test", now=NOW, trust_store=store)
+    assert [problem["code"] for problem in result["problems"]] == ["untrusted"]
+    assert result["trust"]["reason"] == f"the trust store {tmp_path} holds no readable certificate"
