@@ -412,7 +412,8 @@ def load_certificate(data: bytes, pem: bool = False) -> "x509.Certificate":
     cert = x509.load_pem_x509_certificate(data) if pem else x509.load_der_x509_certificate(data)
     cert.subject.public_bytes()
     cert.issuer.public_bytes()
-    _ = (cert.not_valid_before_utc, cert.not_valid_after_utc, cert.fingerprint(hashes.SHA256()))
+    if not (cert.not_valid_before_utc and cert.not_valid_after_utc and cert.fingerprint(hashes.SHA256())):
+        raise ValueError("certificate without validity dates or fingerprint")
     return cert
 
 

@@ -220,7 +220,7 @@ def silent(peer: Peer) -> None:
 def random_bytes(peer: Peer) -> None:
     peer.request()
     generator = random.Random(10)
-    peer.conn.sendall(bytes([0x9C]) + bytes(generator.randrange(256) for _ in range(200)))
+    peer.conn.sendall(bytes([0x9C]) + bytes(generator.randrange(256) for _byte in range(200)))
     peer.linger()
 
 
@@ -235,7 +235,7 @@ def huge_tpkt_flood(peer: Peer) -> None:
     peer.request()
     peer.conn.sendall(b"\x03\x00\xff\xff")
     try:
-        for _ in range(100):
+        for _chunk in range(100):
             peer.conn.sendall(b"\x41" * 4096)
     except OSError:
         pass
@@ -357,7 +357,7 @@ def credssp(reply: bytes, then_flood: bool = False) -> Behaviour:
         tls.sendall(reply)
         if then_flood:
             try:
-                for _ in range(40):
+                for _chunk in range(40):
                     tls.sendall(b"\x00" * 4096)
             except (OSError, ssl.SSLError):
                 return

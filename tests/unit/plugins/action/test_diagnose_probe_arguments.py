@@ -93,4 +93,3 @@ def test_blank_account_names_are_dropped_from_accounts_expected() -> None:
     found = findings_filter(facts, None)
     assert not [finding for finding in found if finding["id"].startswith("RDP-ACCOUNT-")]
     assert hf.build_params({"accounts": ["", " ", "rdpuser"]})["accounts"] == ["rdpuser"]
-
