@@ -12,6 +12,7 @@ Pure parts (``selected_steps``, ``host_state``, ``probe_arguments``) are functio
 
 from __future__ import annotations
 
+import ipaddress
 import typing as t
 
 from ansible.errors import AnsibleConnectionFailure
@@ -82,20 +83,35 @@ def probe_arguments(args: dict[str, t.Any], facts: dict[str, t.Any], inventory_h
 
     Defaults as the diagnose role always had them: host = inventory address; port = the listener's effective
     port from the facts, else 3389; server name = the host's FQDN from the facts (a connection by IP always
-    mismatches), else the probe host.
+    mismatches), else the probe host. Without an FQDN (the host was not read) a probe host that is an IP
+    address is no name a user would type: the certificate's name is then not checked, and the result says so,
+    instead of a certificate FAIL for every unreached host. The expected address is passed only when it is an
+    IP address (``ansible_host`` may be a name; the probe compares addresses and never resolves this one).
     """
     listener = facts.get("listener") if isinstance(facts.get("listener"), dict) else {}
     os_facts = facts.get("os") if isinstance(facts.get("os"), dict) else {}
     probe_args = dict(args["probe_options"] or {})
-    probe_args.update(host=args["probe_host"] or inventory_host,
+    probe_host = args["probe_host"] or inventory_host
+    probe_args.update(host=probe_host,
                       port=args["probe_port"] or listener.get("effective_port") or 3389,
                       connect_timeout=args["probe_timeout"], read_timeout=args["probe_timeout"])
-    if args["probe_expected_address"]:
+    if args["probe_expected_address"] and _is_ip_address(args["probe_expected_address"]):
         probe_args["expected_address"] = args["probe_expected_address"]
-    server_name = args["probe_server_name"] or os_facts.get("fqdn")
+    server_name = args["probe_server_name"] or os_facts.get("fqdn") or probe_args.get("server_name")
     if server_name:
         probe_args["server_name"] = server_name
+    elif _is_ip_address(probe_host):
+        probe_args["name_check_skip_reason"] = "host not read" if not facts else "the host's FQDN is unknown"
     return probe_args
+
+
+def _is_ip_address(value: t.Any) -> bool:
+    """True for an IPv4 or IPv6 address literal (brackets and a zone id allowed)."""
+    try:
+        ipaddress.ip_address(str(value).strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
 
 
 class ActionModule(ActionBase):

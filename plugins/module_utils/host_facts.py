@@ -1056,6 +1056,8 @@ def _account_facts(raw: Raw, expected_accounts: list[str], computer_name: t.Any)
               reg.RIGHT_DENY_RDP: _sid_list(rights_raw.get(reg.RIGHT_DENY_RDP))}
     checked = [_account(a, rights, computer_name) for a in _as_list(accounts.get("checked")) if isinstance(a, dict)]
     reported = {c["name"].lower() for c in checked} | {c["name"].split("\\")[-1].lower() for c in checked}
+    # the same names build_params sends to the host: a blank entry (rdp_doctor_accounts: "" is [""]) is no account
+    expected_accounts = [str(name) for name in expected_accounts if str(name).strip()]
     missing = [name for name in expected_accounts if name.lower() not in reported and name.split("\\")[-1].lower() not in reported]
     return {
         "expected": list(expected_accounts),

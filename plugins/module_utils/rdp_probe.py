@@ -34,6 +34,7 @@ import contextlib
 import datetime as dt
 import errno
 import ipaddress
+import math
 import socket
 import ssl
 import threading
@@ -60,6 +61,16 @@ _PREREQUISITES: dict[str, tuple[str, ...]] = {
     "certificate": ("dns", "tcp", "x224", "tls"), "nla": ("dns", "tcp", "x224"),
 }
 _HIGHEST_KNOWN_PROTOCOL_BITS = 0x1F
+# Bounds of the options (option_errors): a timeout beyond an hour is a typo, not a wish; certificates are not
+# issued for more than a century; a name longer than DNS allows (RFC 1035 2.3.4) cannot be typed into a client.
+MAX_TIMEOUT = 3600.0
+MAX_EXPIRING_DAYS = 36500
+MAX_CONNECTIONS_PER_TARGET = 64
+MAX_NAME_LENGTH = 253
+MAX_LABEL_LENGTH = 63
+# The cookie shares the X.224 Connection Request's length indicator (254) with 6 fixed bytes, "Cookie: mstshash="
+# and CRLF (19) and the 8-byte RDP_NEG_REQ.
+MAX_COOKIE_LENGTH = 254 - 6 - 19 - 8
 
 # Severity of every id the probe can emit (certificate ids come from x509_info.PROBLEMS).
 FINDING_SEVERITY: dict[str, str] = {
@@ -114,6 +125,9 @@ class ProbeOptions:  # pylint: disable=too-many-instance-attributes
     max_connections_per_target: int = 2
     max_clock_skew: float = DEFAULT_MAX_CLOCK_SKEW
     expiring_days: int = x509_info.DEFAULT_EXPIRING_DAYS
+    # Set by a caller that does not know the name clients use (diagnose, for a host it could not read and
+    # probes by IP): the certificate is not compared with any name and the result says why.
+    name_check_skip_reason: str | None = None
 
     @property
     def name_to_check(self) -> str:
@@ -138,25 +152,114 @@ def mix_label(mix: int | None) -> str:
     return "none" if mix is None else f"0x{mix:02x}"
 
 
+def _number_error(name: str, value: t.Any, low: float, high: float, low_open: bool = False) -> str | None:
+    """Message when ``value`` is not a finite number in the range (``low`` excluded when ``low_open``)."""
+    allowed = f"a finite number of seconds greater than {low:g} and at most {high:g}" if low_open else \
+        f"a finite number from {low:g} to {high:g}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{name} must be {allowed}, not {value!r}"
+    if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
+        return f"{name} must be {allowed}, not {value!r}"
+    return None
+
+
+def _control_character(text: str) -> bool:
+    """True when ``text`` holds a NUL or another control character (C0, DEL, C1)."""
+    return any(ord(char) < 32 or 127 <= ord(char) < 160 for char in text)
+
+
+def _ip_literal(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``text`` spells (brackets and an IPv6 zone id allowed), else None."""
+    try:
+        return ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def name_error(option: str, value: t.Any) -> str | None:
+    """Message when ``value`` is neither an IP literal nor a host name a client could type (None when usable).
+
+    A host name: at most 253 characters, dot-separated labels of 1 to 63 characters, no spaces or control
+    characters (RFC 1035 2.3.4; internationalised names are allowed as typed). Something that looks like a
+    dotted IPv4 address but is not one (999.1.1.1) is refused: looking it up as a name would only mislead.
+    """
+    allowed = (f"{option} must be an IP address or a host name of at most {MAX_NAME_LENGTH} characters "
+               f"(labels of 1-{MAX_LABEL_LENGTH} characters, no spaces or control characters)")
+    if not isinstance(value, str) or not value.strip():
+        return f"{allowed}, not {value!r}"
+    if _control_character(value):
+        return f"{allowed}; it contains a control character: {value!r}"
+    if _ip_literal(value) is not None:
+        return None
+    if len(value) > MAX_NAME_LENGTH:
+        return f"{allowed}, not a name of {len(value)} characters"
+    labels = value[:-1].split(".") if value.endswith(".") else value.split(".")
+    if any(not label or len(label) > MAX_LABEL_LENGTH or any(char.isspace() for char in label) for label in labels):
+        return f"{allowed}, not {value!r}"
+    if all(label.isdigit() for label in labels):
+        return f"{option} must be an IP address or a host name: {value!r} looks like an IPv4 address but is not one"
+    return None
+
+
+def address_error(option: str, value: t.Any) -> str | None:
+    """Message when ``value`` is not an IPv4 or IPv6 address literal (None when it is)."""
+    if isinstance(value, str) and not _control_character(value) and _ip_literal(value) is not None:
+        return None
+    return f"{option} must be an IPv4 or IPv6 address (the inventory address; it is never looked up), not {value!r}"
+
+
 def option_errors(options: ProbeOptions) -> list[str]:
-    """Problems with the options, as messages (empty when usable)."""
-    errors = []
+    """Problems with the options, as messages that name the option and what it allows (empty when usable).
+
+    Checked before anything is sent or looked up. ``ca_bundle`` is only ``stat``-ed (a FIFO or a device is
+    refused before anything opens it).
+    """
+    errors = [message for message in (
+        name_error("host", options.host),
+        name_error("server_name", options.server_name) if options.server_name is not None else None,
+        address_error("expected_address", options.expected_address) if options.expected_address is not None else None,
+        _number_error("connect_timeout", options.connect_timeout, 0, MAX_TIMEOUT, low_open=True),
+        _number_error("read_timeout", options.read_timeout, 0, MAX_TIMEOUT, low_open=True),
+        _number_error("max_clock_skew", options.max_clock_skew, 0, 10 * 365 * 86400.0),
+    ) if message]
     unknown = [step for step in options.steps if step not in STEPS]
     if unknown:
         errors.append(f"unknown steps {unknown}; choose from {list(STEPS)}")
-    if not 0 < options.port < 65536:
-        errors.append(f"port out of range: {options.port}")
+    if not options.steps:
+        errors.append(f"steps must name at least one step of {list(STEPS)}: a probe of nothing proves nothing")
+    if isinstance(options.port, bool) or not isinstance(options.port, int) or not 0 < options.port < 65536:
+        errors.append(f"port must be a TCP port from 1 to 65535, not {options.port!r} (port out of range)")
     if not options.mixes:
         errors.append("mixes must not be empty")
+    elif any(not (mix is None or (isinstance(mix, int) and not isinstance(mix, bool) and 0 <= mix <= 0xFFFFFFFF))
+             for mix in options.mixes):
+        errors.append(f"mixes must be protocol masks from 0x00 to 0xffffffff or none, not {list(options.mixes)!r}")
     elif options.mixes[0] is not None and options.mixes[0] & ~0x0B:
         errors.append("the first mix must not request RDSTLS/RDSAAD or unknown bits (old xrdp disconnects such "
                       "requests, which would hide every other answer): put it after a 0x0b mix")
-    if options.max_connections_per_target < 1:
-        errors.append("max_connections_per_target must be at least 1")
-    if options.connect_timeout <= 0 or options.read_timeout <= 0:
-        errors.append("timeouts must be positive")
-    if options.cookie is not None and (not options.cookie.isascii() or any(ch in options.cookie for ch in "\r\n ")):
-        errors.append("cookie must be ASCII without spaces or line breaks")
+    if isinstance(options.max_connections_per_target, bool) or not isinstance(options.max_connections_per_target, int) \
+            or not 1 <= options.max_connections_per_target <= MAX_CONNECTIONS_PER_TARGET:
+        errors.append(f"max_connections_per_target must be at least 1 and at most {MAX_CONNECTIONS_PER_TARGET}, "
+                      f"not {options.max_connections_per_target!r}")
+    if isinstance(options.expiring_days, bool) or not isinstance(options.expiring_days, int) \
+            or not 0 <= options.expiring_days <= MAX_EXPIRING_DAYS:
+        errors.append(f"expiring_days must be a whole number of days from 0 to {MAX_EXPIRING_DAYS}, not {options.expiring_days!r}")
+    if options.cookie is not None and (not isinstance(options.cookie, str) or not options.cookie.isascii()
+                                       or any(ch in options.cookie for ch in "\r\n ") or _control_character(options.cookie)):
+        errors.append("cookie must be ASCII without spaces, line breaks or control characters")
+    elif options.cookie is not None and len(options.cookie) > MAX_COOKIE_LENGTH:
+        errors.append(f"cookie must be at most {MAX_COOKIE_LENGTH} characters (one X.224 Connection Request), "
+                      f"not {len(options.cookie)}")
+    reason = options.name_check_skip_reason
+    if reason is not None and (not isinstance(reason, str) or not reason.strip() or len(reason) > 200
+                               or _control_character(reason)):
+        errors.append(f"name_check_skip_reason must be a sentence of 1 to 200 characters without control characters, "
+                      f"not {reason!r}")
+    if options.ca_bundle is not None and options.trust_check:
+        problem = x509_info.bundle_path_problem(options.ca_bundle) if isinstance(options.ca_bundle, str) else repr(options.ca_bundle)
+        if problem:
+            errors.append(f"ca_bundle must be a directory or a regular readable file of at most "
+                          f"{x509_info.MAX_BUNDLE_BYTES} bytes (PEM or DER): {problem}")
     return errors
 
 
@@ -222,12 +325,13 @@ def connect(address: str, family: int, port: int, timeout: float, limit: int) ->
     ``outcome``: connected, refused (RST), timeout (no SYN-ACK: filtered or down), unreachable, error.
     """
     gate = _gate(address, port, limit)
-    gate.acquire()  # pylint: disable=consider-using-with  # released by _Connection.close or below
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    start = time.perf_counter()
+    gate.acquire()  # pylint: disable=consider-using-with  # released by _Connection.close or below, whatever happens
     attempt: dict[str, t.Any] = {"address": address, "family": "ipv6" if family == socket.AF_INET6 else "ipv4"}
+    start = time.perf_counter()
+    sock: socket.socket | None = None
     try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
         sock.connect((address, port))
     except (socket.timeout, TimeoutError):
         attempt.update(outcome="timeout", error=f"no answer to SYN within {timeout:g} s")
@@ -236,14 +340,19 @@ def connect(address: str, family: int, port: int, timeout: float, limit: int) ->
     except OSError as exc:
         unreachable = exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL)
         attempt.update(outcome="unreachable" if unreachable else "error", errno=exc.errno, error=str(exc))
+    except Exception as exc:  # pylint: disable=broad-exception-caught  # e.g. ValueError/OverflowError: an attempt record, never a lost slot
+        attempt.update(outcome="error", error=f"{type(exc).__name__}: {exc}")
     else:
         attempt.update(outcome="connected", elapsed_ms=_ms(start))
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return _Connection(sock, gate), attempt
+    finally:
+        if attempt.get("outcome") != "connected":
+            if sock is not None:
+                sock.close()
+            gate.release()
     attempt["elapsed_ms"] = _ms(start)
-    sock.close()
-    gate.release()
     return None, attempt
 
 
@@ -388,8 +497,9 @@ def credssp_first_step(conn: _Connection, timeout: float, clock: t.Callable[[], 
     ntlm = wire.parse_ntlm_challenge(ts_request["nego_tokens"][0]) if ts_request["nego_tokens"] else None
     out.update(ok=ntlm is not None and ntlm["ok"], ntlm=ntlm)
     if ntlm and ntlm.get("timestamp"):
-        server_time = dt.datetime.fromisoformat(ntlm["timestamp"].replace("Z", "+00:00"))
-        out["clock_skew_seconds"] = round((server_time - received_at).total_seconds(), 3)
+        with contextlib.suppress(ValueError, TypeError, OverflowError):  # a hostile timestamp is no clock reading
+            server_time = dt.datetime.fromisoformat(ntlm["timestamp"].replace("Z", "+00:00"))
+            out["clock_skew_seconds"] = round((server_time - received_at).total_seconds(), 3)
     return out
 
 
@@ -436,7 +546,7 @@ class _Run:
         else:
             try:
                 infos = self.resolver(host, self.opts.port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-            except (socket.gaierror, UnicodeError, OSError) as exc:
+            except (socket.gaierror, UnicodeError, OSError, ValueError) as exc:
                 record["error"] = str(exc)
                 record["errno"] = getattr(exc, "errno", None)
                 infos = []
@@ -526,7 +636,7 @@ class _Run:
         """TLS / certificate / CredSSP on this connection when the server selected a TLS-based protocol."""
         if record["kind"] != "negotiation_response" or record["selected_protocol"] not in wire.TLS_PROTOCOLS:
             return
-        if record["requested"] is not None and record["selected_protocol"] & ~record["requested"]:
+        if protocol_violation(record):
             return  # selected something we did not ask for: a protocol violation, do not build on it
         want_tls = self.obs.tls is None and bool({"tls", "certificate"} & self.run)
         want_credssp = (self.opts.nla and "nla" in self.run and self.obs.credssp is None
@@ -547,10 +657,13 @@ class _Run:
         """Every certificate problem, from the leaf and the chain the server sent."""
         start = time.perf_counter()
         store = x509_info.load_trust_store(self.opts.ca_bundle) if self.opts.trust_check else None
+        skip_reason = self.opts.name_check_skip_reason
         self.obs.certificate = x509_info.analyze_certificate(
-            handshake["leaf_der"] or b"", server_name=self.opts.name_to_check, now=self.clock(), trust_store=store,
-            intermediates=handshake["chain_der"], expiring_days=self.opts.expiring_days)
+            handshake["leaf_der"] or b"", server_name=None if skip_reason else self.opts.name_to_check, now=self.clock(),
+            trust_store=store, intermediates=handshake["chain_der"], expiring_days=self.opts.expiring_days)
         self.obs.certificate["chain_length"] = 1 + len(handshake["chain_der"])
+        if skip_reason:
+            self.obs.certificate["name_check"] = f"not checked: {skip_reason}"
         self.obs.certificate_ms = _ms(start)
 
     def _tls_service_check(self, address: str, family: int) -> dict[str, t.Any]:
@@ -693,9 +806,9 @@ def _primary_outcome(primary: dict[str, t.Any], records: list[dict[str, t.Any]],
     if kind == "negotiation_response":
         selected = primary["selected_protocol"]
         requested = primary["requested"]
-        if requested is not None and selected != wire.PROTOCOL_RDP and selected & ~requested:
-            return "fail", ["RDP-PROBE-NEG-PROTOCOL-VIOLATION"], (
-                f"the server selected {primary['selected_name']}, which the client did not request")
+        violation = protocol_violation(primary)
+        if violation:
+            return "fail", ["RDP-PROBE-NEG-PROTOCOL-VIOLATION"], f"the server {violation}"
         if selected == wire.PROTOCOL_RDP and requested:
             return "warn", ["RDP-PROBE-STANDARD-RDP-ONLY"], (
                 "the server chose standard RDP security although TLS was offered: security layer RDP, or Negotiate "
@@ -735,6 +848,13 @@ def judge_x224(records: list[dict[str, t.Any]], service_check: dict[str, t.Any] 
     if service_check:
         details["service_check"] = service_check
     verdict, ids, sentence = _primary_outcome(records[0], records, service_check)
+    violations = [(record, protocol_violation(record)) for record in records[1:] if protocol_violation(record)]
+    if violations:
+        # The client's own mix (the first) may be fine; a client sending one of these mixes is broken.
+        ids.append("RDP-PROBE-NEG-PROTOCOL-VIOLATION")
+        verdict = "warn" if verdict == "ok" else verdict
+        sentence = (sentence + "; " if sentence else "") + "; ".join(
+            f"for {record['requested_hex']} the server {why}" for record, why in violations)
     inconsistent = [r for r in records[1:] if r["kind"] in ("connect_failed", "no_answer", "closed", "reset")]
     if inconsistent and verdict != "fail":
         ids.append("RDP-PROBE-INCONSISTENT")
@@ -743,6 +863,23 @@ def judge_x224(records: list[dict[str, t.Any]], service_check: dict[str, t.Any] 
             describe_answer(r) for r in inconsistent) + "): server overloaded or rate-limiting?"
     summary = "; ".join(describe_answer(r) for r in records)
     return _step("x224", verdict, summary + (": " + sentence if sentence else ""), elapsed, ids, details)
+
+
+_SINGLE_PROTOCOLS = frozenset({wire.PROTOCOL_RDP, *wire.PROTOCOL_NAMES})
+
+
+def protocol_violation(record: dict[str, t.Any]) -> str | None:
+    """How a negotiation answer breaks [MS-RDPBCGR] 2.2.1.2.1 (selectedProtocol is one protocol, and one the
+    client requested, or standard RDP), in words; None when it does not. A request without RDP_NEG_REQ
+    requested standard RDP only."""
+    if record.get("kind") != "negotiation_response":
+        return None
+    selected = record["selected_protocol"]
+    if selected not in _SINGLE_PROTOCOLS:
+        return f"selected 0x{selected:x}, which is not a single protocol"
+    if selected != wire.PROTOCOL_RDP and selected & ~(record["requested"] or 0):
+        return f"selected {record['selected_name']}, which the client did not request"
+    return None
 
 
 def _short_answer(record: dict[str, t.Any]) -> str:
@@ -800,6 +937,9 @@ def judge_certificate(cert: dict[str, t.Any] | None, elapsed_ms: float) -> dict[
                f"valid until {cert['not_after']}")
     if problems:
         summary += ": " + "; ".join(problem["message"] for problem in problems)
+    if cert.get("name_check"):
+        details["name_check"] = cert["name_check"]
+        summary += f" (name {cert['name_check']})"
     return _step("certificate", verdict, summary, elapsed_ms, [problem["id"] for problem in problems], details)
 
 
@@ -810,6 +950,7 @@ def nla_state(records: list[dict[str, t.Any]]) -> tuple[str, str]:
     that offered it means offered (and not required when TLS-only got SSL); SSL or RDP selected for a
     request offering HYBRID means absent.
     """
+    records = [record for record in records if not protocol_violation(record)]  # a broken answer tells nothing
     for record in records:
         if record["kind"] == "negotiation_failure" and record["failure_code"] == 5:
             return "required", f"{record['requested_hex']} -> HYBRID_REQUIRED_BY_SERVER"
@@ -1064,20 +1205,19 @@ def probe_many(targets: t.Iterable[ProbeOptions | dict[str, t.Any] | str], concu
     floods it. A probe that raises yields ``{"target": ..., "error": ...}`` instead of a result.
     """
     base = dict(defaults or {})
-    plans: list[ProbeOptions] = []
-    for target in targets:
-        if isinstance(target, ProbeOptions):
-            plans.append(target)
-        elif isinstance(target, str):
-            plans.append(ProbeOptions(**dict(base, host=target)))
-        else:
-            plans.append(ProbeOptions(**dict(base, **target)))
 
-    def one(plan: ProbeOptions) -> dict[str, t.Any]:
+    def one(target: t.Any) -> dict[str, t.Any]:
+        if isinstance(target, ProbeOptions):
+            fields: dict[t.Any, t.Any] = {"host": target.host, "port": target.port}
+        elif isinstance(target, dict):
+            fields = {**base, **target}
+        else:
+            fields = {**base, "host": target}
         try:
-            return probe(plan)
-        except (ValueError, OSError) as exc:
-            return {"target": plan.host, "port": plan.port, "error": str(exc)}
+            return probe(target if isinstance(target, ProbeOptions) else ProbeOptions(**fields))
+        except Exception as exc:  # pylint: disable=broad-exception-caught  # one bad target must not abort the batch
+            message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            return {"target": fields.get("host"), "port": fields.get("port", 3389), "error": message}
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        return list(pool.map(one, plans))
+        return list(pool.map(one, list(targets)))

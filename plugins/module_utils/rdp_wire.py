@@ -173,6 +173,10 @@ def parse_x224_answer(data: bytes) -> dict[str, t.Any]:
     if not data:
         return result
     needed = tpkt_needed(data)
+    if needed is None and data[0] == TPKT_VERSION and len(data) >= TPKT_HEADER_LEN and data[1] == 0:
+        # a TPKT header whose length cannot hold an X.224 TPDU: an RDP-like peer breaking the framing
+        result.update(kind="malformed", tpkt_length=struct.unpack(">H", data[2:4])[0])
+        return result
     if needed is None:
         result.update(kind="not_rdp", service=classify_service(data))
         return result
@@ -496,10 +500,11 @@ def parse_av_pairs(data: bytes) -> dict[str, t.Any]:
         name = AV_IDS.get(av_id, f"av_{av_id}")
         if av_id in (1, 2, 3, 4, 5, 9):
             out[name] = value.decode("utf-16-le", "replace")
-        elif av_id == 6 and len(value) == 4:
-            out[name] = struct.unpack("<I", value)[0]
-        elif av_id == 7 and len(value) == 8:
-            when = filetime_to_datetime(struct.unpack("<Q", value)[0])
+        elif av_id == 6:
+            out[name] = struct.unpack("<I", value)[0] if len(value) == 4 else None
+        elif av_id == 7:
+            # MsvAvTimestamp is a FILETIME (8 bytes); any other length is no time, never a string to parse
+            when = filetime_to_datetime(struct.unpack("<Q", value)[0]) if len(value) == 8 else None
             out[name] = when.isoformat().replace("+00:00", "Z") if when else None
         else:
             out[name] = value.hex()

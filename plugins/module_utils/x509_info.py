@@ -16,12 +16,12 @@ with signature checks against the store.
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
 import ipaddress
 import os
 import re
 import ssl
+import stat
 import threading
 import typing as t
 import warnings
@@ -35,12 +35,17 @@ try:
     from cryptography.hazmat.primitives.serialization import Encoding
     from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
     from cryptography.x509.oid import NameOID
+    from cryptography.x509 import verification
 except ImportError as exc:  # reported by callers through missing_required_lib("cryptography")
     HAS_CRYPTOGRAPHY = False
     CRYPTOGRAPHY_IMPORT_ERROR: str | None = str(exc)
 else:
     HAS_CRYPTOGRAPHY = True
     CRYPTOGRAPHY_IMPORT_ERROR = None
+
+# What loading or describing hostile certificate bytes may raise: a malformed encoding (ValueError, binascii.Error
+# is one), a wrong type, or an X.509 version outside v1..v3 (cryptography's InvalidVersion is not a ValueError).
+CERTIFICATE_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError) + ((x509.InvalidVersion,) if HAS_CRYPTOGRAPHY else ())
 
 # EKU OIDs that matter for an RDP listener ([S27] [S36] in windows-rdp-facts.md).
 OID_SERVER_AUTH = "1.3.6.1.5.5.7.3.1"
@@ -90,6 +95,10 @@ BLOCKING_PROBLEMS = frozenset({"expired", "not_yet_valid", "name_mismatch"})
 
 DEFAULT_EXPIRING_DAYS = 30
 MAX_CHAIN_DEPTH = 8
+# A CA bundle larger than this is not a CA bundle (the system bundle is ~0.2 MiB); reading stops there.
+MAX_BUNDLE_BYTES = 16 * 1024 * 1024
+# A CA directory with more files than this is not read further.
+MAX_BUNDLE_DIRECTORY_FILES = 10000
 MIN_RSA_BITS = 2048
 WEAK_HASHES = frozenset({"md5", "sha1"})
 
@@ -370,22 +379,42 @@ class TrustStore:
         self.count = len(certs)
         self.by_subject: dict[bytes, list[x509.Certificate]] = {}
         self.fingerprints: set[bytes] = set()
+        self.anchors = list(certs)
+        self._verification_store: t.Any = None
         for cert in certs:
             self.by_subject.setdefault(cert.subject.public_bytes(), []).append(cert)
             self.fingerprints.add(cert.fingerprint(hashes.SHA256()))
+
+    def verification_store(self) -> "verification.Store":
+        """The anchors as cryptography's verification Store (built once per trust store)."""
+        if self._verification_store is None:
+            self._verification_store = verification.Store(self.anchors)
+        return self._verification_store
 
     @classmethod
     def from_pem(cls, source: str, data: bytes) -> "TrustStore":
         """Anchors from PEM text (several certificates) or one DER certificate."""
         if b"-----BEGIN" not in data:
             try:
-                return cls(source, [x509.load_der_x509_certificate(data)])
-            except ValueError as exc:
+                return cls(source, [load_certificate(data)])
+            except CERTIFICATE_ERRORS as exc:
                 return cls(source, [], error=f"cannot read certificates: {exc}")
         certs, skipped = _load_pem_blocks(data)
         if not certs and skipped:
             return cls(source, [], error=f"cannot read certificates: {skipped} unreadable PEM block(s)")
         return cls(source, certs)
+
+
+def load_certificate(data: bytes, pem: bool = False) -> "x509.Certificate":
+    """Load one certificate and read every field the trust code uses now: cryptography parses the subject,
+    issuer and dates lazily, so a malformed one would otherwise raise later, wherever it is first touched.
+    Raises one of CERTIFICATE_ERRORS."""
+    cert = x509.load_pem_x509_certificate(data) if pem else x509.load_der_x509_certificate(data)
+    cert.subject.public_bytes()
+    cert.issuer.public_bytes()
+    if not (cert.not_valid_before_utc and cert.not_valid_after_utc and cert.fingerprint(hashes.SHA256())):
+        raise ValueError("certificate without validity dates or fingerprint")
+    return cert
 
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
@@ -401,8 +430,8 @@ def _load_pem_blocks(data: bytes) -> tuple[list["x509.Certificate"], int]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                certs.append(x509.load_pem_x509_certificate(block))
-        except ValueError:
+                certs.append(load_certificate(block, pem=True))
+        except CERTIFICATE_ERRORS:
             skipped += 1
     return certs, skipped
 
@@ -410,35 +439,84 @@ def _load_pem_blocks(data: bytes) -> tuple[list["x509.Certificate"], int]:
 _STORE_CACHE: dict[tuple[str, int, int], TrustStore] = {}
 _STORE_LOCK = threading.Lock()
 
+_FILE_KINDS = ((stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+               (stat.S_ISSOCK, "socket"))
+
+
+def _not_a_bundle_file(path: str, mode: int, size: int) -> str | None:
+    """Why a file with this mode and size cannot be read as a bundle (None when it can)."""
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _FILE_KINDS if test(mode)), "special file")
+        return f"{path} is a {kind}, not a regular file"
+    if size > MAX_BUNDLE_BYTES:
+        return f"{path} is {size} bytes, more than the {MAX_BUNDLE_BYTES} bytes a CA bundle may have"
+    return None
+
+
+def bundle_path_problem(path: str) -> str | None:
+    """Why ``path`` cannot be used as ``ca_bundle`` (None when it can): it must be a directory, or a regular
+    readable file of at most MAX_BUNDLE_BYTES. Only ``stat`` and ``access``: never opens the path (opening
+    a FIFO blocks, reading /dev/zero never ends)."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        return f"{path!r} cannot be used: {getattr(exc, 'strerror', None) or exc}"
+    if stat.S_ISDIR(info.st_mode):
+        return None if os.access(path, os.R_OK | os.X_OK) else f"{path} is a directory this user cannot read"
+    problem = _not_a_bundle_file(path, info.st_mode, info.st_size)
+    if problem is None and not os.access(path, os.R_OK):
+        problem = f"{path} is not readable by this user"
+    return problem
+
+
+def _read_bounded(path: str) -> bytes:
+    """The bytes of a regular file of at most MAX_BUNDLE_BYTES. Opened without blocking and checked on the
+    open descriptor (the path may have been swapped for a FIFO since it was checked); ValueError otherwise."""
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        problem = _not_a_bundle_file(path, info.st_mode, info.st_size)
+        if problem:
+            raise ValueError(problem)
+        data = handle.read(MAX_BUNDLE_BYTES + 1)
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise ValueError(f"{path} grew beyond {MAX_BUNDLE_BYTES} bytes while it was read")
+    return data
+
 
 def _read_bundle(path: str) -> TrustStore:
     """Load and cache a bundle file, keyed by path, mtime and size (re-read when it changes)."""
-    stat = os.stat(path)
-    key = (os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
+    problem = bundle_path_problem(path)
+    if problem:
+        return TrustStore(path, [], error=f"cannot read trust store: {problem}")
+    info = os.stat(path)
+    key = (os.path.realpath(path), info.st_mtime_ns, info.st_size)
     with _STORE_LOCK:
         cached = _STORE_CACHE.get(key)
     if cached is not None:
         return cached
-    with open(path, "rb") as handle:
-        store = TrustStore.from_pem(path, handle.read())
+    try:
+        store = TrustStore.from_pem(path, _read_bounded(path))
+    except ValueError as exc:
+        return TrustStore(path, [], error=f"cannot read trust store: {exc}")
     with _STORE_LOCK:
         _STORE_CACHE[key] = store
     return store
 
 
 def _read_directory(path: str) -> TrustStore:
-    """Anchors from every readable PEM file of a CA directory (OpenSSL capath layout)."""
+    """Anchors from every readable PEM file of a CA directory (OpenSSL capath layout); special and oversized
+    files are skipped."""
     certs: list[x509.Certificate] = []
     seen: set[str] = set()
-    for entry in sorted(os.listdir(path)):
+    for entry in sorted(os.listdir(path))[:MAX_BUNDLE_DIRECTORY_FILES]:
         full = os.path.realpath(os.path.join(path, entry))
         if full in seen or not os.path.isfile(full):
             continue
         seen.add(full)
         try:
-            with open(full, "rb") as handle:
-                certs.extend(_load_pem_blocks(handle.read())[0])
-        except OSError:
+            certs.extend(_load_pem_blocks(_read_bounded(full))[0])
+        except (OSError, ValueError):
             continue
     return TrustStore(path, certs)
 
@@ -460,51 +538,99 @@ def load_trust_store(ca_bundle: str | None = None) -> TrustStore:
         for candidate in (paths.capath, paths.openssl_capath):
             if candidate and os.path.isdir(candidate):
                 return _read_directory(candidate)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         return TrustStore(ca_bundle or "system", [], error=f"cannot read trust store: {exc}")
     return TrustStore("system", [], error="no system trust store found")
 
 
 def check_trust(cert: "x509.Certificate", store: TrustStore, intermediates: t.Sequence["x509.Certificate"] = (),
                 now: dt.datetime | None = None) -> dict[str, t.Any]:
-    """Build a chain from ``cert`` to an anchor in ``store``, checking every signature.
+    """Is ``cert`` trusted by ``store``, with the other certificates the server sent (``intermediates``)?
 
-    Time validity of the leaf and name matching are *not* part of this verdict (reported separately);
-    an expired intermediate or anchor is (OpenSSL rejects it too). ``intermediates`` are the other
-    certificates the server sent.
+    The verdict is cryptography's path validation (``verify_chain``: signatures, CA basic constraints and key
+    usage of every intermediate, path length, at most MAX_CHAIN_DEPTH certificates); a certificate that is
+    itself in the store is trusted (a pinned self-signed listener certificate, as Windows clients use them).
+    Time validity of the leaf and name matching are *not* part of this verdict (reported separately); an
+    expired intermediate or anchor is (OpenSSL rejects it too). The reason of an untrusted verdict comes from
+    walking the chain by issuer name and signature (``_walk_chain``), which names the missing or bad link the
+    way OpenSSL does; when the walk finds a chain the verifier rejects, the verifier's reason is given.
     """
     out: dict[str, t.Any] = {"checked": True, "store": store.source, "anchors": store.count,
                              "trusted": False, "reason": "", "chain": [cert.subject.rfc4514_string()]}
     if store.error:
         out.update(reason=store.error)
         return out
+    if not store.count:
+        out.update(reason=f"the trust store {store.source} holds no readable certificate")
+        return out
     if cert.fingerprint(hashes.SHA256()) in store.fingerprints:
         out.update(trusted=True, reason="the certificate itself is in the trust store")
         return out
+    walked, walk_reason = _walk_chain(cert, store, intermediates, now)
+    verified, verify_detail = verify_chain(cert, store, intermediates, now)
+    if isinstance(verified, list):
+        expired = _expired_in_chain(verified[1:], now)
+        out.update(trusted=not expired, reason=expired or "chain verified to a trusted anchor",
+                   chain=[item.subject.rfc4514_string() for item in verified])
+        return out
+    out.update(chain=walked, reason=walk_reason or f"rejected by path validation: {verify_detail}")
+    return out
+
+
+def verify_chain(cert: "x509.Certificate", store: TrustStore, intermediates: t.Sequence["x509.Certificate"],
+                 now: dt.datetime | None) -> tuple[list["x509.Certificate"] | None, str]:
+    """(the verified chain, leaf first, or None; the verifier's error) from cryptography's path validation.
+
+    The leaf is judged as a client-auth-neutral end entity (any extensions; its names, EKU and dates are
+    separate problems): the verification time is ``now`` moved into the leaf's validity period, and the CA
+    certificates' validity at ``now`` itself is checked by the caller.
+    """
+    when = now or dt.datetime.now(dt.timezone.utc)
+    when = min(max(when, cert.not_valid_before_utc), cert.not_valid_after_utc)
+    try:
+        ca_policy = verification.ExtensionPolicy.webpki_defaults_ca().may_be_present(
+            x509.KeyUsage, verification.Criticality.AGNOSTIC, _key_usage_allows_signing)
+        builder = (verification.PolicyBuilder().store(store.verification_store()).time(when)
+                   .max_chain_depth(MAX_CHAIN_DEPTH)
+                   .extension_policies(ca_policy=ca_policy, ee_policy=verification.ExtensionPolicy.permit_all()))
+        return list(builder.build_client_verifier().verify(cert, list(intermediates)).chain), ""
+    except (verification.VerificationError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        return None, str(exc)
+
+
+def _key_usage_allows_signing(_policy: t.Any, _cert: "x509.Certificate", key_usage: "x509.KeyUsage | None") -> None:
+    """A CA certificate may omit keyUsage (OpenSSL and Windows accept that); when present it must allow
+    keyCertSign (RFC 5280 4.2.1.3)."""
+    if key_usage is not None and not key_usage.key_cert_sign:
+        raise ValueError("keyUsage of a CA certificate without keyCertSign")
+
+
+def _walk_chain(cert: "x509.Certificate", store: TrustStore, intermediates: t.Sequence["x509.Certificate"],
+                now: dt.datetime | None) -> tuple[list[str], str]:
+    """(subjects from the leaf up, why no trusted chain was found or "" when one was) by issuer name and
+    signature, as OpenSSL names the failure; basic constraints are left to ``verify_chain``."""
+    chain = [cert.subject.rfc4514_string()]
     current = cert
     for _depth in range(MAX_CHAIN_DEPTH):
         anchor = next((ca for ca in store.by_subject.get(current.issuer.public_bytes(), []) if _issued_by(current, ca)), None)
         if anchor is not None:
-            out["chain"].append(anchor.subject.rfc4514_string())
-            expired = _expired_in_chain([anchor], now)
-            out.update(trusted=not expired, reason=expired or "chain verified to a trusted anchor")
-            return out
+            chain.append(anchor.subject.rfc4514_string())
+            return chain, _expired_in_chain([anchor], now)
         parent = next((ca for ca in intermediates if ca is not current and ca.subject == current.issuer
                        and ca.subject != current.subject and _issued_by(current, ca)), None)
         if parent is None:
             break
         expired = _expired_in_chain([parent], now)
         if expired:
-            out.update(reason=expired)
-            return out
-        out["chain"].append(parent.subject.rfc4514_string())
+            return chain, expired
+        chain.append(parent.subject.rfc4514_string())
         current = parent
     if current.subject == current.issuer:
-        out["reason"] = ("self-signed certificate, not in the trust store" if current is cert
-                         else "the chain ends at a root that is not in the trust store")
+        reason = ("self-signed certificate, not in the trust store" if current is cert
+                  else "the chain ends at a root that is not in the trust store")
     else:
-        out["reason"] = f"issuer not found in the trust store (unable to get local issuer certificate: {current.issuer.rfc4514_string()})"
-    return out
+        reason = f"issuer not found in the trust store (unable to get local issuer certificate: {current.issuer.rfc4514_string()})"
+    return chain, reason
 
 
 def _expired_in_chain(certs: list["x509.Certificate"], now: dt.datetime | None) -> str:
@@ -571,9 +697,9 @@ def analyze_certificate(der: bytes | str, server_name: str | t.Sequence[str] | N
         return {"ok": False, "error": f"the cryptography library is required: {CRYPTOGRAPHY_IMPORT_ERROR}"}
     now = now or dt.datetime.now(dt.timezone.utc)
     try:
-        cert = x509.load_der_x509_certificate(to_der(der))
+        cert = load_certificate(to_der(der))
         description = describe_certificate(cert)
-    except (ValueError, TypeError, binascii.Error) as exc:
+    except CERTIFICATE_ERRORS as exc:  # binascii.Error is a ValueError
         return {"ok": False, "error": f"not a DER X.509 certificate: {exc}"}
     names_to_check = [server_name] if isinstance(server_name, str) else list(server_name or [])
     names = [name_check(description, name) for name in names_to_check if name]
@@ -583,8 +709,8 @@ def analyze_certificate(der: bytes | str, server_name: str | t.Sequence[str] | N
         chain = []
         for item in intermediates:
             try:
-                chain.append(x509.load_der_x509_certificate(to_der(item)))
-            except ValueError:
+                chain.append(load_certificate(to_der(item)))
+            except CERTIFICATE_ERRORS:
                 continue
         trust = check_trust(cert, trust_store, chain, now)
     problems = list_problems(description, validity, names, trust)

@@ -50,6 +50,8 @@ options:
   host:
     description:
       - Name or address the client connects to (what a user types into mstsc).
+      - An IP address or a host name of at most 253 characters (labels of 1 to 63 characters, no spaces
+        or control characters); something that looks like an IPv4 address but is not one is refused.
     type: str
     required: true
   port:
@@ -62,38 +64,49 @@ options:
       - The address the inventory says the host has. When O(host) resolves to other addresses the DNS
         step fails with C(RDP-DNS-MISMATCH), the TCP step also tries this address, and the other steps
         run against what the client would reach.
+      - Must be an IPv4 or IPv6 address literal; it is never looked up (a malformed address such as
+        C(999.1.1.1) is refused, not resolved as a name).
     type: str
   server_name:
     description:
       - The name to check the certificate against, and the TLS SNI (not sent for IP literals).
       - Defaults to O(host), which is what a client compares with.
+      - Like O(host), an IP address or a host name of at most 253 characters (labels of 1 to 63
+        characters, no spaces or control characters).
     type: str
   connect_timeout:
     description:
       - Seconds to wait for a TCP connection (SYN-ACK) before calling the address timed out.
+      - A finite number greater than 0 and at most 3600.
     type: float
     default: 5.0
   read_timeout:
     description:
       - Seconds to wait for each answer (X.224 Connection Confirm, TLS handshake, CredSSP).
+      - A finite number greater than 0 and at most 3600.
     type: float
     default: 5.0
   ca_bundle:
     description:
       - PEM (or DER) file, or a directory of PEM files, with the CA certificates to trust.
       - Default is the controller's system store.
+      - A file must be a regular readable file of at most 16 MiB; a FIFO, a device or a socket is refused
+        before anything opens it.
     type: path
   trust_check:
     description:
       - Judge whether the certificate chains to a trusted CA (O(ca_bundle) or the system store).
-      - The chain is built from the certificates the server sent, with signature checks; validity
-        dates and names are judged separately, so every problem is listed.
+      - The verdict is the path validation of the Python library cryptography over the certificates the
+        server sent (signatures, CA basic constraints and key usage of every intermediate, path length,
+        at most 8 certificates); validity dates, names and EKU of the listener certificate are judged
+        separately, so every problem is listed.
     type: bool
     default: true
   steps:
     description:
       - Steps to run and report. A step's prerequisites always run (for example C(certificate) needs
         the TLS handshake); steps not asked for are reported as C(skipped).
+      - At least one step.
     type: list
     elements: str
     choices: [dns, tcp, x224, tls, certificate, nla]
@@ -122,24 +135,36 @@ options:
       - User name for the C(Cookie mstshash=) routing token in the Connection Request, as mstsc
         sends it. It also makes HTTP servers answer (they wait for a line end). An empty string sends
         no cookie.
+      - ASCII without spaces, line breaks or control characters, at most 221 characters.
     type: str
     default: rdpdoctor
   max_connections_per_target:
     description:
       - Most connections open at once to one address and port across all probes of this process.
+      - From 1 to 64.
     type: int
     default: 2
   max_clock_skew:
     description:
       - Seconds of difference between the server clock (NTLM CHALLENGE timestamp) and the
         controller's clock above which C(RDP-PROBE-CLOCK-SKEW) is reported (Kerberos' default is 300).
+      - A finite number, 0 or more.
     type: float
     default: 300.0
   expiring_days:
     description:
       - A certificate expiring within this many days is reported as C(RDP-CERT-EXPIRING-SOON).
+      - From 0 to 36500.
     type: int
     default: 30
+  name_check_skip_reason:
+    description:
+      - "Do not compare the certificate with O(server_name) or O(host), and say why: the certificate
+        step then reports C(name not checked: <reason>) instead of a name mismatch."
+      - For a caller that does not know the name clients use; the C(rdp.doctor.diagnose) role sets it
+        when it could not read a host it probes by IP address (no FQDN to compare with).
+      - A sentence of 1 to 200 characters without control characters.
+    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -448,8 +473,15 @@ certificate:
       description: Issuer equals subject and the signature verifies with the certificate's own key.
       type: bool
     name_matches:
-      description: Whether O(server_name) matches (IP SANs for addresses, DNS SANs or the CN otherwise).
+      description:
+        - Whether O(server_name) matches (IP SANs for addresses, DNS SANs or the CN otherwise).
+        - Null when no name was checked (O(name_check_skip_reason)).
       type: bool
+    name_check:
+      description: C(not checked - ) and O(name_check_skip_reason), when the name was not checked.
+      returned: when O(name_check_skip_reason) is set
+      type: str
+      sample: "not checked: host not read"
     trust:
       description: C(checked), C(trusted), C(store), C(reason), C(chain) (subjects from leaf to anchor).
       type: dict
@@ -516,6 +548,7 @@ def argument_spec() -> dict:
         "max_connections_per_target": {"type": "int", "default": 2},
         "max_clock_skew": {"type": "float", "default": rdp_probe.DEFAULT_MAX_CLOCK_SKEW},
         "expiring_days": {"type": "int", "default": 30},
+        "name_check_skip_reason": {"type": "str"},
     }
 
 
@@ -528,7 +561,8 @@ def options_from_params(params: dict) -> rdp_probe.ProbeOptions:
         mixes=tuple(rdp_probe.parse_mix(mix) for mix in params["mixes"]), nla=params["nla"],
         trust_check=params["trust_check"], cookie=params["cookie"] or None,
         max_connections_per_target=params["max_connections_per_target"],
-        max_clock_skew=params["max_clock_skew"], expiring_days=params["expiring_days"])
+        max_clock_skew=params["max_clock_skew"], expiring_days=params["expiring_days"],
+        name_check_skip_reason=params.get("name_check_skip_reason"))
 
 
 def main() -> None:

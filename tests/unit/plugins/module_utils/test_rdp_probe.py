@@ -386,7 +386,7 @@ def test_probe_many_keeps_order_and_reports_bad_options(servers) -> None:
     ({"mixes": (0x0F, 0x0B)}, "first mix must not request RDSTLS"),
     ({"mixes": ()}, "mixes must not be empty"),
     ({"max_connections_per_target": 0}, "at least 1"),
-    ({"read_timeout": 0}, "timeouts must be positive"),
+    ({"read_timeout": 0}, "read_timeout must be a finite number of seconds greater than 0"),
     ({"cookie": "a b"}, "cookie must be ASCII"),
     ({"port": 70000}, "port out of range"),
 ])

@@ -83,7 +83,8 @@ def test_parse_answers_of_real_servers(hex_answer: str, kind: str, fields: dict)
     ("030000130ed000001234000201090001000000", "malformed"),  # neg length 9
     ("030000130ed000001234000901080001000000", "malformed"),  # unknown neg type
     ("0300000902f0807f80", "malformed"),      # DT that is not a DPUm
-    ("03000004", "not_rdp"),                  # TPKT length below the minimum: not a TPKT
+    ("03000004", "malformed"),                # a TPKT header whose length cannot hold a TPDU: broken RDP framing
+    ("03010004", "not_rdp"),                  # reserved octet set: not a TPKT header at all
 ])
 def test_parse_broken_answers_is_total(hex_answer: str, kind: str) -> None:
     assert wire.parse_x224_answer(bytes.fromhex(hex_answer))["kind"] == kind
