@@ -16,9 +16,11 @@ description:
     lines printed once at the end of a run - counts by state, counts by cause, then one line per host that is not
     healthy, worst first.
   - "A host's state is one of, worst first: C(failed) (the read failed or was garbled, the probe could not run, or
-    remediation failed, was refused or rolled back), C(unreachable), C(broken) (a finding explains 0x904, or the
-    client's view fails), C(read incomplete) (part of the host could not be read), C(at risk) (findings that do not
-    explain 0x904), C(skipped) (not read in this run), C(healthy)."
+    remediation failed, was refused or rolled back), C(unreachable), C(broken) (a finding explains 0x904, the
+    client's view fails, or a fixable finding is still present after remediation), C(read incomplete) (part of the
+    host could not be read), C(manual) (only manual steps are left), C(would change) (check mode), C(at risk)
+    (findings that do not explain 0x904), C(skipped) (not read in this run), C(not reached) (its batch never ran),
+    C(fixed) (remediation applied and verified), C(healthy)."
   - Every error is cut to one line of at most O(max_error) characters; base64 and CLIXML are never printed.
   - Windows' default self-signed listener certificate (untrusted by clients) is said once, as an info line with the
     number of hosts, instead of a warning on every healthy host.
@@ -79,7 +81,8 @@ from collections.abc import Mapping
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 FAIL_ON = ("none", "cause") + SEVERITIES
 #: Host states, worst first: the order of the per-host lines and of the counts.
-STATES = ("failed", "unreachable", "broken", "read incomplete", "at risk", "skipped", "not reached", "healthy")
+STATES = ("failed", "unreachable", "broken", "read incomplete", "manual", "would change", "at risk", "skipped", "not reached",
+          "fixed", "healthy")
 READ_INCOMPLETE = "RDP-READ-INCOMPLETE"
 #: Remediation outcomes that are a failure of the host (the remediate role fails these hosts).
 REMEDIATION_FAILED = frozenset({"failed", "refused", "rolled_back"})
@@ -209,12 +212,27 @@ def host_verdict(record: t.Any, fail_on: str = "none", max_error: int = 160) -> 
         verdict["state"] = "read incomplete"
     elif any(f.get("severity") != "info" for f in findings):
         verdict["state"] = "at risk"
-    if remediation is not None and verdict["state"] in ("broken", "at risk", "read incomplete", "healthy"):
-        done = {"changed": "fixed", "would_change": "would change", "manual_only": "manual steps left"}.get(remediation.get("state"))
-        count = len(remediation.get("operations") or [])
-        if done:
-            verdict["detail"] = f"{done}" + (f" ({count} operation(s))" if count else "") + (f"; {verdict['detail']}" if verdict["detail"] else "")
+    if remediation is not None and verdict["state"] != "skipped":
+        _after_remediation(verdict, remediation, max_error)
     return verdict
+
+
+def _after_remediation(verdict: dict[str, t.Any], remediation: Mapping, max_error: int) -> None:
+    """What the findings said before, updated with what remediation did (or would do) about them."""
+    remaining = [str(item) for item in remediation.get("remaining") or []]
+    count = len(remediation.get("operations") or [])
+    state = remediation.get("state")
+    if remaining:
+        verdict.update(state="broken", detail=one_line("still present after the change: " + ", ".join(remaining), max_error))
+    elif state == "changed":
+        verdict.update(state="fixed", detail=f"{count} operation(s) applied and verified" + (
+            "; a reboot is required" if remediation.get("reboot_required") and not remediation.get("rebooted") else ""))
+    elif state == "would_change":
+        before = f"; now: {verdict['detail']}" if verdict["detail"] else ""
+        verdict.update(state="would change", detail=f"check mode: {count} change(s) would be made{before}")
+    elif state == "manual_only":
+        manual = [str(m.get("id") or m.get("setting") or "") for m in remediation.get("manual") or [] if isinstance(m, Mapping)]
+        verdict.update(state="manual", detail=one_line("manual steps: " + ", ".join(m for m in manual if m), max_error))
 
 
 def _counts(values: t.Iterable[str]) -> list[tuple[str, int]]:
@@ -248,7 +266,7 @@ def fleet_summary(hosts: t.Any, fail_on: str = "none", max_error: int = 160, not
     if reasons:
         lines.append("failed or not read: " + ", ".join(f"{reason} {count}" for reason, count in reasons))
     width = max((len(s) for s in STATES), default=0)
-    shown = [(name, v) for name, v in verdicts.items() if v["state"] != "healthy"]
+    shown = [(name, v) for name, v in verdicts.items() if v["state"] not in ("healthy", "fixed")]
     shown.sort(key=lambda item: (STATES.index(item[1]["state"]), _rank(item[1]["severity"]), item[0]))
     lines += [f"{v['state'].upper().replace(' ', '_'):<{width}} {name}: {v['detail']}".rstrip(": ") for name, v in shown]
     default_certificate = sum(1 for v in verdicts.values() if v["default_certificate"])

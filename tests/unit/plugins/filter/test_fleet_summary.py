@@ -122,13 +122,23 @@ def test_read_incomplete_and_skipped_hosts_are_not_healthy() -> None:
 def test_hostvars_records_and_remediation_outcomes() -> None:
     hostvars = {"rdp_doctor_host_state": OK, "rdp_doctor_findings": [DENIED], "rdp_doctor_probe": probe(ok=False),
                 "rdp_doctor_remediation": {"state": "changed", "operations": [{"id": "op01"}, {"id": "op02"}]}}
-    verdict = host_verdict(hostvars)
-    assert verdict["state"] == "broken" and verdict["detail"].startswith("fixed (2 operation(s)); [critical] RDP-CONNECTIONS-DENIED")
+    assert host_verdict(hostvars) | {"default_certificate": False} == {
+        "state": "fixed", "causes": ["RDP-CONNECTIONS-DENIED"], "reason": "", "fails": False, "severity": "critical",
+        "default_certificate": False, "detail": "2 operation(s) applied and verified"}
+    left = dict(hostvars, rdp_doctor_remediation={"state": "changed", "operations": [{}], "remaining": ["RDP-TLS12-DISABLED"]})
+    assert host_verdict(left)["state"] == "broken" and host_verdict(left)["detail"] == "still present after the change: RDP-TLS12-DISABLED"
+    check = dict(hostvars, rdp_doctor_remediation={"state": "would_change", "operations": [{}]})
+    assert host_verdict(check)["state"] == "would change"
+    assert host_verdict(check)["detail"].startswith("check mode: 1 change(s) would be made; now: [critical] RDP-CONNECTIONS-DENIED")
     rolled = dict(hostvars, rdp_doctor_remediation={"state": "rolled_back", "msg": "", "regressions": ["tcp: ok -> fail"]})
-    assert host_verdict(rolled) | {"causes": []} == host_verdict(rolled) | {"causes": []}
     assert host_verdict(rolled)["state"] == "failed" and host_verdict(rolled)["detail"] == "rolled back: tcp: ok -> fail"
     partial = dict(hostvars, rdp_doctor_remediation={"state": "failed", "msg": "op02 failed; op01 is still applied"})
     assert host_verdict(partial)["detail"] == "remediation failed: op02 failed; op01 is still applied"
+    manual = dict(hostvars, rdp_doctor_remediation={"state": "manual_only", "manual": [{"id": "RDP-GPO-OVERRIDE"}]})
+    assert host_verdict(manual)["state"] == "manual" and host_verdict(manual)["detail"] == "manual steps: RDP-GPO-OVERRIDE"
+    lines = fleet_summary({"a": hostvars, "b": check, "c": rolled})
+    assert lines[0] == "rdp.doctor: 3 hosts - 1 failed, 1 would change, 1 fixed"
+    assert [line.split()[0] for line in lines[1:] if not line.startswith(("causes", "failed or", "info"))] == ["FAILED", "WOULD_CHANGE"]
 
 
 def test_hosts_never_reached_are_listed() -> None:
