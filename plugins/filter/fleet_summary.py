@@ -92,6 +92,7 @@ DEFAULT_CERTIFICATE_PROBLEMS = frozenset({"self_signed", "untrusted"})
 # Runs of base64 (or hex) long enough to be a payload, not a word.
 _BLOB = re.compile(r"[A-Za-z0-9+/=]{64,}")
 _SPACE = re.compile(r"\s+")
+_MODULE_PREFIX = re.compile(r"^rdp\.doctor\.\w+: ")
 #: Error text -> a short reason, first match wins (what the connection plugins and the host protocol say).
 _REASONS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("oversized answer", re.compile(r"larger than|too large|oversized", re.I)),
@@ -188,7 +189,10 @@ def host_verdict(record: t.Any, fail_on: str = "none", max_error: int = 160) -> 
     if remediation is not None and remediation.get("state") in REMEDIATION_FAILED:
         message = remediation.get("msg") or "; ".join(str(r) for r in remediation.get("refused") or remediation.get("regressions") or [])
         label = {"refused": "refused by a safety guard", "rolled_back": "rolled back"}.get(remediation["state"], "remediation failed")
-        verdict.update(state="failed", reason=label, fails=True, detail=f"{label}: {one_line(message or 'no reason given', max_error)}")
+        if remediation.get("outcome") == "unknown":
+            label = f"answer lost ({failure_reason(message)})"
+        message = _MODULE_PREFIX.sub("", str(message or "no reason given"))
+        verdict.update(state="failed", reason=label, fails=True, detail=f"{label}: {one_line(message, max_error)}")
         return verdict
     if probe_error:
         verdict.update(state="failed", reason="probe failed", fails=True,
@@ -259,7 +263,7 @@ def fleet_summary(hosts: t.Any, fail_on: str = "none", max_error: int = 160, not
     if fail_on != "none":
         head += f"; fail_on={fail_on} fails {sum(1 for v in verdicts.values() if v['fails'])}"
     lines = [head]
-    causes = _counts(cause for v in verdicts.values() for cause in v["causes"])
+    causes = _counts(cause for v in verdicts.values() if v["state"] != "fixed" for cause in v["causes"])
     if causes:
         lines.append("causes: " + ", ".join(f"{cause} {count}" for cause, count in causes))
     reasons = _counts(v["reason"] for v in verdicts.values() if v["state"] in ("failed", "unreachable"))

@@ -195,8 +195,8 @@ class RemediationAction(ActionBase):
             # The plan was sent and no outcome came back (connection gone, garbled or oversized answer, the script itself
             # failed): the host may have applied any part of it. Never reported as "nothing changed": the next run reads the host again and converges.
             raise RemediationFailure(
-                f"{self.module_name}: the answer to the change was lost ({exc}); the host may have applied some or all of "
-                f"{', '.join(op['id'] for op in plan.operations)}: run again to read the host and converge",
+                f"{self.module_name}: the host may have applied some or all of {', '.join(op['id'] for op in plan.operations)}: "
+                f"the answer to the change was lost; run again to read the host and converge ({exc})",
                 **dict(self._summary(plan), changed=True), outcome="unknown") from exc
         display.vvv(f"{self.module_name}: apply outcome {answer.get('outcome')}: "
                     + ", ".join(f"{op.get('id')} {op.get('status')}" for op in answer.get("operations", [])), host=host)

@@ -211,14 +211,14 @@ def test_remediate_with_faults_reports_every_host_and_a_rerun_converges(lab_flee
             assert line.startswith("FAILED") and "may have applied" in line and len(line) < 400, line
         assert nla(lab, "r-gone") == 0 and nla(lab, "r-http500") == 0  # never reached the host: nothing applied
         assert nla(lab, "r-garbled") == 1  # applied, answer lost: reported as "may have applied", not as unchanged
-        assert apply.hosts["r-nth"]["remediation"]["state"] == "failed" and nla(lab, "r-nth") == 0  # rolled back
+        assert apply.hosts["r-nth"]["remediation"]["state"] == "rolled_back" and nla(lab, "r-nth") == 0
         assert "every applied operation was undone" in line_of(apply.summary, "r-nth")
 
         for host in failing:
             lab.admin.clear_transport_faults(host)
         again = run(run_playbook, "rdp.doctor.remediate", lab.inventory, tmp_path / "again", *REMEDIATE_ARGS)
         assert again.process.returncode == 0, again.process.stdout[-3000:]
-        assert again.summary[0] == "rdp.doctor: 7 hosts - 5 fixed, 2 healthy", again.summary
+        assert again.summary[0] == "rdp.doctor: 7 hosts - 4 fixed, 3 healthy" and len(again.summary) == 2, again.summary
         assert {h: r["remediation"]["state"] for h, r in again.hosts.items()} == {
             "ok-2022": "compliant", "r-fixed": "compliant", "r-garbled": "compliant",
             "r-gone": "changed", "r-http500": "changed", "r-nth": "changed", "r-unreachable": "changed"}

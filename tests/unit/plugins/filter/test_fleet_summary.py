@@ -138,6 +138,7 @@ def test_hostvars_records_and_remediation_outcomes() -> None:
     assert host_verdict(manual)["state"] == "manual" and host_verdict(manual)["detail"] == "manual steps: RDP-GPO-OVERRIDE"
     lines = fleet_summary({"a": hostvars, "b": check, "c": rolled})
     assert lines[0] == "rdp.doctor: 3 hosts - 1 failed, 1 would change, 1 fixed"
+    assert lines[1] == "causes: RDP-CONNECTIONS-DENIED 2"  # the fixed host's cause is gone
     assert [line.split()[0] for line in lines[1:] if not line.startswith(("causes", "failed or", "info"))] == ["FAILED", "WOULD_CHANGE"]
 
 
@@ -150,3 +151,13 @@ def test_hosts_never_reached_are_listed() -> None:
 def test_bad_fail_on_is_refused_with_the_choices() -> None:
     with pytest.raises(ValueError, match="fail_on must be one of none, cause, critical"):
         fleet_summary(FLEET, fail_on="severe")
+
+
+def test_a_lost_apply_answer_says_the_host_may_have_changed() -> None:
+    lost = {"host_state": OK, "findings": [NLA_OFF], "remediation": {
+        "state": "failed", "outcome": "unknown",
+        "msg": "rdp.doctor.remediate_host: the host may have applied some or all of op01: the answer to the change was lost; "
+               "run again to read the host and converge (host script 'apply_rdp_changes' did not answer with one JSON document)"}}
+    verdict = host_verdict(lost)
+    assert verdict["state"] == "failed" and verdict["reason"] == "answer lost (garbled answer)"
+    assert verdict["detail"].startswith("answer lost (garbled answer): the host may have applied some or all of op01")
