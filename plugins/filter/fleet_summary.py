@@ -78,6 +78,8 @@ import re
 import typing as t
 from collections.abc import Mapping
 
+from ansible_collections.rdp.doctor.plugins.filter.findings_summary import could_not_read_line
+
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 FAIL_ON = ("none", "cause") + SEVERITIES
 #: Host states, worst first: the order of the per-host lines and of the counts.
@@ -213,7 +215,7 @@ def host_verdict(record: t.Any, fail_on: str = "none", max_error: int = 160) -> 
             explanation = ((probe or {}).get("verdict") or {}).get("explanation")
             verdict["detail"] = verdict["detail"] or one_line(f"client view fails: {explanation or 'no explanation'}", max_error)
     elif any(f.get("id") == READ_INCOMPLETE for f in findings):
-        verdict["state"] = "read incomplete"
+        verdict.update(state="read incomplete", detail=one_line(could_not_read_line(findings), max_error) or verdict["detail"])
     elif any(f.get("severity") != "info" for f in findings):
         verdict["state"] = "at risk"
     if remediation is not None and verdict["state"] != "skipped":

@@ -91,7 +91,8 @@ DUMP_PLAYBOOK = """\
           {%- for host in ansible_play_hosts_all if hostvars[host].rdp_doctor_host_state is defined -%}
           {%- set dump.hosts = dump.hosts | combine({host: {'host_state': hostvars[host].rdp_doctor_host_state,
               'findings': hostvars[host].rdp_doctor_findings, 'probe': hostvars[host].rdp_doctor_probe,
-              'facts': hostvars[host].rdp_doctor_facts}}) -%}
+              'facts': hostvars[host].rdp_doctor_facts, 'summary': hostvars[host].rdp_doctor_findings
+              | rdp.doctor.findings_summary(hostvars[host].rdp_doctor_host_state, hostvars[host].rdp_doctor_probe)}}) -%}
           {%- endfor -%}
           {{ dump.hosts | to_json }}
         dest: "{{ rdp_doctor_test_dump }}/hosts.json"
@@ -212,9 +213,11 @@ def test_diagnose_every_fault_alone_and_combined(diagnose_lab: t.Any, run_playbo
     for host in EXPECTED:
         counters = diagnose_lab.admin.counters(host)
         assert (counters["round_trips"], counters["scripts"]) == (1, {"read_rdp_state": 1}), (host, counters)
-    # The client's view is printed next to the host's findings: the probe ran from the controller.
-    assert "no findings: RDP looks healthy from the host's side and the client's" in result.run.stdout
-    assert "client view 127." in result.run.stdout
+    # The client's view is next to the host's findings: the probe ran from the controller. The run prints one fleet
+    # summary (each host's own lines stay in its results).
+    assert result.hosts["ok-2022"]["summary"][0] == "no findings: RDP looks healthy from the host's side and the client's"
+    assert result.hosts["ok-2022"]["summary"][1].startswith("client view 127.")
+    assert result.run.stdout.count(f'"rdp.doctor: {len(EXPECTED)} hosts - ') == 1
 
 
 def test_check_mode_gives_the_same_answer(diagnose_lab: t.Any, run_playbook: RunPlaybook, tmp_path: Path) -> None:

@@ -114,7 +114,10 @@ def test_fail_on_decides_which_findings_fail_a_host_unread_hosts_always_fail(fai
 
 
 def test_read_incomplete_and_skipped_hosts_are_not_healthy() -> None:
-    assert host_verdict(record(findings=[INCOMPLETE]))["state"] == "read incomplete"
+    incomplete = dict(INCOMPLETE, evidence={"read_errors": [{"section": "firewall", "message": "MpsSvc is Stopped"}]})
+    assert host_verdict(record(findings=[incomplete])) | {"default_certificate": False} == {
+        "state": "read incomplete", "causes": [], "reason": "", "fails": False, "severity": "medium", "default_certificate": False,
+        "detail": "could not read: firewall (MpsSvc is Stopped)"}
     assert host_verdict(record({"state": "skipped", "msg": "the host facts were not read in this run"}))["state"] == "skipped"
     assert host_verdict({})["state"] == "skipped"  # no record at all: never claimed healthy
 
