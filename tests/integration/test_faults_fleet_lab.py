@@ -117,7 +117,7 @@ def test_500_hosts_5_percent_faulted_every_host_reported(lab_fleet: t.Callable[.
     path.write_text(yaml.safe_dump(fleet, sort_keys=False), encoding="utf-8")
     lab = lab_fleet(path, fresh=True)
     try:
-        names = [name for name in yaml.safe_load(lab.inventory.read_text())["all"]["children"]["windows"]["hosts"]]
+        names = list(yaml.safe_load(lab.inventory.read_text())["all"]["children"]["windows"]["hosts"])
         assert len(names) == 500
         kinds = list(REASONS)
         every_20th = [name for index, name in enumerate(n for n in names if n.startswith("w")) if index % 20 == 7]

@@ -6,8 +6,7 @@ import typing as t
 
 import pytest
 
-from ansible_collections.rdp.doctor.plugins.filter.fleet_summary import (failure_reason, fleet_summary, host_verdict,
-                                                                          one_line)
+from ansible_collections.rdp.doctor.plugins.filter.fleet_summary import failure_reason, fleet_summary, host_verdict, one_line
 
 OK = {"state": "ok", "msg": "", "error": None}
 CERT_EXPIRED = {"id": "RDP-CERT-EXPIRED", "severity": "critical", "explains_0x904": True, "title": "The listener certificate has expired"}
@@ -36,8 +35,10 @@ FLEET = {
     "cert": record(findings=[CERT_EXPIRED, IDLE], probe_result=probe(ok=False, problems=["expired", "self_signed"])),
     "off": record(findings=[DENIED], probe_result=probe(ok=False)),
     "risk": record(findings=[NLA_OFF], probe_result=probe()),
-    "reset": record({"state": "unreachable", "msg": "could not run host script 'read_rdp_state' on reset: ConnectionResetError(104, 'Connection reset by peer')", "error": None}),
-    "garbled": record({"state": "failed", "msg": "host script 'read_rdp_state' did not answer with one JSON document (rc=0): #< CLIXML\r\n<Objs " + "A" * 5000, "error": {"script": "read_rdp_state"}}),
+    "reset": record({"state": "unreachable", "error": None,
+                     "msg": "could not run host script 'read_rdp_state' on reset: ConnectionResetError(104, 'Connection reset by peer')"}),
+    "garbled": record({"state": "failed", "error": {"script": "read_rdp_state"},
+                       "msg": "host script 'read_rdp_state' did not answer with one JSON document (rc=0): #< CLIXML\r\n<Objs " + "A" * 5000}),
 }
 
 
