@@ -7,6 +7,7 @@ host and converges.
 
 from __future__ import annotations
 
+import importlib
 import json
 import typing as t
 
@@ -17,6 +18,7 @@ from ansible_collections.rdp.doctor.plugins.action.listener_security import Acti
 from ansible_collections.rdp.doctor.plugins.plugin_utils import host_protocol as hp
 from tests.lab.transport_faults import GARBAGE, oversized_output
 from tests.unit.plugins.action.test_remediation_action import FakeHost, facts_of, lab_host, make
+from tests.unit.plugins.action.test_remediation_modules import TASK_ARGS
 
 
 class LosingHost(FakeHost):
@@ -63,3 +65,42 @@ def test_unchanged_facts_given_still_cost_one_round_trip() -> None:
     fake = LosingHost(lab_host("nla_disabled"), "garbled")
     result = make(ListenerSecurityAction, {"nla": True, "facts": facts_of(fake.host)}, fake).run(task_vars={})
     assert result["outcome"] == "unknown" and fake.calls == ["apply_rdp_changes"]
+
+
+class BrokenTransport:
+    """A connection whose every host-script answer is broken the way ``kind`` says."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.calls = 0
+
+    def __call__(self, cmd: str, sudoable: bool = False, in_data: bytes | None = None) -> dict[str, t.Any]:
+        self.calls += 1
+        if self.kind == "reset":
+            raise AnsibleConnectionFailure("basic: ('Connection aborted.', ConnectionResetError(104, 'Connection reset by peer'))")
+        big = oversized_output(b'{"facts_version": 1}', hp.MAX_ANSWER_CHARS + 1).decode()
+        stdout = GARBAGE.decode("latin-1") if self.kind == "garbled" else big
+        return {"rc": 0, "stdout": stdout, "stderr": ""}
+
+
+MODULE_ARGS = {"host_facts": {}, **{name: dict(args) for name, args in TASK_ARGS.items()}}
+
+
+@pytest.mark.parametrize("module", sorted(MODULE_ARGS))
+@pytest.mark.parametrize("kind, said", [("garbled", "did not answer with one JSON document"),
+                                        ("oversized", "larger than the 4 MiB a host script may answer")])
+def test_every_module_fails_a_broken_read_with_the_reason(module: str, kind: str, said: str) -> None:
+    """host_facts and the eight remediation modules: a garbled or oversized read fails the task, names why, changes nothing."""
+    action_class = importlib.import_module(f"ansible_collections.rdp.doctor.plugins.action.{module}").ActionModule
+    transport = BrokenTransport(kind)
+    result = make(action_class, MODULE_ARGS[module], transport).run(task_vars={"inventory_hostname": "win01"})  # type: ignore[arg-type]
+    assert result["failed"] is True and said in result["msg"] and not result.get("changed"), result
+    assert transport.calls == 1 and len(result["msg"]) < 1200  # one read, no apply; the garbage is not echoed at length
+
+
+@pytest.mark.parametrize("module", sorted(MODULE_ARGS))
+def test_every_module_lets_ansible_report_a_lost_connection(module: str) -> None:
+    """A reset before anything was sent propagates as AnsibleConnectionFailure: Ansible marks the host UNREACHABLE, with why."""
+    action_class = importlib.import_module(f"ansible_collections.rdp.doctor.plugins.action.{module}").ActionModule
+    with pytest.raises(AnsibleConnectionFailure, match="Connection reset by peer"):
+        make(action_class, MODULE_ARGS[module], BrokenTransport("reset")).run(task_vars={"inventory_hostname": "win01"})  # type: ignore[arg-type]
