@@ -23,6 +23,7 @@ from ansible_collections.rdp.doctor.plugins.action.host_facts import read_facts
 from ansible_collections.rdp.doctor.plugins.action.probe import probe_in_process
 from ansible_collections.rdp.doctor.plugins.filter.findings import findings as findings_filter
 from ansible_collections.rdp.doctor.plugins.filter.findings_summary import findings_summary
+from ansible_collections.rdp.doctor.plugins.filter.fleet_summary import FAIL_ON, host_verdict
 from ansible_collections.rdp.doctor.plugins.module_utils.findings import SEVERITIES
 
 STEPS = ("facts", "probe", "findings", "summary")
@@ -49,7 +50,9 @@ ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "probe_options": {"type": "dict", "default": {}},
     "categories": {"type": "list", "elements": "str"},
     "min_severity": {"type": "str", "default": "info", "choices": list(SEVERITIES)},
+    # Deprecated: true is fail_on=cause. Kept so playbooks written for 0.2 keep failing the same hosts.
     "fail_on_findings": {"type": "bool", "default": False},
+    "fail_on": {"type": "str", "default": "none", "choices": list(FAIL_ON)},
 }
 
 
@@ -149,7 +152,8 @@ class ActionModule(ActionBase):
             if isinstance(probed.get("steps"), list):
                 probe = dict(probed, failed=False)
             else:
-                result["probe_error"] = probed.get("msg")
+                # Never hidden (issue 10): the summary and the fleet summary say the client's view is unknown.
+                result["probe_error"] = state["probe_error"] = str(probed.get("msg") or "the probe gave no result")
 
         found = findings_filter(facts, probe, categories=args["categories"], min_severity=args["min_severity"]) \
             if "findings" in steps else []
@@ -157,6 +161,8 @@ class ActionModule(ActionBase):
         result.update(changed=False, steps=steps, host_state=state, probe=probe, findings=found, summary=summary)
         if read and state["state"] == "ok":
             result["ansible_facts"] = read["ansible_facts"]
-        if args["fail_on_findings"] and (state["state"] != "ok" or any(f.get("explains_0x904") for f in found)):
-            result.update(failed=True, msg=" | ".join(summary or findings_summary(found, state, probe)))
+        fail_on = "cause" if args["fail_on_findings"] and args["fail_on"] == "none" else args["fail_on"]
+        if args["fail_on_findings"] or args["fail_on"] != "none":
+            if host_verdict({"host_state": state, "findings": found, "probe": probe}, fail_on)["fails"]:
+                result.update(failed=True, msg=" | ".join(summary or findings_summary(found, state, probe)))
         return result

@@ -28,6 +28,8 @@ options:
     description:
       - How reading the host went - a dict with C(state) (C(ok), C(unreachable), C(failed), or C(skipped) when the facts
         were not read in this run) and C(msg).
+      - C(probe_error), when the probe was asked for and gave no result - the summary then says so (C(PROBE FAILED))
+        and never that RDP looks healthy.
     type: dict
   probe:
     description:
@@ -129,6 +131,8 @@ def findings_summary(findings: t.Any, state: t.Any = None, probe: t.Any = None) 
         missing = could_not_read_line(items)
         if missing:
             lines.append(missing)
+    elif kind == "ok" and state.get("probe_error"):
+        lines.append("no findings from the host's side; the client's view is unknown")
     elif kind == "ok":
         side = "the host's side and the client's" if probe_line(probe) else "the host's side"
         lines.append(f"no findings: RDP looks healthy from {side}")
@@ -136,6 +140,8 @@ def findings_summary(findings: t.Any, state: t.Any = None, probe: t.Any = None) 
     client = probe_line(probe)
     if client:
         lines.append(client)
+    elif state.get("probe_error"):
+        lines.append(f"PROBE FAILED: {state['probe_error']}")
     return lines
 
 

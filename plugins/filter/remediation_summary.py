@@ -55,7 +55,7 @@ def remediation_summary(record: t.Any) -> list[str]:
             "would_change": f"check mode: {len(operations)} change(s) would be made",
             "changed": f"changed: {len(operations)} operation(s) applied and verified",
             "refused": "refused by a safety guard: nothing applied",
-            "rolled_back": "ROLLED BACK: the change made the client's view worse",
+            "rolled_back": "ROLLED BACK",  # why (a failed operation, or the client's view got worse) is in msg
             "failed": "FAILED", "unreachable": "UNREACHABLE", "skipped": "skipped"}.get(state, state.upper())
     lines = [head + (f": {record['msg']}" if record.get("msg") and state not in ("compliant", "changed", "would_change") else "")]
     lines += [_operation_line(o) for o in operations]

@@ -18,7 +18,7 @@ description:
   - Joins both into findings with the P(rdp.doctor.findings#filter) filter and the summary lines with the
     P(rdp.doctor.findings_summary#filter) filter.
   - A host that cannot be reached or whose script fails is not a failed task - RV(host_state) says so and
-    the probe still looks at it - unless O(fail_on_findings) is set.
+    the probe still looks at it - unless O(fail_on) (or the deprecated O(fail_on_findings)) is set.
   - Never changes the host.
 author:
   - rdp.doctor contributors (!UNKNOWN)
@@ -98,9 +98,19 @@ options:
     default: info
   fail_on_findings:
     description:
-      - Fail the task when a finding explains 0x904 or the host could not be read; the message is the summary.
+      - Deprecated, use O(fail_on=cause) - fail the task when a finding explains 0x904 or the host could not be read.
+      - When true and O(fail_on=none), O(fail_on) is C(cause).
     type: bool
     default: false
+  fail_on:
+    description:
+      - Which findings fail the task (the message is the summary) - C(none) never for a finding; C(cause) a finding
+        that explains 0x904; a severity (C(critical), C(high), C(medium), C(low), C(info)) a finding that severe or worse.
+      - When it is not C(none), a host that could not be read, or whose probe could not run, fails too.
+      - The diagnose role passes C(none) and fails hosts itself after its fleet summary (C(rdp_doctor_diagnose_fail_on)).
+    type: str
+    choices: [none, cause, critical, high, medium, low, info]
+    default: none
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
@@ -145,7 +155,7 @@ EXAMPLES = r"""
   rdp.doctor.diagnose_host:
     probe: false
     categories: [certificate, network]
-    fail_on_findings: true
+    fail_on: high
 """
 
 RETURN = r"""
@@ -159,6 +169,7 @@ host_state:
   description:
     - How reading the host went - C(state) (C(ok), C(unreachable), C(failed), or C(skipped) when the facts step did
       not run), C(msg) and C(error) (the host script's structured error, or null).
+    - C(probe_error) as well when the probe was asked for and gave no result.
   returned: always
   type: dict
   sample: {"state": "ok", "msg": "the host facts were not read in this run", "error": null}

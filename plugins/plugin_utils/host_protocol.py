@@ -185,12 +185,20 @@ def _single_json_document(text: str) -> t.Any:
     return value
 
 
+#: The largest answer a host script may give. A full read of a busy host is tens of KB; an answer of megabytes is a
+#: broken or hostile host, and keeping it would put it into every fork's copy of the host's facts.
+MAX_ANSWER_CHARS = 4 * 1024 * 1024
+
+
 def parse_result(name: str, rc: int, stdout: str, stderr: str) -> dict[str, t.Any]:
     """Turn what the connection returned into the script's result, or raise :class:`HostScriptError`."""
+    if len(stdout) > MAX_ANSWER_CHARS:
+        raise HostScriptError(name, f"answered {len(stdout) / 1048576:.1f} MiB, larger than the {MAX_ANSWER_CHARS // 1048576} MiB "
+                              "a host script may answer: the answer was not read", rc=rc)
     try:
         document = _single_json_document(stdout)
     except ValueError as exc:
-        detail = (stderr or "").strip() or (stdout or "").strip()[:400] or str(exc)
+        detail = (stderr or "").strip()[:400] or (stdout or "").strip()[:400] or str(exc)
         raise HostScriptError(name, f"did not answer with one JSON document (rc={rc}): {detail}", rc=rc) from exc
     if not isinstance(document, dict):
         raise HostScriptError(name, f"answered a JSON {type(document).__name__}, expected an object", rc=rc)

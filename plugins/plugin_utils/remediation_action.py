@@ -26,6 +26,7 @@ import datetime as dt
 import secrets
 import typing as t
 
+from ansible.errors import AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -188,7 +189,15 @@ class RemediationAction(ActionBase):
 
     def _apply(self, plan: remediation.Plan, host: str) -> dict[str, t.Any]:
         params = {"operations": plan.operations, "run_id": new_run_id()}
-        answer = run_host_script(self._low_level_execute_command, remediation.APPLY_SCRIPT, params, host=host)
+        try:
+            answer = run_host_script(self._low_level_execute_command, remediation.APPLY_SCRIPT, params, host=host)
+        except (AnsibleConnectionFailure, HostScriptError) as exc:
+            # The plan was sent and no outcome came back (connection gone, garbled or oversized answer, the script itself
+            # failed): the host may have applied any part of it. Never reported as "nothing changed": the next run reads the host again and converges.
+            raise RemediationFailure(
+                f"{self.module_name}: the host may have applied some or all of {', '.join(op['id'] for op in plan.operations)}: "
+                f"the answer to the change was lost; run again to read the host and converge ({exc})",
+                **dict(self._summary(plan), changed=True), outcome="unknown") from exc
         display.vvv(f"{self.module_name}: apply outcome {answer.get('outcome')}: "
                     + ", ".join(f"{op.get('id')} {op.get('status')}" for op in answer.get("operations", [])), host=host)
         return answer

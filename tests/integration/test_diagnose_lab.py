@@ -84,14 +84,21 @@ DUMP_PLAYBOOK = """\
   hosts: "{{ rdp_doctor_hosts | default('windows') }}"
   gather_facts: false
   tasks:
-    - name: Dump the diagnosis
+    - name: Dump the diagnosis of every host of the run (a host the role failed has left the play, not hostvars)
       ansible.builtin.copy:
         content: >-
-          {{ {'host_state': rdp_doctor_host_state, 'findings': rdp_doctor_findings, 'probe': rdp_doctor_probe,
-              'facts': rdp_doctor_facts} | to_json }}
-        dest: "{{ rdp_doctor_test_dump }}/{{ inventory_hostname }}.json"
+          {%- set dump = namespace(hosts={}) -%}
+          {%- for host in ansible_play_hosts_all if hostvars[host].rdp_doctor_host_state is defined -%}
+          {%- set dump.hosts = dump.hosts | combine({host: {'host_state': hostvars[host].rdp_doctor_host_state,
+              'findings': hostvars[host].rdp_doctor_findings, 'probe': hostvars[host].rdp_doctor_probe,
+              'facts': hostvars[host].rdp_doctor_facts, 'summary': hostvars[host].rdp_doctor_findings
+              | rdp.doctor.findings_summary(hostvars[host].rdp_doctor_host_state, hostvars[host].rdp_doctor_probe)}}) -%}
+          {%- endfor -%}
+          {{ dump.hosts | to_json }}
+        dest: "{{ rdp_doctor_test_dump }}/hosts.json"
         mode: "0600"
       delegate_to: localhost
+      run_once: true
       check_mode: false
       changed_when: false  # the test's own bookkeeping on the controller; the recap then shows diagnose alone
       tags: [always]  # runs whatever --tags the test gives diagnose
@@ -147,7 +154,8 @@ def diagnose(run_playbook: RunPlaybook, inventory: Path, tmp_path: Path, *args: 
     playbook = tmp_path / "diagnose_and_dump.yml"
     playbook.write_text(DUMP_PLAYBOOK, encoding="utf-8")
     run = run_playbook(playbook, inventory, ["-e", f"rdp_doctor_test_dump={dump}", *args])
-    hosts = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in dump.glob("*.json")}
+    written = dump / "hosts.json"
+    hosts = json.loads(written.read_text(encoding="utf-8")) if written.exists() else {}
     return Diagnosis(run, hosts)
 
 
@@ -205,9 +213,11 @@ def test_diagnose_every_fault_alone_and_combined(diagnose_lab: t.Any, run_playbo
     for host in EXPECTED:
         counters = diagnose_lab.admin.counters(host)
         assert (counters["round_trips"], counters["scripts"]) == (1, {"read_rdp_state": 1}), (host, counters)
-    # The client's view is printed next to the host's findings: the probe ran from the controller.
-    assert "no findings: RDP looks healthy from the host's side and the client's" in result.run.stdout
-    assert "client view 127." in result.run.stdout
+    # The client's view is next to the host's findings: the probe ran from the controller. The run prints one fleet
+    # summary (each host's own lines stay in its results).
+    assert result.hosts["ok-2022"]["summary"][0] == "no findings: RDP looks healthy from the host's side and the client's"
+    assert result.hosts["ok-2022"]["summary"][1].startswith("client view 127.")
+    assert result.run.stdout.count(f'"rdp.doctor: {len(EXPECTED)} hosts - ') == 1
 
 
 def test_check_mode_gives_the_same_answer(diagnose_lab: t.Any, run_playbook: RunPlaybook, tmp_path: Path) -> None:
@@ -237,12 +247,15 @@ def test_unreachable_host_is_reported_not_dropped(lab_fleet: t.Callable[..., t.A
         result = diagnose(run_playbook, info.inventory, tmp_path)
     finally:
         lab_fleet.stop(info)
+    assert result.run.returncode == 2, result.run.stdout[-3000:]  # the recap tells the truth: that host fails
+    recap = {line.split()[0]: line for line in result.run.stdout.splitlines() if ": ok=" in line}
+    assert "failed=1" in recap["f-cert-expired"] and "failed=0" in recap["ok-2022"] and "failed=0" in recap["f-rdp-disabled"]
     assert set(result.hosts) == {"ok-2022", "f-rdp-disabled", "f-cert-expired", "f-tls12-disabled", "c-expired-fw-off"}
     lost = result.hosts["f-cert-expired"]
     assert lost["host_state"]["state"] == "unreachable" and lost["host_state"]["msg"] and lost["facts"] == {}
     assert lost["probe"]["verdict"]["failed_step"] == "certificate"  # the client's eye still sees the expired certificate
     assert ids(lost) == ["RDP-CERT-EXPIRED"] and "probe" in finding(lost, "RDP-CERT-EXPIRED")["evidence"]
-    assert "UNREACHABLE: " in result.run.stdout
+    assert "UNREACHABLE: not reached (connection reset): " in result.run.stdout
     assert result.hosts["ok-2022"]["findings"] == [] and ids(result.hosts["f-rdp-disabled"]) == ["RDP-CONNECTIONS-DENIED"]
 
 
@@ -256,11 +269,11 @@ def test_failing_host_script_is_reported(lab_fleet: t.Callable[..., t.Any], run_
         result = diagnose(run_playbook, info.inventory, tmp_path, "--limit", "ok-2022,f-rdp-disabled")
     finally:
         lab_fleet.stop(info)
-    assert result.run.returncode == 0, result.run.stdout[-3000:]
+    assert result.run.returncode == 2, result.run.stdout[-3000:]  # a host whose read failed is failed, not green
     broken = result.hosts["ok-2022"]
     assert broken["host_state"]["state"] == "failed" and "read_rdp_state" in broken["host_state"]["msg"]
     assert broken["host_state"]["error"]["script"] == "read_rdp_state" and broken["facts"] == {}
-    assert "FAILED: host script 'read_rdp_state'" in result.run.stdout
+    assert "FAILED: read failed (garbled answer): host script 'read_rdp_state'" in result.run.stdout
     assert ids(result.hosts["f-rdp-disabled"]) == ["RDP-CONNECTIONS-DENIED"]
 
 
@@ -272,7 +285,13 @@ def test_fail_on_findings_fails_only_hosts_with_a_cause(diagnose_lab: t.Any, run
     assert result.run.returncode == 2
     assert "failed=0" in recap["ok-2022"] and "failed=0" in recap["f-nla-disabled"]  # NLA off is a risk, not a cause
     assert "failed=1" in recap["f-rdp-disabled"] and "RDP-CONNECTIONS-DENIED" in result.run.stdout
-    assert set(result.hosts) == {"ok-2022", "f-nla-disabled"}  # a failed host leaves the run before the dump play
+    assert set(result.hosts) == {"ok-2022", "f-rdp-disabled", "f-nla-disabled"}  # failed, yet its diagnosis is published
+    (tmp_path / "medium").mkdir()
+    medium = diagnose(run_playbook, diagnose_lab.inventory, tmp_path / "medium", "-e", "rdp_doctor_diagnose_fail_on=medium",
+                      "--limit", "ok-2022,f-nla-disabled")
+    recap = {line.split()[0]: line for line in medium.run.stdout.splitlines() if ": ok=" in line}
+    assert medium.run.returncode == 2 and "failed=0" in recap["ok-2022"] and "failed=1" in recap["f-nla-disabled"]
+    assert "AT RISK: [medium] RDP-NLA-DISABLED" in medium.run.stdout and "fail_on=medium fails 1" in medium.run.stdout
 
 
 def test_probe_can_be_switched_off(diagnose_lab: t.Any, run_playbook: RunPlaybook, tmp_path: Path) -> None:
@@ -302,4 +321,4 @@ def test_step_tags_select_the_steps(diagnose_lab: t.Any, run_playbook: RunPlaybo
     assert host["host_state"]["state"] == "skipped" and host["facts"] == {} and host["findings"] == []
     assert host["probe"]["verdict"]["failed_step"] == "certificate"  # the client's eye, without reading the host
     assert diagnose_lab.admin.counters("f-cert-expired")["round_trips"] == 0
-    assert "Summarise the findings" not in probe_only.run.stdout
+    assert "Summarise the fleet" not in probe_only.run.stdout

@@ -247,6 +247,9 @@ def test_canary_batch_stops_the_run_when_its_host_fails(lab_fleet: t.Callable[..
         assert process.returncode != 0 and "failed=1" in recap["canary"], process.stdout[-3000:]
         assert "later" not in recap
         assert lab.admin.counters("later")["round_trips"] == 0
+        # One fleet summary, at the batch that stopped the run: the canary failed, the other host never reached.
+        assert process.stdout.count('"rdp.doctor: 2 hosts - 1 failed, 1 not reached"') == 1, process.stdout[-3000:]
+        assert "NOT_REACHED     later: the run stopped before this host's batch" in process.stdout
     finally:
         lab_fleet.stop(lab)
 

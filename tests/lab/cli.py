@@ -72,11 +72,15 @@ class AdminClient:
         """One host's counters (requests, round_trips, commands, scripts)."""
         return self.host(name)["counters"]
 
-    def set_transport_fault(self, name: str, kind: str, count: int = 1, persistent: bool = False, seconds: float | None = None) -> list:
-        """Queue a transport fault (reset, http500, http401, slow, garbled) on host ``name``."""
-        document: dict[str, t.Any] = {"kind": kind, "count": count, "persistent": persistent}
+    def set_transport_fault(self, name: str, kind: str, count: int = 1, persistent: bool = False, seconds: float | None = None,
+                            size: int | None = None, after: int = 0) -> list:
+        """Queue a transport fault (reset, http500, http401, slow, garbled, oversized) on host ``name``, armed after
+        ``after`` commands (at the next shell opened)."""
+        document: dict[str, t.Any] = {"kind": kind, "count": count, "persistent": persistent, "after": after}
         if seconds is not None:
             document["seconds"] = seconds
+        if size is not None:
+            document["size"] = size
         return self.request("POST", f"/hosts/{name}/transport_fault", document)["transport_faults"]
 
     def clear_transport_faults(self, name: str) -> None:

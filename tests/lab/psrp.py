@@ -38,7 +38,7 @@ from psrpcore import (
 from psrpcore.types import ErrorCategory, ErrorCategoryInfo, HostMethodIdentifier, NETException, PSInvocationState
 
 from tests.lab import dispatch, winrm
-from tests.lab.transport_faults import GARBAGE
+from tests.lab.transport_faults import GARBAGE, oversized_output
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +217,11 @@ class PSRPShell:
             await endpoint.apply_latency()
             outcome = await endpoint.run_blocking(dispatch.run_script, endpoint.host, text if is_script else None, b"", text)
         await endpoint.model_changed()
-        garbled = endpoint.garble_output()
+        fault = endpoint.transport_faults.take_output_fault()
+        garbled = fault is not None and fault.kind == "garbled"
         for item in outcome.output:
+            if fault is not None and fault.kind == "oversized" and isinstance(item, str):
+                item = oversized_output(item.encode("utf-8"), fault.size).decode("utf-8")
             pipeline.write_output(GARBAGE.decode("latin-1") if garbled else item)
         if garbled and not outcome.output:
             pipeline.write_output(GARBAGE.decode("latin-1"))

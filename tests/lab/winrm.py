@@ -37,7 +37,7 @@ from xml.etree import ElementTree
 from xml.sax.saxutils import escape, quoteattr
 
 from tests.lab import dispatch
-from tests.lab.transport_faults import GARBAGE, TransportFaults
+from tests.lab.transport_faults import GARBAGE, TransportFaults, oversized_output
 
 log = logging.getLogger(__name__)
 
@@ -439,9 +439,13 @@ class HostEndpoint:  # pylint: disable=too-many-instance-attributes
         if self.latency_ms > 0:
             await asyncio.sleep(self.latency_ms / 1000.0)
 
-    def garble_output(self) -> bool:
-        """Whether a queued ``garbled`` fault takes this command's output."""
-        return self.transport_faults.take_output_fault() is not None
+    def faulty_output(self, stdout: bytes) -> bytes:
+        """The command's output as an armed output fault (garbled, oversized) changes it."""
+        fault = self.transport_faults.take_output_fault()
+        if fault is None:
+            return stdout
+        log.info("%s: transport fault %s", self.name, fault.kind)
+        return GARBAGE if fault.kind == "garbled" else oversized_output(stdout, fault.size)
 
     # -------------------------------------------------------------------------------------- HTTP
 
@@ -498,6 +502,8 @@ class HostEndpoint:  # pylint: disable=too-many-instance-attributes
             self.counters.add("refused")
             log.info("%s: restarting (shutdown.exe /r), connection refused", self.name)
             return None
+        # A shell opens (WS-Transfer Create): faults waiting for "after" commands arm from here on.
+        self.transport_faults.arm(self.counters.round_trips, b"/transfer/Create" in request.body)
         fault = self.transport_faults.take_request_fault()
         if fault is not None:
             log.info("%s: transport fault %s", self.name, fault.kind)
@@ -663,9 +669,7 @@ class HostEndpoint:  # pylint: disable=too-many-instance-attributes
         rc, stdout, stderr = await self.run_blocking(dispatch.dispatch, self.host, command.command_line, bytes(command.stdin),
                                                      shell.encoding)
         await self.model_changed()
-        if self.garble_output():
-            stdout = GARBAGE
-        return rc, stdout, stderr
+        return rc, self.faulty_output(stdout), stderr
 
     async def _signal(self, shell: WinRSShell, wsman: WSManRequest) -> tuple[str, str]:
         command_id = wsman.body.get("CommandId") if wsman.body is not None else None

@@ -123,7 +123,7 @@ def test_admin_api_changes_a_running_host(lab_fleet: t.Callable[..., t.Any]) -> 
     inventory = yaml.safe_load(info.inventory.read_text())["all"]["children"]["windows"]["hosts"]
     assert inventory["ok-2022"]["rdp_doctor_lab_faults"] == ["rdp_disabled"]
     assert admin.set_transport_fault("ok-2022", "slow", seconds=1.5, persistent=True) == [
-        {"kind": "slow", "count": None, "persistent": True, "seconds": 1.5}]
+        {"kind": "slow", "count": None, "persistent": True, "seconds": 1.5, "size": 0, "after": 0, "armed": True}]
     admin.clear_transport_faults("ok-2022")
     admin.set_latency("ok-2022", 25)
     assert admin.host("ok-2022")["latency_ms"] == 25

@@ -96,3 +96,12 @@ def test_large_input_and_output_span_several_fragments(standin_lab: RunningLab, 
         shell = invoke(runspace, dispatch.BOOTSTRAP, lines)
     assert host.rc == 0 and json.loads(shell.output[0])["echo"] == {"blob": blob}
     assert standin_lab.counters()["requests"] > 8  # the output came back over several Receives
+
+
+def test_oversized_output_over_psrp(standin_lab: RunningLab, test_scripts: dict[str, str]) -> None:
+    standin_lab.transport_fault("oversized", size=200_000)
+    runspace, _host = pool(standin_lab)
+    with runspace:
+        shell = invoke(runspace, dispatch.BOOTSTRAP, payload("lab_echo", test_scripts["lab_echo"], {"a": 1}).decode().splitlines())
+    document = json.loads(shell.output[0])
+    assert len(shell.output[0].encode()) == 200_000 and document["echo"] == {"a": 1} and "lab_padding" in document

@@ -153,3 +153,24 @@ def test_transport_fault_garbled_breaks_the_host_protocol(standin_lab: RunningLa
         host_protocol.parse_result("lab_echo", rc, stdout.decode("latin-1"), stderr.decode())
     stdout, _stderr, rc = run_bootstrap(protocol(standin_lab), payload("lab_echo", test_scripts["lab_echo"], {}))
     assert rc == 0 and json.loads(stdout)["host"] == "t1"
+
+
+def test_transport_fault_oversized_pads_a_valid_answer(standin_lab: RunningLab, test_scripts: dict[str, str]) -> None:
+    """oversized: still one JSON document, with the script's members, but of the size asked for."""
+    standin_lab.transport_fault("oversized", size=400_000)
+    stdout, _stderr, rc = run_bootstrap(protocol(standin_lab), payload("lab_echo", test_scripts["lab_echo"], {"a": 1}))
+    document = json.loads(stdout)
+    assert rc == 0 and len(stdout) == 400_000 and document["echo"] == {"a": 1} and set(document["lab_padding"]) == {"x"}
+    stdout, _stderr, rc = run_bootstrap(protocol(standin_lab), payload("lab_echo", test_scripts["lab_echo"], {}))
+    assert "lab_padding" not in json.loads(stdout)  # one-shot
+
+
+def test_transport_fault_after_arms_at_the_next_shell(standin_lab: RunningLab, test_scripts: dict[str, str]) -> None:
+    """after=1: the first command and its shell's cleanup work; the next shell a client opens is reset (the host is gone)."""
+    standin_lab.transport_fault("reset", persistent=True, after=1)
+    stdout, _stderr, rc = run_bootstrap(protocol(standin_lab), payload("lab_echo", test_scripts["lab_echo"], {}))
+    assert rc == 0 and json.loads(stdout)["host"] == "t1"
+    for _attempt in range(2):
+        with pytest.raises(requests.exceptions.ConnectionError):
+            protocol(standin_lab).open_shell()
+    assert standin_lab.counters()["round_trips"] == 1

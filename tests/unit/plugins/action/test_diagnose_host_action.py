@@ -191,3 +191,32 @@ def test_filters_options_reach_the_findings(probed: mock.MagicMock) -> None:
     samples.rdp_disabled(raw)
     result = make_action({"categories": ["certificate"]}, answered(raw)).run(task_vars={})
     assert result["findings"] == [] and probed.call_count == 1
+
+
+def test_a_probe_that_failed_is_never_called_healthy(probed: mock.MagicMock) -> None:
+    """Issue 10: a probe with no result shows in the summary and the state, never as "RDP looks healthy"."""
+    probed.return_value = {"failed": True, "changed": False, "msg": "probe crashed: 3 is not a valid X509 version"}
+    result = make_action({}, answered(samples.healthy_raw())).run(task_vars={})
+    assert result["host_state"]["probe_error"] == "probe crashed: 3 is not a valid X509 version"
+    assert not any("looks healthy" in line for line in result["summary"])
+    assert result["summary"][-1] == "PROBE FAILED: probe crashed: 3 is not a valid X509 version"
+    failed = make_action({"fail_on": "high"}, answered(samples.healthy_raw())).run(task_vars={})
+    assert failed["failed"] is True and "PROBE FAILED" in failed["msg"]
+
+
+@pytest.mark.parametrize(("fail_on", "fails_disabled", "fails_nla_off"), [
+    ("none", False, False), ("cause", True, False), ("critical", True, False), ("high", True, False), ("medium", True, True),
+    ("info", True, True),
+])
+def test_fail_on_threshold_by_severity(probed: mock.MagicMock, fail_on: str, fails_disabled: bool, fails_nla_off: bool) -> None:
+    """fail_on picks which findings fail the task: a cause of 0x904 (RDP off) and a medium risk (NLA off) apart."""
+    probed.return_value = dict(probe_document(), changed=False)
+    disabled, nla_off = samples.healthy_raw(), samples.healthy_raw()
+    samples.rdp_disabled(disabled)
+    samples.nla_disabled(nla_off)
+    results = [make_action({"fail_on": fail_on}, answered(raw)).run(task_vars={}) for raw in (disabled, nla_off)]
+    assert [bool(r.get("failed")) for r in results] == [fails_disabled, fails_nla_off], [r["findings"] for r in results]
+    healthy = make_action({"fail_on": "info"}, answered(samples.healthy_raw())).run(task_vars={})
+    assert not healthy.get("failed")
+    unreachable = make_action({"fail_on": "critical"}, AnsibleConnectionFailure("reset")).run(task_vars={})
+    assert unreachable["failed"] is True and unreachable["msg"].startswith("UNREACHABLE: reset")
