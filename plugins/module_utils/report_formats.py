@@ -174,6 +174,10 @@ def markdown(report: dict[str, t.Any], max_hosts: int = 20) -> str:
         if len(worst) > max_hosts:
             lines.append(f"- ... and {len(worst) - max_hosts} more (see the JSON or HTML report)")
         lines.append("")
+    healthy = [r["name"] for r in report["hosts"] if r["state"] == "healthy"]
+    if healthy:
+        more = f" and {len(healthy) - max_hosts} more" if len(healthy) > max_hosts else ""
+        lines += [f"Healthy: {', '.join(healthy[:max_hosts])}{more}.", ""]
     drift = summary["drift"]
     if drift["operations"] or drift["hosts_changed"] or drift["hosts_would_change"]:
         verb = "would change" if drift["check_mode"] else "changed"

@@ -301,9 +301,9 @@ def test_markdown_is_short_and_names_every_host_that_needs_attention() -> None:
     assert "- **unreachable** unreachable: connection refused" in text
     assert "- **broken** broken: RDP-CERT-EXPIRED" in text
     assert "Drift: 1 hosts would change, 1 operations, 1 need a reboot." in text
-    assert "- **healthy**" not in text
+    assert "- **healthy**" not in text and "Healthy: fixed, healthy, medium-only." in text
     short = report_formats.markdown(report, max_hosts=2)
-    assert "... and 5 more" in short and short.count("\n- **") == 2
+    assert "... and 5 more" in short and short.count("\n- **") == 2 and "Healthy: fixed, healthy and 1 more." in short
     clean = report_formats.markdown(fr.build_report({"a": sample_fleet()["healthy"]}, {"generated_utc": "x"}))
     assert "Every host is healthy." in clean
 
