@@ -203,7 +203,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(str(exc)) from exc
 
         texts, skipped = rendered(report, args["formats"], args["markdown_max_hosts"])
-        dest = args["dest"]
+        dest = os.path.abspath(args["dest"])
         try:
             os.makedirs(dest, exist_ok=True)
             files = {}

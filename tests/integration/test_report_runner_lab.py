@@ -26,19 +26,10 @@ STOPPED = ["ok-2022", "f-cert-expired"]  # reachable for diagnose, stopped befor
 GONE = "gone-host"  # never reachable: nothing listens on its address
 
 JOB = """\
-- name: Diagnose
+- name: Diagnose, and write its report
   ansible.builtin.import_playbook: rdp.doctor.diagnose
-
-- name: Report the diagnosis
-  hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: Write the diagnose report
-      ansible.builtin.include_role:
-        name: rdp.doctor.report
-      vars:
-        rdp_doctor_report_hosts: "{{ groups['windows'] }}"
-        rdp_doctor_report_basename: diagnose
+  vars:
+    rdp_doctor_report_basename: diagnose
 
 - name: Stop hosts mid-run (the lab resets every WinRM connection to them from now on)
   hosts: localhost
