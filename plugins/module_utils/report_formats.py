@@ -182,8 +182,13 @@ def markdown(report: dict[str, t.Any], max_hosts: int = 20) -> str:
     if drift["operations"] or drift["hosts_changed"] or drift["hosts_would_change"]:
         verb = "would change" if drift["check_mode"] else "changed"
         count = drift["hosts_would_change"] if drift["check_mode"] else drift["hosts_changed"]
-        lines.append(f"Drift: {count} hosts {verb}, {drift['operations']} operations, "
+        lines.append(f"{'Drift' if drift['check_mode'] else 'Changes'}: {count} hosts {verb}, {drift['operations']} operations, "
                      f"{drift['reboot_required']} need a reboot.")
+        reboot = [r["name"] for r in report["hosts"] if (r.get("remediation") or {}).get("reboot_required")
+                  and not (r.get("remediation") or {}).get("rebooted")]
+        if reboot:
+            more = f" and {len(reboot) - max_hosts} more" if len(reboot) > max_hosts else ""
+            lines.append(f"A reboot makes the change take effect on: {', '.join(reboot[:max_hosts])}{more}.")
         lines.append("")
     trend = summary.get("trend") or []
     if trend:

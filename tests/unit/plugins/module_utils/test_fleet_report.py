@@ -19,6 +19,8 @@ from ansible_collections.rdp.doctor.plugins.plugin_utils.report_query import Sel
 ROOT = Path(__file__).resolve().parents[4]
 SCHEMA = json.loads((ROOT / "plugins/report_schemas/fleet_report.schema.json").read_text(encoding="utf-8"))
 FIXTURE = ROOT / "tests/fixtures/fleet_report/drift-default-fleet.json"
+#: A real remediation of the small lab fleet: changed and fixed hosts, one rolled back (apply_fail_at).
+REMEDIATED = ROOT / "tests/fixtures/fleet_report/remediate-small-fleet.json"
 JUNIT_XSD = etree.XMLSchema(etree.parse(str(ROOT / "tests/unit/data/junit.xsd")))
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
@@ -153,6 +155,9 @@ def test_built_reports_and_the_example_fixture_match_the_schema() -> None:
     example = json.loads(FIXTURE.read_text(encoding="utf-8"))
     assert schema_errors(example) == []
     assert {"healthy", "broken", "failed", "unreachable", "unknown"} <= {h["state"] for h in example["hosts"]}
+    remediated = json.loads(REMEDIATED.read_text(encoding="utf-8"))
+    assert schema_errors(remediated) == []
+    assert remediated["run"]["kind"] == "remediate" and {"fixed", "open"} <= {f["status"] for h in remediated["hosts"] for f in h["findings"]}
 
 
 def test_the_schema_rejects_what_is_not_a_report() -> None:
@@ -301,6 +306,7 @@ def test_markdown_is_short_and_names_every_host_that_needs_attention() -> None:
     assert "- **unreachable** unreachable: connection refused" in text
     assert "- **broken** broken: RDP-CERT-EXPIRED" in text
     assert "Drift: 1 hosts would change, 1 operations, 1 need a reboot." in text
+    assert "A reboot makes the change take effect on: drifted." in text
     assert "- **healthy**" not in text and "Healthy: fixed, healthy, medium-only." in text
     short = report_formats.markdown(report, max_hosts=2)
     assert "... and 5 more" in short and short.count("\n- **") == 2 and "Healthy: fixed, healthy and 1 more." in short
