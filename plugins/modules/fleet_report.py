@@ -149,6 +149,11 @@ stats:
   type: dict
   sample: {hosts: 3, states: {healthy: 1, broken: 1, unreachable: 1, failed: 0, unknown: 0},
            host_states: {win01: healthy, win02: broken, win03: unreachable}}
+headline:
+  description: The host count and the count of each state, in one line.
+  returned: always
+  type: str
+  sample: "49 hosts: 7 healthy, 35 broken, 1 failed, 1 unreachable, 5 unknown"
 markdown:
   description: The Markdown summary.
   returned: always

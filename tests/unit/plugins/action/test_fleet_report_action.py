@@ -65,6 +65,7 @@ def test_every_play_host_is_reported_in_every_format(tmp_path: Path) -> None:
         for host in ("win01", "win02", "win03", "win04"):
             assert host in text, (path, host)
     assert result["stats"]["host_states"]["win04"] == "unreachable"
+    assert result["headline"] == "4 hosts: 1 healthy, 1 broken, 1 failed, 1 unreachable"
     assert result["changed"] is False
 
 
