@@ -283,8 +283,8 @@ def run_metadata(run: t.Mapping[str, t.Any], records: list[dict[str, t.Any]], br
             "run_id": run.get("run_id"), "play": run.get("play"), "ansible_version": run.get("ansible_version"),
             "collection_version": run.get("collection_version"), "broken_severity": broken_severity,
             "selection": dict(run.get("selection") or {"hosts": None, "findings": None})}
-    meta["sources"] = list(run.get("sources") or [{"run_id": meta["run_id"], "generated_utc": meta["generated_utc"],
-                                                     "hosts": len(records)}])
+    this_run = {"run_id": meta["run_id"], "generated_utc": meta["generated_utc"], "hosts": len(records)}
+    meta["sources"] = list(run.get("sources") or [this_run])
     return meta
 
 

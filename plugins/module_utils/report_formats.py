@@ -53,8 +53,9 @@ def _case(suite: ET.Element, host: str, check: str) -> ET.Element:
 
 def _host_suite(suites: ET.Element, record: dict[str, t.Any], threshold: int, timestamp: str, index: int) -> dict[str, int]:
     name = record["name"]
-    suite = ET.SubElement(suites, "testsuite", {"name": name, "id": str(index), "package": "rdp.doctor",
-                                               "hostname": record.get("address") or name, "timestamp": timestamp, "time": "0"})
+    attributes = {"name": name, "id": str(index), "package": "rdp.doctor", "hostname": record.get("address") or name,
+                  "timestamp": timestamp, "time": "0"}
+    suite = ET.SubElement(suites, "testsuite", attributes)
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     properties = ET.SubElement(suite, "properties")
     for key in ("state", "worst_severity"):

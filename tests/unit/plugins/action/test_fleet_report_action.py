@@ -132,5 +132,5 @@ def test_plain_copies_tagged_values_and_escapes_lone_surrogates() -> None:
         """A str subclass, as ansible-core's tagged strings are."""
 
     value = action_module.plain({Tagged("k"): (Tagged("bad \udcff"), 1, 2.5, True, None)})
-    assert value == {"k": ["bad \\udcff", 1, 2.5, True, None]} and type(next(iter(value))) is str
+    assert value == {"k": ["bad \\udcff", 1, 2.5, True, None]} and next(iter(value)).__class__ is str
     json.dumps(value).encode("utf-8")
