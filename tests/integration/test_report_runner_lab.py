@@ -103,3 +103,42 @@ def test_runner_job_artifacts_and_reports_list_every_host(lab_fleet: t.Any, tmp_
     markdown = (reports / "rdp-doctor-report.md").read_text(encoding="utf-8")
     for name in names:
         assert name in markdown
+
+
+MERGE = """\
+- name: Merge the slices' reports into one fleet report
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Merge
+      ansible.builtin.include_role:
+        name: rdp.doctor.report
+      vars:
+        rdp_doctor_report_include_play: false
+        rdp_doctor_report_merge: "{{ query('fileglob', slices_dir ~ '/slice-*.json') | sort }}"
+        rdp_doctor_report_basename: fleet
+"""
+
+
+def test_job_slices_merge_into_one_fleet_report(lab_fleet: t.Any, run_playbook: t.Any, tmp_path: Path) -> None:
+    """As AWX job slicing does: each slice (--limit) diagnoses part of the fleet and writes its report; a last job merges."""
+    info = lab_fleet(fleet=SMALL_FLEET)
+    names = sorted(yaml.safe_load(info.inventory.read_text(encoding="utf-8"))["all"]["children"]["windows"]["hosts"])
+    slices = tmp_path / "slices"
+    parts = [names[0::2], names[1::2]]
+    for index, part in enumerate(parts):
+        run = run_playbook("rdp.doctor.diagnose", info.inventory,
+                           ["--limit", ",".join(part), "-e", f"rdp_doctor_report_dir={slices}", "-e", f"rdp_doctor_report_basename=slice-{index}"])
+        assert run.returncode == 0, run.stdout[-3000:]
+        written = json.loads((slices / f"slice-{index}.json").read_text(encoding="utf-8"))
+        assert [h["name"] for h in written["hosts"]] == sorted(part)  # --limit kept: only this slice's hosts
+    merge = tmp_path / "merge.yml"
+    merge.write_text(MERGE, encoding="utf-8")
+    run = run_playbook(merge, info.inventory, ["-e", f"rdp_doctor_report_dir={slices}", "-e", f"slices_dir={slices}"])
+    assert run.returncode == 0, run.stdout[-3000:]
+    fleet = json.loads((slices / "fleet.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(SCHEMA).validate(fleet)
+    assert [h["name"] for h in fleet["hosts"]] == names and fleet["run"]["merged"] == 2
+    assert fleet["summary"]["hosts"] == len(names) and len(fleet["run"]["sources"]) == 2
+    assert fleet["summary"]["states"]["healthy"] + fleet["summary"]["states"]["broken"] == len(names)
+    assert JUNIT_XSD.validate(etree.parse(str(slices / "fleet.junit.xml")))
