@@ -196,9 +196,10 @@ def host_record(name: str, published: t.Mapping[str, t.Any], broken_severity: st
                 address: str | None = None) -> dict[str, t.Any]:
     """One host's record. A host with nothing published is unreachable with :data:`NO_RESULT` as the reason."""
     read = _dict(published.get("host_state"))
-    nothing = all(published.get(key) in (None, {}, []) for key in PUBLISHED)
-    if nothing or not read:
-        read = {"state": "unreachable", "msg": NO_RESULT if nothing else str(read.get("msg") or NO_RESULT), "error": None}
+    if all(published.get(key) in (None, {}, []) for key in PUBLISHED):
+        read = {"state": "unreachable", "msg": NO_RESULT, "error": None}
+    elif not read:  # results without the read's state: the facts say whether the host was read
+        read = {"state": "ok" if _dict(published.get("facts")) else "skipped", "msg": "", "error": None}
     read_state = str(read.get("state") or "unknown")
     if read_state not in ("ok", "unreachable", "failed"):
         read_state = "skipped"

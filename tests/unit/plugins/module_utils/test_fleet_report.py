@@ -114,6 +114,10 @@ def test_every_host_gets_the_state_its_results_say() -> None:
                       "drifted": "broken", "fixed": "healthy", "rolled-back": "failed"}
     medium = fr.build_report({"m": sample_fleet()["medium-only"]}, {}, broken_severity="medium")
     assert medium["hosts"][0]["state"] == "broken"
+    # Results without rdp_doctor_host_state: read when there are facts, else not known to be read.
+    no_state = {"facts": published(facts=FACTS), "findings": published(findings=[finding("RDP-NLA-DISABLED", "medium", "security", False)])}
+    assert {r["name"]: (r["state"], r["read"]["state"]) for r in fr.build_report(no_state, {})["hosts"]} == {
+        "facts": ("healthy", "ok"), "findings": ("unknown", "skipped")}
 
 
 def test_host_records_carry_reasons_drift_and_traits() -> None:
