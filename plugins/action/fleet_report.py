@@ -154,7 +154,10 @@ def rendered(report: dict[str, t.Any], formats: t.Sequence[str], markdown_max_ho
         elif render_html is None:
             skipped.append("html: this version of rdp.doctor has no HTML renderer (module_utils/report_html.py)")
         else:
-            texts[name] = render_html(report)
+            try:
+                texts[name] = render_html(report)
+            except Exception as exc:  # pylint: disable=broad-exception-caught  # the other formats are still written
+                skipped.append(f"html: the HTML renderer failed ({type(exc).__name__}: {exc}); the other formats are written")
     return texts, skipped
 
 

@@ -78,6 +78,14 @@ def test_the_html_renderer_is_called_when_present(tmp_path: Path) -> None:
     assert renderer.call_args.args[0]["schema"] == fr.SCHEMA
 
 
+def test_a_failing_html_renderer_does_not_lose_the_other_formats(tmp_path: Path) -> None:
+    """The renderer's exception becomes a warning; JSON is written."""
+    with mock.patch.object(action_module, "render_html", mock.MagicMock(side_effect=KeyError("summary"))):
+        result = make_action({"dest": str(tmp_path), "formats": ["json", "html"]}).run(task_vars=play_vars())
+    assert set(result["files"]) == {"json"}
+    assert result["warnings"] == ["html: the HTML renderer failed (KeyError: 'summary'); the other formats are written"]
+
+
 def test_check_mode_still_writes_the_report(tmp_path: Path) -> None:
     """A check-mode run is the drift report: written, and marked check mode."""
     result = make_action({"dest": str(tmp_path), "formats": ["json"]}, check_mode=True).run(task_vars=play_vars())
