@@ -218,10 +218,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(f"cannot write the report into {dest}: {exc}") from exc
         if skipped:
             result["warnings"] = skipped
-        states = report["summary"]["states"]
-        headline = f"{report['summary']['hosts']} hosts: " + ", ".join(f"{states[name]} {name}" for name in reversed(fleet_report.STATES)
-                                                                      if states[name] or name != "unknown")
-        result.update(changed=False, files=files, headline=headline, summary=report["summary"], stats=fleet_report.stats(report),
+        result.update(changed=False, files=files, headline=fleet_report.headline(report["summary"]), summary=report["summary"], stats=fleet_report.stats(report),
                       markdown=texts.get("markdown") or report_formats.markdown(report, args["markdown_max_hosts"]),
                       msg=f"{report['summary']['hosts']} hosts reported in {dest}: " + ", ".join(sorted(files)))
         return result

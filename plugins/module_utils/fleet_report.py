@@ -348,6 +348,13 @@ def report_problem(report: t.Any) -> str:
     return ""
 
 
+def headline(summary: dict[str, t.Any]) -> str:
+    """``49 hosts: 7 healthy, 5 unknown, 35 broken, 1 failed, 1 unreachable`` (unknown only when there are some)."""
+    states = summary["states"]
+    counts = [f"{states.get(name, 0)} {name}" for name in reversed(STATES) if states.get(name) or name != "unknown"]
+    return f"{summary['hosts']} hosts: " + ", ".join(counts)
+
+
 def stats(report: dict[str, t.Any]) -> dict[str, t.Any]:
     """What ``set_stats`` keeps for AWX / ansible-runner: the fleet summary and every host's state."""
     summary = report["summary"]

@@ -153,7 +153,7 @@ headline:
   description: The host count and the count of each state, in one line.
   returned: always
   type: str
-  sample: "49 hosts: 7 healthy, 35 broken, 1 failed, 1 unreachable, 5 unknown"
+  sample: "49 hosts: 7 healthy, 5 unknown, 35 broken, 1 failed, 1 unreachable"
 markdown:
   description: The Markdown summary.
   returned: always

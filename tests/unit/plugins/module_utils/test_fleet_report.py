@@ -324,3 +324,4 @@ def test_stats_keep_the_summary_and_every_host_state() -> None:
     assert stats["host_states"]["never-ran"] == "unreachable" and len(stats["host_states"]) == 10
     assert stats["by_cause"]["RDP-CERT-EXPIRED"] == 2 and stats["states"]["healthy"] == 3
     json.dumps(stats)
+    assert fr.headline(sample_report()["summary"]) == "10 hosts: 3 healthy, 1 unknown, 2 broken, 2 failed, 2 unreachable"
