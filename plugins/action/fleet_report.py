@@ -218,7 +218,8 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(f"cannot write the report into {dest}: {exc}") from exc
         if skipped:
             result["warnings"] = skipped
-        result.update(changed=False, files=files, headline=fleet_report.headline(report["summary"]), summary=report["summary"], stats=fleet_report.stats(report),
+        result.update(changed=False, files=files, headline=fleet_report.headline(report["summary"]), summary=report["summary"],
+                      stats=fleet_report.stats(report),
                       markdown=texts.get("markdown") or report_formats.markdown(report, args["markdown_max_hosts"]),
                       msg=f"{report['summary']['hosts']} hosts reported in {dest}: " + ", ".join(sorted(files)))
         return result
