@@ -1,5 +1,6 @@
 # rdp.doctor — the two commands a newcomer needs:
-#   make demo   start the lab fleet, diagnose -> check-mode remediate -> remediate -> diagnose, stop the lab
+#   make demo   start the lab fleet, diagnose -> drift report (check-mode remediate) -> remediate -> diagnose + fleet
+#               report (reports/: JSON, JUnit XML, Markdown, HTML), stop the lab
 #   make test   everything that checks the collection; ends with pytest's counts
 # Each target installs what it needs by itself, idempotently.
 
@@ -89,15 +90,16 @@ demo: setup
 	@status=0; inventory=$(LAB_STATE)/inventory.yml; \
 	echo "== 1/4 diagnose: what is broken, and why"; \
 	ansible-playbook -i $$inventory rdp.doctor.diagnose || status=$$?; \
-	echo "== 2/4 remediate --check --diff: the drift, what would change (nothing is changed)"; \
-	ansible-playbook -i $$inventory rdp.doctor.remediate --check --diff -e rdp_doctor_serial=0 -e rdp_doctor_max_fail_percentage=100 || true; \
+	echo "== 2/4 drift report (remediate --check --diff): what would change, nothing is changed; reports/drift.*"; \
+	ansible-playbook -i $$inventory rdp.doctor.drift_report --diff -e rdp_doctor_report_dir=$(ROOT)/reports -e rdp_doctor_report_basename=drift || true; \
 	echo "== 3/4 remediate: fix, verify with a fresh read and the probe, roll back a host whose client view got worse"; \
 	ansible-playbook -i $$inventory rdp.doctor.remediate -e rdp_doctor_serial=0 -e rdp_doctor_max_fail_percentage=100 || true; \
 	echo "== the operator reboots the hosts whose change needs it (Schannel, CredSSP)"; \
 	$(PY) -m tests.lab reboot --state-dir $(LAB_STATE) || true; \
-	echo "== 4/4 diagnose again: only what a person must fix is left"; \
-	ansible-playbook -i $$inventory rdp.doctor.diagnose || status=$$?; \
-	tools/screenshot-report.sh reports || echo "demo: no screenshot of the HTML report (needs chromium: bindep.txt)"; \
+	echo "== 4/4 diagnose again: only what a person must fix is left; the fleet report in reports/"; \
+	ansible-playbook -i $$inventory rdp.doctor.diagnose -e rdp_doctor_report_dir=$(ROOT)/reports || status=$$?; \
+	tools/screenshot-report.sh $(ROOT)/reports || echo "demo: no screenshot of the HTML report (needs chromium: bindep.txt)"; \
+	ls -1 $(ROOT)/reports 2>/dev/null | sed 's|^|   reports/|'; \
 	$(PY) -m tests.lab stop --state-dir $(LAB_STATE); \
 	exit $$status
 
