@@ -35,6 +35,8 @@ STEP_TAGS: dict[str, frozenset[str]] = {
     "summary": frozenset({"rdp_doctor_summary"}),
 }
 NOT_READ = "the host facts were not read in this run"
+#: The remediate role's fix tags (rdp_doctor_fix, rdp_doctor_fix_<module>).
+FIX_TAG_PREFIX = "rdp_doctor_fix"
 
 ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     **{name: spec for name, spec in FACTS_SPEC.items() if name != "include_raw"},
@@ -63,6 +65,10 @@ def selected_steps(steps: t.Sequence[str], run_tags: t.Sequence[str] | None, ski
     while one task does every step.
     """
     run = set(run_tags or ("all",))
+    if any(tag.startswith(FIX_TAG_PREFIX) for tag in run):
+        # A remediate run limited to some fixes (--tags rdp_doctor_fix_<module>) plans them from the findings:
+        # the read, the probe and the findings must run too.
+        run.add("rdp_doctor_findings")
     skip = set(skip_tags or ())
     everything = bool(run & {"all", "tagged"})
     return [step for step in STEPS if step in steps and (everything or run & STEP_TAGS[step]) and not skip & STEP_TAGS[step]]

@@ -67,6 +67,7 @@ DUMP_PLAYBOOK = """\
       delegate_to: localhost
       check_mode: false
       changed_when: false
+      tags: [always]  # runs with --tags of one fix too
 """
 
 DIAGNOSE_DUMP = """\
@@ -291,5 +292,36 @@ def test_reboot_opt_in_restarts_the_host_and_the_fix_takes_effect(lab_fleet: t.C
         steps = {s["step"]: s["verdict"] for s in clean.hosts["r-tls12"]["probe"]["steps"]}
         assert "RDP-TLS12-DISABLED" not in ids and steps["tls"] == "ok", (ids, steps)
         assert lab.admin.model("r-tls12")["booted_at"] == after["booted_at"]  # diagnose did not restart it again
+    finally:
+        lab_fleet.stop(lab)
+
+
+def test_fix_tags_and_switches_select_fixes_one_by_one(lab_fleet: t.Callable[..., t.Any], run_playbook: RunPlaybook,
+                                                        tmp_path: Path) -> None:
+    """--skip-tags / --tags of one fix and a switch given as the string "false" (an AWX survey) leave the other fixes.
+
+    Check mode on a host needing a certificate fix and a firewall fix: each selection plans exactly its part.
+    """
+    path = tmp_path / "tags.yml"
+    path.write_text(yaml.safe_dump({"hosts": [{"name": "both", "faults": ["cert_expired", "firewall_rdp_disabled"]}]}),
+                    encoding="utf-8")
+    lab = lab_fleet(path, fresh=True)
+    try:
+        before = lab.admin.model("both")
+
+        def planned_kinds(name: str, *args: str) -> set[str]:
+            run = run_dumping(run_playbook, DUMP_PLAYBOOK, lab.inventory, tmp_path / name, "--check", *args)
+            assert run.process.returncode == 0, run.process.stdout[-3000:]
+            return {op["kind"] for op in run.hosts["both"]["remediation"]["operations"]}
+
+        everything = planned_kinds("all")
+        assert "firewall_rule" in everything and "listener_binding" in everything
+        for name, args in (("skip", ("--skip-tags", "rdp_doctor_fix_firewall")),
+                           ("switch", ("-e", "rdp_doctor_fix_firewall=false"))):
+            kinds = planned_kinds(name, *args)
+            assert "firewall_rule" not in kinds and "listener_binding" in kinds, (name, kinds)
+        only = planned_kinds("only", "--tags", "rdp_doctor_fix_firewall")
+        assert "firewall_rule" in only and "listener_binding" not in only, only
+        assert lab.admin.model("both") == before  # check mode, every time
     finally:
         lab_fleet.stop(lab)

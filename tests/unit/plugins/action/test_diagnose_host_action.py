@@ -34,6 +34,10 @@ ALL = ["facts", "probe", "findings", "summary"]
     (["all"], ["rdp_doctor_facts"], ["probe", "findings", "summary"]),
     (["all"], ["rdp_doctor_findings"], ["summary"]),
     (["all"], ["rdp_doctor_summary"], []),
+    # remediate --tags rdp_doctor_fix[_<module>]: the fixes are planned from the findings, so everything they need runs
+    (["rdp_doctor_fix_firewall"], [], ["facts", "probe", "findings"]),
+    (["rdp_doctor_fix"], [], ["facts", "probe", "findings"]),
+    (["rdp_doctor_fix_firewall"], ["rdp_doctor_probe"], ["facts", "findings"]),
 ])
 def test_steps_follow_the_role_tags(run_tags: list[str] | None, skip_tags: list[str], expected: list[str]) -> None:
     """Each step runs when Ansible would run a task carrying its tags (a later step's tag selects what it needs)."""
