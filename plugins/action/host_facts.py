@@ -15,6 +15,7 @@ import typing as t
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.rdp.doctor.plugins.module_utils import host_facts
+from ansible_collections.rdp.doctor.plugins.module_utils import validation
 from ansible_collections.rdp.doctor.plugins.plugin_utils.facts_reader import FactsDocumentError, read_host_facts
 from ansible_collections.rdp.doctor.plugins.plugin_utils.host_protocol import HostScriptError
 
@@ -25,6 +26,9 @@ ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "port_hint": {"type": "int"},
     "include_raw": {"type": "bool", "default": False},
 }
+
+#: Longest account name accepted: a user principal name is at most 256 characters (DOMAIN\name is far shorter).
+MAX_ACCOUNT_LENGTH = 256
 
 
 def option_problems(args: dict[str, t.Any]) -> list[str]:
@@ -38,6 +42,9 @@ def option_problems(args: dict[str, t.Any]) -> list[str]:
         problems.append(f"at most 50 accounts can be checked in one run, not {len(args['accounts'])}")
     if args.get("port_hint") is not None and not 1 <= args["port_hint"] <= 65535:
         problems.append(f"port_hint must be a TCP port (1-65535), not {args['port_hint']}")
+    # An account name: DOMAIN\name, .\name or a UPN (at most 256 characters); a blank one would be "expected" and never found.
+    for index, account in enumerate(args["accounts"] or []):
+        problems += validation.text_problems(f"accounts[{index}]", account, max_length=MAX_ACCOUNT_LENGTH, allow_empty=False)
     return problems
 
 

@@ -30,6 +30,7 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation
+from ansible_collections.rdp.doctor.plugins.module_utils import validation
 from ansible_collections.rdp.doctor.plugins.plugin_utils.facts_reader import FactsDocumentError, read_host_facts
 from ansible_collections.rdp.doctor.plugins.plugin_utils.host_protocol import HostScriptError, run_host_script
 
@@ -113,7 +114,9 @@ class RemediationAction(ActionBase):
         spec = dict(self.ARGUMENT_SPEC, **COMMON_ARGUMENT_SPEC)
         _validation, options = self.validate_argument_spec(argument_spec=spec)
         host = str(task_vars.get("inventory_hostname") or "")
-        problems = self.option_problems(options)
+        # The generic checks (control characters, lengths, finite numbers, keys inside dict options) first, then
+        # the module's own (ranges, combinations): all before any host is touched.
+        problems = validation.spec_problems(spec, options) + self.option_problems(options)
         if problems:
             return dict(result, failed=True, changed=False, msg="; ".join(problems))
         given_facts = options.pop("facts", None)
