@@ -15,7 +15,6 @@ from __future__ import annotations
 import typing as t
 
 from ansible.errors import AnsibleConnectionFailure
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.rdp.doctor.plugins.action.host_facts import ARGUMENT_SPEC as FACTS_SPEC
@@ -64,7 +63,7 @@ CATEGORIES = tuple(sorted({entry.category for entry in CATALOGUE.values()}))
 
 def option_problems(args: dict[str, t.Any]) -> list[str]:
     """Every problem of the options, checked before the host is read or probed; each names the option and what is allowed."""
-    problems = validation.spec_problems(ARGUMENT_SPEC, args)
+    problems = validation.spec_problems({name: spec for name, spec in ARGUMENT_SPEC.items() if name not in FACTS_SPEC}, args)
     problems += facts_option_problems({name: args[name] for name in FACTS_SPEC if name in args})
     if not args["steps"]:
         problems.append(f"steps must name at least one of {', '.join(STEPS)}")
@@ -77,17 +76,19 @@ def option_problems(args: dict[str, t.Any]) -> list[str]:
     probe_spec = probe_argument_spec()
     problems += validation.unknown_key_problems("probe_options", probe_options, probe_spec)
     known = {key: value for key, value in probe_options.items() if key in probe_spec and key not in PROBE_OPTIONS_SET_HERE}
-    checked = ArgumentSpecValidator({key: dict(probe_spec[key], required=False) for key in known}).validate(known)
-    problems += [f"probe_options: {message}" for message in checked.error_messages]
-    if not checked.error_messages:
-        problems += validation.spec_problems(probe_spec, checked.validated_parameters, prefix="probe_options.")
-        values = checked.validated_parameters
+    values, errors = validation.validated_arguments({key: dict(probe_spec[key], required=False) for key in known}, known,
+                                                    prefix="probe_options: ")
+    problems += errors
+    if not errors:
+        problems += validation.spec_problems(probe_spec, values, prefix="probe_options.")
+        if "steps" in known and not values.get("steps"):
+            problems.append("probe_options.steps must name at least one probe step (an empty list would probe nothing and pass)")
         problems += validation.number_problems("probe_options.max_clock_skew", values.get("max_clock_skew"), 0, 86400, "seconds")
         problems += validation.number_problems("probe_options.expiring_days", values.get("expiring_days"), 0, 3650, "days", integer=True)
         problems += validation.number_problems("probe_options.max_connections_per_target", values.get("max_connections_per_target"),
                                                1, 64, integer=True)
         if known.get("ca_bundle") is not None:
-            problems += validation.readable_file_problems("probe_options.ca_bundle", checked.validated_parameters["ca_bundle"])
+            problems += validation.readable_file_problems("probe_options.ca_bundle", values["ca_bundle"])
     return problems
 
 
@@ -149,8 +150,8 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         del tmp  # deprecated by ActionBase; never used
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        problems = option_problems(args)
+        args, problems = validation.validated_arguments(ARGUMENT_SPEC, self._task.args)
+        problems = problems or option_problems(args)
         if problems:  # before the host is read or probed
             return dict(result, failed=True, changed=False, msg="; ".join(problems))
         inventory_host = str(task_vars.get("inventory_hostname") or "")

@@ -33,7 +33,8 @@ MAX_ACCOUNT_LENGTH = 256
 
 def option_problems(args: dict[str, t.Any]) -> list[str]:
     """Range checks the argument spec cannot express (the host script's schema limits)."""
-    problems = []
+    # Generic checks by type; an account name is at most 256 characters (a user principal name), never blank.
+    problems = validation.spec_problems(ARGUMENT_SPEC, args, lengths={"accounts": MAX_ACCOUNT_LENGTH})
     if not 1 <= args["event_days"] <= 365:
         problems.append(f"event_days must be between 1 and 365, not {args['event_days']}")
     if not 0 <= args["event_sample_size"] <= 50:
@@ -42,9 +43,6 @@ def option_problems(args: dict[str, t.Any]) -> list[str]:
         problems.append(f"at most 50 accounts can be checked in one run, not {len(args['accounts'])}")
     if args.get("port_hint") is not None and not 1 <= args["port_hint"] <= 65535:
         problems.append(f"port_hint must be a TCP port (1-65535), not {args['port_hint']}")
-    # An account name: DOMAIN\name, .\name or a UPN (at most 256 characters); a blank one would be "expected" and never found.
-    for index, account in enumerate(args["accounts"] or []):
-        problems += validation.text_problems(f"accounts[{index}]", account, max_length=MAX_ACCOUNT_LENGTH, allow_empty=False)
     return problems
 
 
@@ -85,7 +83,9 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         del tmp  # deprecated by ActionBase; never used
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        args, problems = validation.validated_arguments(ARGUMENT_SPEC, self._task.args)
+        if problems:  # Ansible's own type checks, every message naming its option
+            return dict(result, failed=True, changed=False, msg="; ".join(problems))
         # Connection failures (AnsibleConnectionFailure) propagate: Ansible reports the host unreachable.
         result.update(read_facts(self._low_level_execute_command, args, str(task_vars.get("inventory_hostname") or "")))
         return result

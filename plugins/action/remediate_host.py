@@ -23,7 +23,6 @@ import time
 import typing as t
 
 from ansible.errors import AnsibleError
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.utils.display import Display
 
 from ansible_collections.rdp.doctor.plugins.action.diagnose_host import probe_arguments
@@ -140,13 +139,11 @@ class ActionModule(RemediationAction):
             planner = rp.planner(module)
             spec = planner.ARGUMENT_SPEC
             params = dict(params, **{k: options[k] for k in OPT_INS if k in spec and k not in params})
-            outcome = ArgumentSpecValidator(spec).validate(params)
-            errors = [f"{rp.COLLECTION}.{module}: {error}" for error in outcome.error_messages]
+            checked, errors = validation.validated_arguments(spec, params, prefix=f"{rp.COLLECTION}.{module}: ")
             if not errors:
-                errors = [f"{rp.COLLECTION}.{module}: {p}" for p in validation.spec_problems(spec, outcome.validated_parameters)
-                          + planner.option_problems(outcome.validated_parameters)]
+                errors = [f"{rp.COLLECTION}.{module}: {p}" for p in validation.spec_problems(spec, checked) + planner.option_problems(checked)]
             problems += errors
-            validated[module] = outcome.validated_parameters
+            validated[module] = checked
         if problems:
             raise ValueError("; ".join(problems))
         return validated

@@ -21,6 +21,9 @@ import re
 import stat
 import typing as t
 
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.errors import NoLogError, UnsupportedError
+
 #: Longest string option accepted unless an option says otherwise (names, subjects, addresses: far less).
 MAX_TEXT_LENGTH = 1024
 #: A DNS name is at most 253 characters (RFC 1035 section 2.3.4, without the trailing dot).
@@ -30,6 +33,22 @@ MAX_HOST_NAME_LENGTH = 253
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 #: Options whose value is data read from a host (host facts, probe results, findings): not user text.
 DATA_OPTIONS = frozenset({"facts", "probe_before", "findings"})
+
+
+def validated_arguments(spec: dict[str, dict[str, t.Any]], args: dict[str, t.Any], prefix: str = "") -> tuple[dict[str, t.Any], list[str]]:
+    """(validated options, problems) of Ansible's own argument spec check, every message naming its option.
+
+    ``ActionBase.validate_argument_spec`` reports only the first error, and for a dict option that is not a dict
+    that first error is a bare "dictionary requested, could not parse JSON or key=value" naming nothing: here the
+    unnamed duplicates are dropped and every remaining error is kept.
+    """
+    outcome = ArgumentSpecValidator(spec).validate(dict(args))
+    errors = list(outcome.errors)
+    named = [error for error in errors if not isinstance(error, NoLogError)] or errors
+    messages = [prefix + (f"Unsupported parameters: {error}" if isinstance(error, UnsupportedError) else str(error)) for error in named]
+    validated = dict(args)
+    validated.update(outcome.validated_parameters)
+    return validated, messages
 
 
 def _describe(value: t.Any) -> str:
@@ -139,14 +158,14 @@ def readable_file_problems(name: str, path: t.Any, max_bytes: int = MAX_FILE_BYT
     return []
 
 
-def _element_problems(name: str, spec: dict[str, t.Any], items: t.Any) -> list[str]:
+def _element_problems(name: str, spec: dict[str, t.Any], items: t.Any, limit: int = MAX_TEXT_LENGTH) -> list[str]:
     problems: list[str] = []
     if not isinstance(items, list):
         return problems
     for index, item in enumerate(items):
         label = f"{name}[{index}]"
         if spec.get("elements") == "str":
-            problems += text_problems(label, item, allow_empty=False)
+            problems += text_problems(label, item, max_length=limit, allow_empty=False)
         elif spec.get("elements") == "dict" and spec.get("options") and isinstance(item, dict):
             problems += spec_problems(spec["options"], item, prefix=f"{label}.")
     return problems
@@ -157,7 +176,7 @@ def spec_problems(spec: dict[str, dict[str, t.Any]], options: dict[str, t.Any], 
     """The generic checks for every option of an argument spec, by type (after Ansible's own type checks).
 
     ``str``/``path`` and ``raw`` strings: no control characters, bounded length (``lengths`` per option);
-    ``float``: finite; ``list`` of ``str``: each element a non-empty clean string; ``dict`` with ``options``:
+    ``float``: finite; ``int``: not a boolean; ``list`` of ``str``: each element a non-empty clean string; ``dict`` with ``options``:
     the same inside, unknown keys named (the spec validator only sees the top level when the value arrives
     templated from a role). Options in :data:`DATA_OPTIONS` carry host data and are left to their module.
     """
@@ -174,8 +193,10 @@ def spec_problems(spec: dict[str, dict[str, t.Any]], options: dict[str, t.Any], 
         elif kind == "float":
             if isinstance(value, float) and not math.isfinite(value):
                 problems.append(f"{name} must be a finite number, not {value!r}")
+        elif kind == "int" and isinstance(value, bool):  # Ansible's int check lets a boolean through as 0/1
+            problems.append(f"{name} must be a whole number, not {value!r}")
         elif kind == "list":
-            problems += _element_problems(name, rule, value)
+            problems += _element_problems(name, rule, value, limit)
         elif kind == "dict" and rule.get("options"):
             problems += unknown_key_problems(name, value, rule["options"])
             if isinstance(value, dict):

@@ -112,7 +112,9 @@ class RemediationAction(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp  # deprecated by ActionBase; never used
         spec = dict(self.ARGUMENT_SPEC, **COMMON_ARGUMENT_SPEC)
-        _validation, options = self.validate_argument_spec(argument_spec=spec)
+        options, problems = validation.validated_arguments(spec, self._task.args)
+        if problems:
+            return dict(result, failed=True, changed=False, msg="; ".join(problems))
         host = str(task_vars.get("inventory_hostname") or "")
         # The generic checks (control characters, lengths, finite numbers, keys inside dict options) first, then
         # the module's own (ranges, combinations): all before any host is touched.
