@@ -63,7 +63,8 @@ CATEGORIES = tuple(sorted({entry.category for entry in CATALOGUE.values()}))
 
 def option_problems(args: dict[str, t.Any]) -> list[str]:
     """Every problem of the options, checked before the host is read or probed; each names the option and what is allowed."""
-    problems = validation.spec_problems({name: spec for name, spec in ARGUMENT_SPEC.items() if name not in FACTS_SPEC}, args)
+    problems = validation.spec_problems({name: spec for name, spec in ARGUMENT_SPEC.items() if name not in FACTS_SPEC}, args,
+                                        skip=validation.PROBE_TARGET_OPTIONS)
     problems += facts_option_problems({name: args[name] for name in FACTS_SPEC if name in args})
     if not args["steps"]:
         problems.append(f"steps must name at least one of {', '.join(STEPS)}")

@@ -83,6 +83,7 @@ class ActionModule(RemediationAction):
     """``rdp.doctor.remediate_host``."""
 
     MODULE = "rdp.doctor.remediate_host"
+    CHECKED_BY_MODULE = validation.PROBE_TARGET_OPTIONS
     ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
         "findings": {"type": "list", "elements": "dict", "default": []},
         "baseline": {"type": "dict", "default": {}},
@@ -104,6 +105,7 @@ class ActionModule(RemediationAction):
         "reboot": {"type": "bool", "default": False},
         "reboot_delay": {"type": "int", "default": 10},
         "reboot_timeout": {"type": "int", "default": 600},
+        "validate_only": {"type": "bool", "default": False},
     }
 
     def option_problems(self, options: dict[str, t.Any]) -> list[str]:
@@ -168,6 +170,10 @@ class ActionModule(RemediationAction):
         return text
 
     def _remediate(self, host: str, given_facts: dict[str, t.Any] | None, options: dict[str, t.Any]) -> dict[str, t.Any]:
+        if options["validate_only"]:  # the options were checked in run(); the host is neither read nor changed
+            return {"changed": False, "outcome": "validated", "fixes": {f"{rp.COLLECTION}.{module}": params for module, params
+                                                                       in self._module_options.items()},
+                    "msg": f"{self.MODULE}: the options are valid ({len(self._module_options)} module(s) would be planned)"}
         result = super()._remediate(host, given_facts, options)
         result["fixes"] = {f"{rp.COLLECTION}.{module}": params for module, params in self._module_options.items()}
         result["rebooted"] = False

@@ -172,19 +172,20 @@ def _element_problems(name: str, spec: dict[str, t.Any], items: t.Any, limit: in
 
 
 def spec_problems(spec: dict[str, dict[str, t.Any]], options: dict[str, t.Any], prefix: str = "",
-                  lengths: dict[str, int] | None = None) -> list[str]:
+                  lengths: dict[str, int] | None = None, skip: t.Iterable[str] = ()) -> list[str]:
     """The generic checks for every option of an argument spec, by type (after Ansible's own type checks).
 
     ``str``/``path`` and ``raw`` strings: no control characters, bounded length (``lengths`` per option);
     ``float``: finite; ``int``: not a boolean; ``list`` of ``str``: each element a non-empty clean string; ``dict`` with ``options``:
     the same inside, unknown keys named (the spec validator only sees the top level when the value arrives
-    templated from a role). Options in :data:`DATA_OPTIONS` carry host data and are left to their module.
+    templated from a role). Options in :data:`DATA_OPTIONS` carry host data and are left to their module, options
+    in ``skip`` to a stricter check of the caller's (e.g. :func:`probe_target_problems`).
     """
     problems: list[str] = []
     for option, rule in spec.items():
         value = options.get(option)
         name = prefix + option
-        if value is None or option in DATA_OPTIONS:
+        if value is None or option in DATA_OPTIONS or option in skip:
             continue
         kind = rule.get("type", "str")
         limit = (lengths or {}).get(option, MAX_TEXT_LENGTH)
@@ -234,6 +235,10 @@ def host_name_problems(name: str, value: t.Any) -> list[str]:
 MAX_PROBE_TIMEOUT = 300
 
 
+#: The options :func:`probe_target_problems` checks (callers skip them in :func:`spec_problems`).
+PROBE_TARGET_OPTIONS = ("probe_host", "probe_port", "probe_expected_address", "probe_server_name", "probe_timeout")
+
+
 def probe_target_problems(options: dict[str, t.Any]) -> list[str]:
     """The probe options diagnose_host and remediate_host share: probe_host, probe_port, probe_expected_address,
     probe_server_name, probe_timeout."""
@@ -245,5 +250,5 @@ def probe_target_problems(options: dict[str, t.Any]) -> list[str]:
     if timeout is not None:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) \
                 or not 0 < timeout <= MAX_PROBE_TIMEOUT:
-            problems.append(f"probe_timeout must be a number of seconds in (0, {MAX_PROBE_TIMEOUT}], not {_describe(timeout)}")
+            problems.append(f"probe_timeout must be a finite number of seconds in (0, {MAX_PROBE_TIMEOUT}], not {_describe(timeout)}")
     return problems
