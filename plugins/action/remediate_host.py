@@ -171,9 +171,9 @@ class ActionModule(RemediationAction):
 
     def _remediate(self, host: str, given_facts: dict[str, t.Any] | None, options: dict[str, t.Any]) -> dict[str, t.Any]:
         if options["validate_only"]:  # the options were checked in run(); the host is neither read nor changed
-            return {"changed": False, "outcome": "validated", "fixes": {f"{rp.COLLECTION}.{module}": params for module, params
-                                                                       in self._module_options.items()},
-                    "msg": f"{self.MODULE}: the options are valid ({len(self._module_options)} module(s) would be planned)"}
+            fixes = {f"{rp.COLLECTION}.{module}": params for module, params in self._module_options.items()}
+            return {"changed": False, "outcome": "validated", "fixes": fixes,
+                    "msg": f"{self.MODULE}: the options are valid ({len(fixes)} module(s) would be planned)"}
         result = super()._remediate(host, given_facts, options)
         result["fixes"] = {f"{rp.COLLECTION}.{module}": params for module, params in self._module_options.items()}
         result["rebooted"] = False

@@ -29,8 +29,8 @@ MODULE_HOSTS: dict[str, tuple[list[str], str, dict[str, t.Any]]] = {
     "m-firewall": (["firewall_rdp_disabled"], "firewall", {"state": "enabled"}),
     "m-certificate": (["cert_expired"], "listener_certificate", {"state": "self_signed"}),
     "m-machinekeys": (["machinekeys_acl_broken"], "machinekeys", {"repair": "acl"}),
-    "m-session-limits": (["ghost_sessions"], "session_limits", {"max_disconnection_time": "8h", "logoff_disconnected_older_than": "1d",
-                                                               "logoff_sessions": True}),
+    "m-session-limits": (["ghost_sessions"], "session_limits",
+                         {"max_disconnection_time": "8h", "logoff_disconnected_older_than": "1d", "logoff_sessions": True}),
     "m-services": (["termservice_stopped"], "services", {"termservice": {"state": "started"}}),
     "m-tls": (["tls12_disabled"], "tls_protocols", {"tls12": "enabled"}),
 }

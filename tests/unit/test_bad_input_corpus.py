@@ -136,8 +136,8 @@ CASES += [
     ("remediate_host", {"findings": [{"id": "X\x00", "fix": {"manual": "x"}}]}, "findings[0].id must not contain control characters"),
     ("remediate_host", {"findings": [{"id": "X", "fix": {"module": "rdp.doctor.credssp", "params": {"allow_encryption_oracle": "sometimes"}}}]},
      "rdp.doctor.credssp: value of allow_encryption_oracle must be one of"),
-    ("remediate_host", {"findings": [_FINDING, {"id": "Y", "fix": {"module": "rdp.doctor.credssp",
-                                                                    "params": {"allow_encryption_oracle": "force_updated_clients"}}}]},
+    ("remediate_host", {"findings": [_FINDING, {"id": "Y", "fix": {
+        "module": "rdp.doctor.credssp", "params": {"allow_encryption_oracle": "force_updated_clients"}}}]},
      "rdp.doctor.credssp: finding Y asks allow_encryption_oracle='force_updated_clients'"),
     ("remediate_host", {"findings": [{"id": "X", "fix": {"module": "rdp.doctor.firewall", "params": {"port": 0}}}]},
      "rdp.doctor.firewall: port must be a TCP port (1-65535)"),
@@ -283,7 +283,8 @@ CASES += [
     ("services", {}, "nothing to do: set start_mode, state"),
     ("services", {"termservice": "on"}, "argument 'termservice' is of type str and we were unable to convert to dict"),
     ("services", {"termservice": {"bogus": 1}}, "Unsupported parameters: termservice.bogus"),
-    ("services", {"termservice": {"start_mode": "sometimes"}}, "value of start_mode must be one of: auto, manual, disabled, got: sometimes found in termservice"),
+    ("services", {"termservice": {"start_mode": "sometimes"}},
+     "value of start_mode must be one of: auto, manual, disabled, got: sometimes found in termservice"),
     ("services", {"termservice": {"state": "flying"}}, "value of state must be one of: started, stopped, restarted, got: flying found in termservice"),
     ("services", {"termservice": {"account": "root"}}, "value of account must be one of: network_service, got: root found in termservice"),
     ("services", {"sessionenv": {"account": "LocalSystem"}}, "Unsupported parameters: sessionenv.account"),
@@ -362,7 +363,7 @@ def test_the_corpus_is_large_and_covers_every_module() -> None:
 
 @pytest.mark.parametrize(("module", "args", "fragment"), CASES, ids=[f"{m}-{i}" for i, (m, _a, _f) in enumerate(CASES)])
 def test_bad_argument_fails_before_the_host_is_touched(module: str, args: dict[str, t.Any], fragment: str,
-                                                        paths: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+                                                       paths: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     recorder = Recorder()
     monkeypatch.setattr(diagnose_host, "probe_in_process", recorder.probe)
     monkeypatch.setattr(remediate_host, "probe_in_process", recorder.probe)
