@@ -3,9 +3,10 @@
 """Option checks every module and role of the collection applies before it touches a host (issue 10).
 
 One place for the checks an Ansible argument spec cannot express: control characters and lengths of
-strings, finite numbers in a range, unknown keys inside dict options, mutually exclusive options, files
-that must be regular, readable and bounded. Each function returns a list of messages (empty = fine);
-each message names the option and what is allowed, so ``"; ".join(problems)`` is the task's ``msg``.
+strings, finite numbers in a range, host names, unknown keys inside dict options, files that must be
+regular, readable and bounded. Combinations of options (mutually exclusive, dependent) are each module's own,
+in its planner's ``option_problems``. Each function returns a list of messages (empty = fine); each message
+names the option and what is allowed, so ``"; ".join(problems)`` is the task's ``msg``.
 
 :func:`spec_problems` walks an argument spec and applies the generic checks to every option by type;
 the modules add their own ranges with :func:`number_problems` and friends. Everything here is pure
@@ -112,14 +113,6 @@ def unknown_key_problems(name: str, value: t.Any, allowed: t.Iterable[str]) -> l
         return []
     return [f"{name}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(_describe(k) for k in unknown)}; "
             f"allowed: {', '.join(known)}"]
-
-
-def exclusive_problems(options: dict[str, t.Any], *names: str, prefix: str = "") -> list[str]:
-    """At most one of ``names`` may be set (not None, not empty)."""
-    given = [name for name in names if options.get(name) not in (None, "", [], {})]
-    if len(given) <= 1:
-        return []
-    return [f"{prefix}{' and '.join(given)} are mutually exclusive: give only one of {', '.join(names)}"]
 
 
 def bool_map_problems(name: str, value: t.Any, allowed: t.Iterable[str]) -> list[str]:

@@ -44,14 +44,12 @@ def test_numbers() -> None:
     assert v.port_problems("p", 3389) == [] and v.port_problems("p", 0) == ["p must be a TCP port (1-65535), not 0"]
 
 
-def test_keys_switches_and_exclusive_options() -> None:
+def test_keys_and_switches() -> None:
     assert v.unknown_key_problems("d", {"a": 1}, ["a", "b"]) == []
     assert v.unknown_key_problems("d", {"c": 1, "e": 2}, ["b", "a"]) == ["d: unknown keys 'c', 'e'; allowed: a, b"]
     assert v.unknown_key_problems("d", [1], ["a"]) == ["d must be a dictionary, not list [1]"]
     assert v.bool_map_problems("enabled", {"a": True, "b": False}, ["a", "b"]) == []
     assert v.bool_map_problems("enabled", {"a": "no"}, ["a"]) == ["enabled.a must be true or false, not 'no'"]
-    assert v.exclusive_problems({"a": 1, "b": None, "c": ""}, "a", "b", "c") == []
-    assert v.exclusive_problems({"a": 1, "b": 2}, "a", "b") == ["a and b are mutually exclusive: give only one of a, b"]
 
 
 def test_readable_file(tmp_path: Path) -> None:
