@@ -26,6 +26,7 @@ from ansible.errors import AnsibleError
 from ansible.utils.display import Display
 
 from ansible_collections.rdp.doctor.plugins.action.diagnose_host import probe_arguments
+from ansible_collections.rdp.doctor.plugins.action.host_facts import MAX_ACCOUNT_LENGTH
 from ansible_collections.rdp.doctor.plugins.action.probe import probe_in_process
 from ansible_collections.rdp.doctor.plugins.module_utils import findings as rules
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation
@@ -84,6 +85,7 @@ class ActionModule(RemediationAction):
 
     MODULE = "rdp.doctor.remediate_host"
     CHECKED_BY_MODULE = validation.PROBE_TARGET_OPTIONS
+    TEXT_LENGTHS = {"accounts": MAX_ACCOUNT_LENGTH}  # the final read checks them as host_facts does
     ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
         "findings": {"type": "list", "elements": "dict", "default": []},
         "baseline": {"type": "dict", "default": {}},

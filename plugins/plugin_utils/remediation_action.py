@@ -86,6 +86,8 @@ class RemediationAction(ActionBase):
     ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {}
     #: Options the module's ``option_problems`` checks more strictly than the generic checks (no message twice).
     CHECKED_BY_MODULE: tuple[str, ...] = ()
+    #: Longest value of a string option (or of each element of a list option), where shorter than the generic limit.
+    TEXT_LENGTHS: dict[str, int] = {}
 
     # ------------------------------------------------------------------------------------------ hooks
 
@@ -120,7 +122,7 @@ class RemediationAction(ActionBase):
         host = str(task_vars.get("inventory_hostname") or "")
         # The generic checks (control characters, lengths, finite numbers, keys inside dict options) first, then
         # the module's own (ranges, combinations): all before any host is touched.
-        problems = validation.spec_problems(spec, options, skip=self.CHECKED_BY_MODULE) + self.option_problems(options)
+        problems = validation.spec_problems(spec, options, lengths=self.TEXT_LENGTHS, skip=self.CHECKED_BY_MODULE) + self.option_problems(options)
         if problems:
             return dict(result, failed=True, changed=False, msg="; ".join(problems))
         given_facts = options.pop("facts", None)

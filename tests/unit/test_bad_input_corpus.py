@@ -187,6 +187,7 @@ CASES += [
     ("remediate_host", {"reboot_timeout": 10**9}, "reboot_timeout must be a number of seconds from 30 to 7200"),
     ("remediate_host", {"reboot": "later"}, "argument 'reboot' is of type str and we were unable to convert to bool"),
     ("remediate_host", {"accounts": [""]}, "accounts[0] must not be empty"),
+    ("remediate_host", {"accounts": ["x" * 257]}, "accounts[0] is 257 characters long; at most 256"),
     ("remediate_host", {"facts": "facts"}, "argument 'facts' is of type str and we were unable to convert to dict"),
     ("remediate_host", {"facts": {"os": {}}}, "facts must be the host's ansible_facts.rdp_doctor"),
     ("remediate_host", {"bogus": 1}, "Unsupported parameters"),
