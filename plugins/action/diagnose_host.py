@@ -19,12 +19,15 @@ from ansible.errors import AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.rdp.doctor.plugins.action.host_facts import ARGUMENT_SPEC as FACTS_SPEC
+from ansible_collections.rdp.doctor.plugins.action.host_facts import option_problems as facts_option_problems
 from ansible_collections.rdp.doctor.plugins.action.host_facts import read_facts
 from ansible_collections.rdp.doctor.plugins.action.probe import probe_in_process
 from ansible_collections.rdp.doctor.plugins.filter.findings import findings as findings_filter
 from ansible_collections.rdp.doctor.plugins.filter.findings_summary import findings_summary
 from ansible_collections.rdp.doctor.plugins.filter.fleet_summary import FAIL_ON, host_verdict
-from ansible_collections.rdp.doctor.plugins.module_utils.findings import SEVERITIES
+from ansible_collections.rdp.doctor.plugins.module_utils import validation
+from ansible_collections.rdp.doctor.plugins.module_utils.findings import CATALOGUE, SEVERITIES
+from ansible_collections.rdp.doctor.plugins.modules.probe import argument_spec as probe_argument_spec
 
 STEPS = ("facts", "probe", "findings", "summary")
 #: The diagnose role's tags and the steps each selects: a later step's tag also runs what it needs.
@@ -56,6 +59,44 @@ ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "fail_on_findings": {"type": "bool", "default": False},
     "fail_on": {"type": "str", "default": "none", "choices": list(FAIL_ON)},
 }
+
+
+#: Probe options diagnose_host sets itself (probe_host, probe_port, probe_timeout ...): they win over probe_options.
+PROBE_OPTIONS_SET_HERE = ("host", "port", "connect_timeout", "read_timeout", "expected_address", "server_name")
+#: Finding categories the ``categories`` option may name (the catalogue's).
+CATEGORIES = tuple(sorted({entry.category for entry in CATALOGUE.values()}))
+
+
+def option_problems(args: dict[str, t.Any]) -> list[str]:
+    """Every problem of the options, checked before the host is read or probed; each names the option and what is allowed."""
+    problems = validation.spec_problems({name: spec for name, spec in ARGUMENT_SPEC.items() if name not in FACTS_SPEC}, args,
+                                        skip=validation.PROBE_TARGET_OPTIONS)
+    problems += facts_option_problems({name: args[name] for name in FACTS_SPEC if name in args})
+    if not args["steps"]:
+        problems.append(f"steps must name at least one of {', '.join(STEPS)}")
+    problems += validation.probe_target_problems(args)
+    problems += [f"categories: {c!r} is not a finding category; allowed: {', '.join(CATEGORIES)}"
+                 for c in args.get("categories") or [] if c not in CATEGORIES]
+    probe_options = args.get("probe_options") or {}
+    if not isinstance(probe_options, dict):
+        return problems + [f"probe_options must be a dictionary of rdp.doctor.probe options, not {type(probe_options).__name__}"]
+    probe_spec = probe_argument_spec()
+    problems += validation.unknown_key_problems("probe_options", probe_options, probe_spec)
+    known = {key: value for key, value in probe_options.items() if key in probe_spec and key not in PROBE_OPTIONS_SET_HERE}
+    values, errors = validation.validated_arguments({key: dict(probe_spec[key], required=False) for key in known}, known,
+                                                    prefix="probe_options: ")
+    problems += errors
+    if not errors:
+        problems += validation.spec_problems(probe_spec, values, prefix="probe_options.")
+        if "steps" in known and not values.get("steps"):
+            problems.append("probe_options.steps must name at least one probe step (an empty list would probe nothing and pass)")
+        problems += validation.number_problems("probe_options.max_clock_skew", values.get("max_clock_skew"), 0, 86400, "seconds")
+        problems += validation.number_problems("probe_options.expiring_days", values.get("expiring_days"), 0, 3650, "days", integer=True)
+        problems += validation.number_problems("probe_options.max_connections_per_target", values.get("max_connections_per_target"),
+                                               1, 64, integer=True)
+        if known.get("ca_bundle") is not None:
+            problems += validation.readable_file_problems("probe_options.ca_bundle", values["ca_bundle"])
+    return problems
 
 
 def selected_steps(steps: t.Sequence[str], run_tags: t.Sequence[str] | None, skip_tags: t.Sequence[str]) -> list[str]:
@@ -135,7 +176,10 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         del tmp  # deprecated by ActionBase; never used
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        args, problems = validation.validated_arguments(ARGUMENT_SPEC, self._task.args)
+        problems = problems or option_problems(args)
+        if problems:  # before the host is read or probed
+            return dict(result, failed=True, changed=False, msg="; ".join(problems))
         inventory_host = str(task_vars.get("inventory_hostname") or "")
         steps = selected_steps(args["steps"], args["run_tags"], args["skip_tags"])
         if not args["probe"] and "probe" in steps:

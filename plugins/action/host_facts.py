@@ -15,6 +15,7 @@ import typing as t
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.rdp.doctor.plugins.module_utils import host_facts
+from ansible_collections.rdp.doctor.plugins.module_utils import validation
 from ansible_collections.rdp.doctor.plugins.plugin_utils.facts_reader import FactsDocumentError, read_host_facts
 from ansible_collections.rdp.doctor.plugins.plugin_utils.host_protocol import HostScriptError
 
@@ -26,10 +27,14 @@ ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "include_raw": {"type": "bool", "default": False},
 }
 
+#: Longest account name accepted: a user principal name is at most 256 characters (DOMAIN\name is far shorter).
+MAX_ACCOUNT_LENGTH = 256
+
 
 def option_problems(args: dict[str, t.Any]) -> list[str]:
     """Range checks the argument spec cannot express (the host script's schema limits)."""
-    problems = []
+    # Generic checks by type; an account name is at most 256 characters (a user principal name), never blank.
+    problems = validation.spec_problems(ARGUMENT_SPEC, args, lengths={"accounts": MAX_ACCOUNT_LENGTH})
     if not 1 <= args["event_days"] <= 365:
         problems.append(f"event_days must be between 1 and 365, not {args['event_days']}")
     if not 0 <= args["event_sample_size"] <= 50:
@@ -78,7 +83,9 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         del tmp  # deprecated by ActionBase; never used
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        args, problems = validation.validated_arguments(ARGUMENT_SPEC, self._task.args)
+        if problems:  # Ansible's own type checks, every message naming its option
+            return dict(result, failed=True, changed=False, msg="; ".join(problems))
         # Connection failures (AnsibleConnectionFailure) propagate: Ansible reports the host unreachable.
         result.update(read_facts(self._low_level_execute_command, args, str(task_vars.get("inventory_hostname") or "")))
         return result

@@ -23,14 +23,15 @@ import time
 import typing as t
 
 from ansible.errors import AnsibleError
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.utils.display import Display
 
 from ansible_collections.rdp.doctor.plugins.action.diagnose_host import probe_arguments
+from ansible_collections.rdp.doctor.plugins.action.host_facts import MAX_ACCOUNT_LENGTH
 from ansible_collections.rdp.doctor.plugins.action.probe import probe_in_process
 from ansible_collections.rdp.doctor.plugins.module_utils import findings as rules
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation_plan as rp
+from ansible_collections.rdp.doctor.plugins.module_utils import validation
 from ansible_collections.rdp.doctor.plugins.plugin_utils.facts_reader import FactsDocumentError, read_host_facts
 from ansible_collections.rdp.doctor.plugins.plugin_utils.host_protocol import HostScriptError
 from ansible_collections.rdp.doctor.plugins.plugin_utils.remediation_action import RemediationAction, RemediationFailure
@@ -51,6 +52,30 @@ def expected_while_restarting(exc: BaseException) -> bool:
     return isinstance(exc, RESTART_READ_ERRORS) or type(exc).__module__.split(".", 1)[0] in TRANSPORT_LIBRARIES
 
 
+def findings_problems(findings: t.Any) -> list[str]:
+    """The findings option: diagnose's findings, each a dict whose ``fix`` (if any) is a dict with a module name and a
+    dict of ``params``, or a manual step. Checked before anything is derived from them."""
+    problems: list[str] = []
+    for index, finding in enumerate(findings or []):
+        label = f"findings[{index}]"
+        if not isinstance(finding, dict):
+            problems.append(f"{label} must be a finding (a dictionary with id and fix), not {type(finding).__name__}")
+            continue
+        problems += validation.text_problems(f"{label}.id", finding.get("id"), max_length=128)
+        fix = finding.get("fix")
+        if fix is None:
+            continue
+        if not isinstance(fix, dict):
+            problems.append(f"{label}.fix must be a dictionary (module and params, or manual), not {type(fix).__name__}")
+            continue
+        problems += validation.unknown_key_problems(f"{label}.fix", fix, ("module", "params", "manual"))
+        if fix.get("module") is not None and not isinstance(fix["module"], str):
+            problems.append(f"{label}.fix.module must be a module name such as rdp.doctor.credssp, not {type(fix['module']).__name__}")
+        if fix.get("params") is not None and not isinstance(fix["params"], dict):
+            problems.append(f"{label}.fix.params must be a dictionary of the module's options, not {type(fix['params']).__name__}")
+    return problems
+
+
 #: Role-wide opt-ins, handed to every module whose options have them.
 OPT_INS = ("allow_lockout", "allow_insecure", "write_local_policy")
 
@@ -59,6 +84,8 @@ class ActionModule(RemediationAction):
     """``rdp.doctor.remediate_host``."""
 
     MODULE = "rdp.doctor.remediate_host"
+    CHECKED_BY_MODULE = validation.PROBE_TARGET_OPTIONS
+    TEXT_LENGTHS = {"accounts": MAX_ACCOUNT_LENGTH}  # the final read checks them as host_facts does
     ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
         "findings": {"type": "list", "elements": "dict", "default": []},
         "baseline": {"type": "dict", "default": {}},
@@ -80,19 +107,23 @@ class ActionModule(RemediationAction):
         "reboot": {"type": "bool", "default": False},
         "reboot_delay": {"type": "int", "default": 10},
         "reboot_timeout": {"type": "int", "default": 600},
+        "validate_only": {"type": "bool", "default": False},
     }
 
     def option_problems(self, options: dict[str, t.Any]) -> list[str]:
         """Every module's options, validated before the host is touched; names the module and the option."""
+        problems = findings_problems(options["findings"])
+        problems += validation.bool_map_problems("enabled", options["enabled"], rp.MODULES)
+        if options.get("probe_before") is not None and not isinstance(options["probe_before"], dict):
+            problems.append(f"probe_before must be the probe result diagnose returned (a dictionary) or null, "
+                            f"not {type(options['probe_before']).__name__}")
+        if problems:  # the fixes cannot be derived from malformed findings or switches
+            return problems
         try:
             self._module_options = self._fix_options(options)
         except ValueError as exc:
             return [str(exc)]
-        problems = []
-        if not 0 < options["probe_timeout"] <= 300:
-            problems.append(f"probe_timeout must be a number of seconds in (0, 300], not {options['probe_timeout']}")
-        if options.get("probe_port") is not None and not 1 <= options["probe_port"] <= 65535:
-            problems.append(f"probe_port must be a TCP port (1-65535), not {options['probe_port']}")
+        problems = validation.probe_target_problems(options)
         low, high = remediation.RESTART_DELAY_RANGE
         if not low <= options["reboot_delay"] <= high:
             problems.append(f"reboot_delay must be a number of seconds from {low} to {high}, not {options['reboot_delay']}")
@@ -112,12 +143,11 @@ class ActionModule(RemediationAction):
             planner = rp.planner(module)
             spec = planner.ARGUMENT_SPEC
             params = dict(params, **{k: options[k] for k in OPT_INS if k in spec and k not in params})
-            outcome = ArgumentSpecValidator(spec).validate(params)
-            errors = [f"{rp.COLLECTION}.{module}: {error}" for error in outcome.error_messages]
+            checked, errors = validation.validated_arguments(spec, params, prefix=f"{rp.COLLECTION}.{module}: ")
             if not errors:
-                errors = [f"{rp.COLLECTION}.{module}: {p}" for p in planner.option_problems(outcome.validated_parameters)]
+                errors = [f"{rp.COLLECTION}.{module}: {p}" for p in validation.spec_problems(spec, checked) + planner.option_problems(checked)]
             problems += errors
-            validated[module] = outcome.validated_parameters
+            validated[module] = checked
         if problems:
             raise ValueError("; ".join(problems))
         return validated
@@ -142,6 +172,10 @@ class ActionModule(RemediationAction):
         return text
 
     def _remediate(self, host: str, given_facts: dict[str, t.Any] | None, options: dict[str, t.Any]) -> dict[str, t.Any]:
+        if options["validate_only"]:  # the options were checked in run(); the host is neither read nor changed
+            fixes = {f"{rp.COLLECTION}.{module}": params for module, params in self._module_options.items()}
+            return {"changed": False, "outcome": "validated", "fixes": fixes,
+                    "msg": f"{self.MODULE}: the options are valid ({len(fixes)} module(s) would be planned)"}
         result = super()._remediate(host, given_facts, options)
         result["fixes"] = {f"{rp.COLLECTION}.{module}": params for module, params in self._module_options.items()}
         result["rebooted"] = False

@@ -120,6 +120,12 @@ options:
     description: Seconds to wait for the restarted host to answer with a new boot time (30-7200); the host fails when it does not.
     type: int
     default: 600
+  validate_only:
+    description:
+      - Only check the options (every module's, from O(findings) and O(baseline)) and return; the host is neither read nor
+        changed. The P(rdp.doctor.remediate#role) role runs this first, so a bad baseline fails before the host is read.
+    type: bool
+    default: false
 seealso:
   - module: rdp.doctor.host_facts
   - module: rdp.doctor.probe
@@ -151,7 +157,7 @@ outcome:
   description: >-
     C(compliant), C(check_mode), C(applied), C(refused), C(drift), C(rolled_back) (an operation failed, or the client's
     view got worse, and the change was undone), C(partial) (some operations are still applied, see RV(still_applied)),
-    C(unverified).
+    C(unverified); C(validated) with O(validate_only=true).
   returned: always
   type: str
 fixes:

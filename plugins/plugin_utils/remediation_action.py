@@ -31,6 +31,7 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation
+from ansible_collections.rdp.doctor.plugins.module_utils import validation
 from ansible_collections.rdp.doctor.plugins.plugin_utils.facts_reader import FactsDocumentError, read_host_facts
 from ansible_collections.rdp.doctor.plugins.plugin_utils.host_protocol import HostScriptError, run_host_script
 
@@ -84,6 +85,10 @@ class RemediationAction(ActionBase):
     MODULE: str = ""
     #: The module's own options (Ansible argument spec); ``facts`` is added.
     ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {}
+    #: Options the module's ``option_problems`` checks more strictly than the generic checks (no message twice).
+    CHECKED_BY_MODULE: tuple[str, ...] = ()
+    #: Longest value of a string option (or of each element of a list option), where shorter than the generic limit.
+    TEXT_LENGTHS: dict[str, int] = {}
 
     # ------------------------------------------------------------------------------------------ hooks
 
@@ -112,9 +117,13 @@ class RemediationAction(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp  # deprecated by ActionBase; never used
         spec = dict(self.ARGUMENT_SPEC, **COMMON_ARGUMENT_SPEC)
-        _validation, options = self.validate_argument_spec(argument_spec=spec)
+        options, problems = validation.validated_arguments(spec, self._task.args)
+        if problems:
+            return dict(result, failed=True, changed=False, msg="; ".join(problems))
         host = str(task_vars.get("inventory_hostname") or "")
-        problems = self.option_problems(options)
+        # The generic checks (control characters, lengths, finite numbers, keys inside dict options) first, then
+        # the module's own (ranges, combinations): all before any host is touched.
+        problems = validation.spec_problems(spec, options, lengths=self.TEXT_LENGTHS, skip=self.CHECKED_BY_MODULE) + self.option_problems(options)
         if problems:
             return dict(result, failed=True, changed=False, msg="; ".join(problems))
         given_facts = options.pop("facts", None)

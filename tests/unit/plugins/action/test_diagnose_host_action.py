@@ -183,10 +183,11 @@ def test_probe_switched_off_and_tags(probed: mock.MagicMock) -> None:
 
 
 def test_probe_that_cannot_start_is_reported(probed: mock.MagicMock) -> None:
-    """Unusable probe options: no probe, the reason in probe_error, the host findings stay."""
-    probed.return_value = {"failed": True, "changed": False, "msg": "port must be 1-65535"}
-    result = make_action({"probe_port": 70000}, answered(samples.healthy_raw())).run(task_vars={})
-    assert result["probe"] is None and result["probe_error"] == "port must be 1-65535" and result["host_state"]["state"] == "ok"
+    """A probe that cannot start (its library refuses): no probe, the reason in probe_error, the host findings stay.
+    (Options diagnose_host can check itself fail the task before the host is touched: tests/unit/test_bad_input_corpus.py.)"""
+    probed.return_value = {"failed": True, "changed": False, "msg": "cookie too long"}
+    result = make_action({"probe_options": {"cookie": "x" * 100}}, answered(samples.healthy_raw())).run(task_vars={})
+    assert result["probe"] is None and result["probe_error"] == "cookie too long" and result["host_state"]["state"] == "ok"
 
 
 def test_filters_options_reach_the_findings(probed: mock.MagicMock) -> None:
