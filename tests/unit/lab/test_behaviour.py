@@ -62,7 +62,7 @@ def test_tls_defaults_per_os(version: str, expected: frozenset) -> None:
 
 REFUSED = ["rdp_disabled", "gpo_denies_connections", "listener_disabled", "termservice_stopped", "termservice_disabled",
            "port_conflict", "port_moved", "firewall_rdp_disabled", "firewall_gpo_blocks", "firewall_rule_program_filtered",
-           "firewall_rule_address_filtered"]
+           "firewall_rule_address_filtered", "listener_down", "protocol_stack_leftover"]
 
 
 @pytest.mark.parametrize("name", REFUSED)
@@ -74,7 +74,7 @@ def test_refusing_faults(name: str) -> None:
 FIREWALL_ONLY = ["firewall_rdp_disabled", "firewall_gpo_blocks", "port_moved", "firewall_rule_program_filtered",
                  "firewall_rule_address_filtered"]
 NOTHING_LISTENS = ["rdp_disabled", "gpo_denies_connections", "listener_disabled", "termservice_stopped", "termservice_disabled",
-                   "port_conflict"]
+                   "port_conflict", "listener_down", "protocol_stack_leftover"]
 
 
 def test_hosts_refuse_firewall_blocks_by_default() -> None:
@@ -167,7 +167,25 @@ ANSWERS: dict[str, Callable[[ListenerBehaviour], bool]] = {
     "accounts_domain_unreachable": lambda b: b.listening and b.domain == "CONTOSO",
     "accounts_nested_group": lambda b: b.listening,
     "firewall_allow_any_port": lambda b: b.listening,  # the Remote Desktop rules are off, the broad rule opens the port
+    # issue 12, part A: the listener answers; PortNumber missing = Windows' 3389 (what Windows does then is not documented)
+    "licensed_without_gpo": lambda b: b.listening,
+    "license_server_unreachable": lambda b: b.listening,
+    "licensing_x509_missing": lambda b: b.listening,
+    "port_number_missing": lambda b: b.listening and b.port == 3389,
+    "instance_limit_low": lambda b: b.listening,
+    "port_exhaustion": lambda b: b.listening,
+    "self_signed_store_moved": lambda b: b.listening,
+    "session_limits_inherited": lambda b: b.listening,
 }
+
+
+def test_listener_down_comes_back_with_termservice_but_a_leftover_stack_does_not() -> None:
+    """A listener that failed to start listens after a TermService restart; one whose stack cannot load stays Down."""
+    for fault, listens_after in (("listener_down", True), ("protocol_stack_leftover", False)):
+        host = build_host("win01", "127.0.0.2", [fault], now=NOW)
+        assert "Down" in listener_behaviour(host, NOW).refuse_reason
+        host.restart_service(TERMSERVICE, NOW)
+        assert listener_behaviour(host, NOW).listening is listens_after, fault
 
 
 def test_every_fault_has_a_behaviour_test() -> None:

@@ -14,6 +14,7 @@ from tests.lab.model import (
     CREDSSP, FIPS, FW_GPO_DOMAIN, FW_GPO_STANDARD, POL, RDP_FIREWALL_GROUP, RDP_TCP, RIGHT_DENY_RDP, SID_REMOTE_DESKTOP_USERS,
     TERMSERVICE, TS, Host, machinekeys_acl_ok, schannel_key, version_tuple,
 )
+from tests.lab.model import LS_NOT_CONNECTABLE, RCM, TERMSERVICE_LICENSE_SERVERS, WINSTATIONS, protocol_stack_loads
 
 NOW = dt.datetime(2026, 11, 21, 7, 0, tzinfo=dt.timezone.utc)
 
@@ -36,6 +37,12 @@ READ_FAULTS = [
 ]
 CAUSE_FAULTS = list(CONTRACT_FAULTS)
 CONTRACT_FAULTS += READ_FAULTS
+# Issue 12, part A: licensing without Group Policy, listener state and stack, port, caps, port exhaustion.
+LISTENER_FAULTS = [
+    "licensed_without_gpo", "license_server_unreachable", "licensing_x509_missing", "listener_down", "protocol_stack_leftover",
+    "port_number_missing", "instance_limit_low", "port_exhaustion", "self_signed_store_moved", "session_limits_inherited",
+]
+CONTRACT_FAULTS += LISTENER_FAULTS
 
 
 def _rdpuser(host: Host):
@@ -117,6 +124,20 @@ CHECKS: dict[str, Callable[[Host], bool]] = {
                                                     and not r.group for r in h.firewall_rules),
     "firewall_allow_any_port": lambda h: any(r.enabled and r.action == "Allow" and r.local_ports == ["Any"] and r.program == "Any"
                                              and not r.group for r in h.firewall_rules),
+    "licensed_without_gpo": lambda h: h.os.rdsh_installed and h.licensing.grace_period_days == 0 and bool(h.licensing.license_servers)
+    and h.reg_get(TERMSERVICE_LICENSE_SERVERS, "SpecifiedLicenseServers") == h.licensing.license_servers
+    and not h.licensing.server_status and h.reg_get(RCM, "X509 Certificate") is not None,
+    "license_server_unreachable": lambda h: LS_NOT_CONNECTABLE in h.licensing.server_status.values(),
+    "licensing_x509_missing": lambda h: h.os.rdsh_installed and h.reg_get(RCM, "X509 Certificate") is None,
+    "listener_down": lambda h: h.listener_down and any(e.event_id == 1028 for e in h.events),
+    "protocol_stack_leftover": lambda h: not protocol_stack_loads(h)
+    and h.reg_get(RDP_TCP, "CitrixBackupRdpTcpLoadableProtocolObject") is not None,
+    "port_number_missing": lambda h: h.reg_get(RDP_TCP, "PortNumber") is None,
+    "instance_limit_low": lambda h: h.reg_get(RDP_TCP, "MaxInstanceCount") == 1 and not h.sessions,
+    "port_exhaustion": lambda h: any(e.provider == "Tcpip" and e.event_id == 4231 for e in h.events),
+    "self_signed_store_moved": lambda h: h.reg_get(WINSTATIONS, "SelfSignedCertStore") not in (None, "Remote Desktop"),
+    "session_limits_inherited": lambda h: h.reg_get(RDP_TCP, "MaxDisconnectionTime") == 3_600_000
+    and h.reg_get(RDP_TCP, "fInheritMaxDisconnectionTime") == 1 and any(s.state == "Disconnected" for s in h.sessions),
 }
 
 

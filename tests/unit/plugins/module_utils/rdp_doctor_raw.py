@@ -125,6 +125,7 @@ def healthy_raw() -> dict[str, t.Any]:
             "udp": [{"address": "0.0.0.0", "port": 3389, "pid": TERMSERVICE_PID, "process": "svchost"}],
         },
         "certificates": {"Remote Desktop": [self_signed_entry(der, thumbprint)], "My": []},
+        "rd_licensing": None,  # not an RD Session Host
         "tspkg_version": "10.0.20348.2849",
         "firewall": {
             "rules": [
@@ -358,6 +359,8 @@ def licensing_grace_expired(raw: dict[str, t.Any]) -> None:
     """RDSH role, grace 0 days, no license server; TS-Licensing events."""
     raw["os"]["rdsh_installed"] = True
     raw["ts_setting"].update(GracePeriodDays=0, TerminalServerMode=1)
+    raw["rd_licensing"] = {"specified_license_servers": [], "connectivity": [],
+                           "x509_certificates": {"X509 Certificate": 1386, "X509 Certificate ID": 86, "X509 Certificate2": 2510}}
     raw["events"].append(_event("Microsoft-Windows-TerminalServices-Licensing", 1128, "The RD Licensing grace period has expired "
                                                                                       "and the service has not registered with a license server"))
 
