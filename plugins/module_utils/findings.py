@@ -727,7 +727,8 @@ def rule_listener_state(facts: Facts) -> list[Finding]:
         found.append(make_finding("RDP-LISTENER-DOWN", _add_events({
             "wts_state": reg.WTS_DOWN, "station": "RDP-Tcp", "port": listener.get("effective_port"),
             "termservice_running": fact(listener, f"services.{reg.TERMSERVICE}.running"),
-            "tcp_listening": fact(listener, "tcp.listening")}, _events(facts, 1028, reg.EVENT_SCHANNEL_CREDENTIAL)), fix))
+            "tcp_listening": fact(listener, "tcp.listening")},
+            [e for e in _events(facts, 1028, reg.EVENT_SCHANNEL_CREDENTIAL) if e.get("count")]), fix))
     if stack.get("foreign"):
         backup = fact(stack, "citrix_backup_protocol_object.local")
         wanted = backup or reg.MICROSOFT_PROTOCOL_OBJECT
