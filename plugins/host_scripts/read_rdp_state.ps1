@@ -39,6 +39,9 @@ $MessageLimit = 2000  # characters of an event message kept per sample
 $RcmKey = 'HKLM:\SYSTEM\CurrentControlSet\Control\Terminal Server\RCM'
 $RcmX509Values = 'X509 Certificate', 'X509 Certificate ID', 'X509 Certificate2'
 $PolicyKey = 'HKLM:\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services'  # [S10]
+# Keys whose ACL decides whether SessionEnv (LocalSystem) can make and renew the self-signed certificate (MSRD #38): the
+# Remote Desktop store [S2] and RCM.
+$CertStoreAclKeys = [ordered]@{ 'Remote Desktop' = 'HKLM:\SOFTWARE\Microsoft\SystemCertificates\Remote Desktop'; RCM = $RcmKey }
 # What a stopped service means for the section that needs it (Test-RdServiceRunning).
 $StoppedEffects = @{
     MpsSvc = 'its ActiveStore cannot be read (the NetSecurity cmdlets would fail with CIM error 1753)'  # windows_exporter #2105
@@ -707,6 +710,18 @@ $rdLicensing = Invoke-RdSection {
     @{ specified_license_servers = $specified; connectivity = $connectivity; x509_certificates = $x509 }
 }
 
+# SDDL of the Remote Desktop store's and RCM's registry keys (ms: get-acl); null for a key that does not exist or whose ACL
+# the administrator may not read. Azure's certificate repair removes Deny entries for SYSTEM there (MSRD #38).
+$certStoreAcls = Invoke-RdSection {
+    $acls = @{}
+    foreach ($name in $CertStoreAclKeys.Keys) {
+        $path = $CertStoreAclKeys[$name]
+        $acls[$name] = $null
+        if (Test-Path -LiteralPath $path) { $acls[$name] = Get-RdSddl $path }
+    }
+    $acls
+}
+
 # Win32_OperatingSystem / Win32_ComputerSystem (ms: cimwin32prov/win32-operatingsystem, win32-computersystem).
 $os = Invoke-RdSection {
     $system = Get-CimInstance -ClassName Win32_OperatingSystem
@@ -792,6 +807,7 @@ return @{
     ts_general_setting = $general
     ts_setting = $setting
     rd_licensing = $rdLicensing
+    cert_store_acls = $certStoreAcls
     services = $services
     listening = $listening
     certificates = $certificates

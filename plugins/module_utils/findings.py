@@ -96,6 +96,8 @@ CATALOGUE: dict[str, Entry] = {
     "RDP-INSTANCE-LIMIT-LOW": Entry("MaxInstanceCount caps connections very low (not reached yet)", "low", "sessions", False),
     "RDP-PORT-EXHAUSTION": Entry("The host ran out of ephemeral TCP ports (Tcpip 4227/4231)", "high", "host", False),
     "RDP-SELF-SIGNED-STORE-MOVED": Entry("SelfSignedCertStore names another store than Remote Desktop", "low", "certificate", False),
+    "RDP-CERT-STORE-ACL-DENY": Entry("A Deny ACE for SYSTEM or NETWORK SERVICE on the Remote Desktop certificate store or RCM",
+                                     "high", "certificate", False),
     # accounts
     "RDP-ACCOUNT-NOT-FOUND": Entry("An expected account does not exist", "high", "accounts", False),
     "RDP-ACCOUNT-DISABLED": Entry("An expected account is disabled", "high", "accounts", False),
@@ -789,6 +791,21 @@ def rule_self_signed_store(facts: Facts) -> list[Finding]:
         "purpose, then restart SessionEnv so that the self-signed certificate is made in Remote Desktop."))]
 
 
+def rule_cert_store_acl(facts: Facts) -> list[Finding]:
+    """Deny entries for SYSTEM / NETWORK SERVICE on SystemCertificates\\Remote Desktop or TS\\RCM (MSRD #38): SessionEnv cannot
+    make or renew the self-signed certificate (1057/1058), TermService cannot read it."""
+    acls = fact(facts, "certificate_store_acls") or {}
+    if not acls.get("denied"):
+        return []
+    keys = {name: item for name, item in (acls.get("keys") or {}).items() if item.get("deny_aces")}
+    evidence = _add_events({"keys": keys}, [e for e in _events(facts, reg.EVENT_CERT_CREATE_FAILED, reg.EVENT_CERT_REPLACE_FAILED)
+                                            if e.get("count")])
+    paths = ", ".join(item["path"] for item in keys.values())
+    return [make_finding("RDP-CERT-STORE-ACL-DENY", evidence, manual_fix(
+        f"Remove the Deny entries for SYSTEM / NETWORK SERVICE from {paths} (regedit > Permissions, or Get-Acl / "
+        "RemoveAccessRule / Set-Acl), then restart SessionEnv so that the self-signed certificate can be made or renewed."))]
+
+
 _ACCOUNT_FIXES = {
     "RDP-ACCOUNT-NOT-FOUND": "Create the account or correct rdp_doctor_accounts.",
     "RDP-ACCOUNT-DISABLED": "Enable the account (Enable-LocalUser / Enable-ADAccount) if it must log on.",
@@ -856,6 +873,7 @@ UNCHECKED_BY_SECTION: dict[str, str] = {
     "ts_general_setting": "WMI's view of the listener's security settings (the registry values are used)",
     "ts_setting": "RD Session Host role and licensing",
     "rd_licensing": "the license servers set without Group Policy, their connectivity and the licensing certificate",
+    "cert_store_acls": "Deny entries on the Remote Desktop certificate store and RCM",
     "services": "Remote Desktop services and who owns the RDP port",
     "listening": "who listens on the RDP port",
     "certificates": "the listener certificate and its private key",
@@ -896,6 +914,7 @@ HOST_RULES: tuple[t.Callable[[Facts], list[Finding]], ...] = (
     rule_machinekeys, rule_credssp, rule_security, rule_schannel, rule_sessions, rule_licensing, rule_accounts,
     rule_clock,
     rule_licensing_certificate, rule_listener_state, rule_instance_limit_low, rule_port_exhaustion, rule_self_signed_store,
+    rule_cert_store_acl,
     rule_read_errors,
 )
 

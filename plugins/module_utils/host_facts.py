@@ -1222,6 +1222,21 @@ def _licensing_extra(raw: Raw, registry: RegistryView, policy_servers: list[str]
     }
 
 
+def _cert_store_acl_facts(raw: Raw) -> dict[str, t.Any]:
+    """Deny ACEs for SYSTEM or NETWORK SERVICE on the Remote Desktop store's and RCM's keys (MSRD #38); ``read`` false and
+    ``denied`` null when the section could not be read."""
+    section = raw.get("cert_store_acls")
+    if not isinstance(section, dict) or is_section_error(section):
+        return {"read": False, "keys": {}, "denied": None}
+    keys = {}
+    for name, path in reg.CERT_STORE_ACL_KEYS.items():
+        sddl = section.get(name)
+        deny = [{"sid": ace["sid"], "rights": ace["rights"], "flags": ace["flags"]} for ace in parse_dacl(sddl)
+                if ace["type"] == "D" and ace["sid"] in (reg.SID_SYSTEM, reg.SID_NETWORK_SERVICE)]
+        keys[name] = {"path": path, "sddl": sddl, "deny_aces": deny}
+    return {"read": True, "keys": keys, "denied": any(k["deny_aces"] for k in keys.values())}
+
+
 # ==================================================================================================
 # Entry point
 # ==================================================================================================
@@ -1254,6 +1269,7 @@ def normalize(raw: dict[str, t.Any], now: dt.datetime, expected_accounts: list[s
         "session_limits": _session_facts(raw, registry, os_facts["rdsh_installed"], now),
         "licensing": _licensing_facts(raw, registry, os_facts["rdsh_installed"]),
         "machinekeys": _machinekeys_facts(raw, os_facts["machine_guid"]),
+        "certificate_store_acls": _cert_store_acl_facts(raw),
         "winrm": {"listeners": [w for w in _as_list(raw.get("winrm_listeners")) if isinstance(w, dict) and set(w) != {"error"}]},
         "accounts": _account_facts(raw, list(expected_accounts or []), os_facts["computer_name"]),
         "events": _event_facts(raw),

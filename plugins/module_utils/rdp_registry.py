@@ -259,6 +259,11 @@ MICROSOFT_PROTOCOL_OBJECTS = frozenset({MICROSOFT_PROTOCOL_OBJECT, "{18b726bb-6f
 WTS_LISTEN, WTS_DOWN = "Listen", "Down"
 #: MaxInstanceCount at or below which a cap that is not reached yet is reported (one administrator plus one more).
 LOW_INSTANCE_LIMIT = 2
+#: Registry keys whose ACL read_rdp_state returns (cert_store_acls): the Remote Desktop store [S2] and RCM (MSRD #38).
+REMOTE_DESKTOP_STORE_KEY = "HKLM:\\SOFTWARE\\Microsoft\\SystemCertificates\\Remote Desktop"
+CERT_STORE_ACL_KEYS = {"Remote Desktop": REMOTE_DESKTOP_STORE_KEY, "RCM": RCM}
+#: Accounts a Deny ACE must not name there: SYSTEM (SessionEnv makes and renews the certificate), NETWORK SERVICE (TermService).
+SID_SYSTEM = "S-1-5-18"
 #: Remote Desktop for Administration (no RDSH role) allows two concurrent sessions [S10].
 ADMIN_MODE_SESSION_LIMIT = 2
 #: Policy MaxInstanceCount that means unlimited [S10].

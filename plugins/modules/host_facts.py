@@ -402,6 +402,12 @@ ansible_facts:
             license_server_usable: {description: "One named server is usable (null when no status was read).", type: bool, returned: always}
             x509_certificates: {description: "Byte counts of the RCM X509 Certificate values (null when not read).", type: dict, returned: always}
             x509_certificate_present: {description: "RCM X509 Certificate exists (null when not read).", type: bool, returned: always}
+        certificate_store_acls:
+          description: >-
+            Deny entries for SYSTEM / NETWORK SERVICE on the Remote Desktop store's and RCM's registry keys - C(read), C(keys)
+            (per key C(path), C(sddl), C(deny_aces)), C(denied) (null when not read).
+          type: dict
+          returned: always
         machinekeys:
           description: The legacy CSP MachineKeys folder and the self-signed listener's key file.
           type: dict

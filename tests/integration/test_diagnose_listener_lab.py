@@ -25,13 +25,14 @@ RunPlaybook = t.Callable[..., subprocess.CompletedProcess]
 
 LISTENER_FAULTS = ("licensed_without_gpo", "license_server_unreachable", "licensing_x509_missing", "listener_down",
                    "protocol_stack_leftover", "port_number_missing", "instance_limit_low", "port_exhaustion",
-                   "self_signed_store_moved", "session_limits_inherited")
+                   "self_signed_store_moved", "cert_store_system_denied", "session_limits_inherited")
 #: With a cause of 0x904 on the same host: both stay.
 COMBINED = {
     "l-down-expired": ("listener_down", "cert_expired"),
     "l-stack-fw-off": ("protocol_stack_leftover", "firewall_rdp_disabled"),
     "l-ls-unusable-cap": ("license_server_unreachable", "instance_limit_low"),
     "l-inherited-nla": ("session_limits_inherited", "nla_disabled"),
+    "l-store-denied-expired": ("cert_store_system_denied", "cert_expired"),
 }
 
 
@@ -82,6 +83,10 @@ def _check_evidence(hosts: dict[str, dict[str, t.Any]]) -> None:
     exhaustion = finding(hosts[_name("port_exhaustion")], "RDP-PORT-EXHAUSTION")
     assert {(e["id"], e["count"]) for e in exhaustion["evidence"]["events"]} == {(4231, 3), (4227, 1)}
     assert finding(hosts[_name("self_signed_store_moved")], "RDP-SELF-SIGNED-STORE-MOVED")["evidence"]["local"] == "My"
+
+    denied = finding(hosts[_name("cert_store_system_denied")], "RDP-CERT-STORE-ACL-DENY")
+    assert denied["evidence"]["keys"]["Remote Desktop"]["deny_aces"] == [{"sid": "S-1-5-18", "rights": "KA", "flags": "CI"}]
+    assert [e["id"] for e in denied["evidence"]["events"]] == [1057]
 
     ghosts = finding(hosts[_name("session_limits_inherited")], "RDP-GHOST-SESSIONS")
     assert (ghosts["evidence"]["source"], ghosts["evidence"]["ignored_local"]) == ("user", 3600000)

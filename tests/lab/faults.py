@@ -17,8 +17,8 @@ from tests.lab import certs
 from tests.lab.behaviour import listener_entry
 from tests.lab.model import (
     CREDSSP, DEFAULT_OS_VERSION, FIPS, FW_GPO_DOMAIN, FW_GPO_STANDARD, LAB_ACCOUNT, LOG_RCM_ADMIN, LS_NOT_CONNECTABLE, MPSSVC, POL,
-    PROVIDER_RCM, PROVIDER_TCPIP, RCM, RCM_LICENSING_CORE, RCM_X509_VALUES, RDP_PROTOCOL_OBJECT, TERMSERVICE_LICENSE_SERVERS,
-    WINSTATIONS,
+    PROVIDER_RCM, PROVIDER_TCPIP, RCM, RCM_LICENSING_CORE, RCM_X509_VALUES, RDP_PROTOCOL_OBJECT, RDS_STORE_KEY,
+    TERMSERVICE_LICENSE_SERVERS, WINSTATIONS,
     PROVIDER_SCHANNEL, PROVIDER_SCM, PROVIDER_SECURITY, RDP_FIREWALL_GROUP, RDP_TCP, RIGHT_DENY_RDP, RDS_STORE,
     SCHANNEL_PROTOCOL_NAMES, SID_ADMINISTRATORS, SID_REMOTE_DESKTOP_USERS, SID_USERS, TERMSERVICE, TS, UMRDPSERVICE,
     Account, CertEntry, DomainPrincipal, FirewallRule, GroupMember, Host, Session, Socket, as_utc, resolve_os_version, schannel_key,
@@ -478,6 +478,14 @@ def _self_signed_store_moved(host: Host, _now: dt.datetime) -> None:
     host.reg_set(WINSTATIONS, "SelfSignedCertStore", "My")
 
 
+def _cert_store_system_denied(host: Host, now: dt.datetime) -> None:
+    # A hardening script denied SYSTEM on the Remote Desktop store: the next renewal fails (1058), the current cert still works.
+    host.key_sddl[RDS_STORE_KEY] = "O:SYG:SYD:AI(D;CI;KA;;;SY)(A;CIID;KA;;;SY)(A;CIID;KA;;;BA)(A;CIID;KR;;;BU)"
+    host.add_event("System", PROVIDER_RCM, 1057, now - dt.timedelta(days=2), "The RD Session Host Server has failed to create a new "
+                   "self signed certificate to be used for RD Session Host Server authentication on SSL connections. The relevant "
+                   "status code was Access is denied.")
+
+
 def _session_limits_inherited(host: Host, now: dt.datetime) -> None:
     # MaxDisconnectionTime=1h on RDP-Tcp, but fInheritMaxDisconnectionTime=1 (the default): Windows applies each user's
     # limit ("never"), so the disconnected sessions stay (issue 12).
@@ -581,6 +589,8 @@ _FAULT_LIST += [  # issue 12, part A
           conflicts=frozenset({"session_limit_reached"})),
     Fault("port_exhaustion", "Tcpip 4231 (no ephemeral port left) three times and 4227", ("RDP-PORT-EXHAUSTION",), _port_exhaustion),
     Fault("self_signed_store_moved", "WinStations SelfSignedCertStore=My", ("RDP-SELF-SIGNED-STORE-MOVED",), _self_signed_store_moved),
+    Fault("cert_store_system_denied", "a Deny ACE for SYSTEM on the Remote Desktop store's key; event 1057",
+          ("RDP-CERT-STORE-ACL-DENY",), _cert_store_system_denied),
     Fault("session_limits_inherited", "ghost sessions; RDP-Tcp MaxDisconnectionTime=1h that fInheritMaxDisconnectionTime=1 makes "
           "Windows ignore", ("RDP-GHOST-SESSIONS",), _session_limits_inherited,
           conflicts=frozenset({"ghost_sessions", "session_limit_reached"})),

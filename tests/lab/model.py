@@ -71,6 +71,11 @@ RCM_X509_VALUES = ("X509 Certificate", "X509 Certificate ID", "X509 Certificate2
 # The protocol managers TermService can load for RDP-Tcp (LoadableProtocol_Object): Microsoft's user- and kernel-mode stacks.
 RDP_PROTOCOL_OBJECT = "{5828227c-20cf-4408-b73f-73ab70b8849f}"
 MICROSOFT_PROTOCOL_OBJECTS = (RDP_PROTOCOL_OBJECT, "{18b726bb-6fe6-4fb9-9276-ed57ce7c7cb2}")
+# The Remote Desktop store's registry key [S2] and the default ACLs of it and of RCM (SYSTEM and Administrators full
+# control, read for users / NETWORK SERVICE); a Deny for SYSTEM stops SessionEnv making the certificate (MSRD #38).
+RDS_STORE_KEY = "HKLM:\\SOFTWARE\\Microsoft\\SystemCertificates\\Remote Desktop"
+DEFAULT_KEY_SDDL = {RDS_STORE_KEY: "O:SYG:SYD:AI(A;CIID;KA;;;SY)(A;CIID;KA;;;BA)(A;CIID;KR;;;BU)",
+                    RCM: "O:SYG:SYD:AI(A;CIID;KA;;;SY)(A;CIID;KA;;;BA)(A;CIID;KR;;;BU)(A;CIID;KR;;;NS)"}
 # GetTStoLSConnectivityStatus: 11 = LS_CONNECTABLE_VALID_LS, 6 = LS_NOT_CONNECTABLE.
 LS_VALID, LS_NOT_CONNECTABLE = 11, 6
 
@@ -582,6 +587,7 @@ class Host:  # pylint: disable=too-many-instance-attributes  # it models a whole
     wts_error: str | None = None  # the WTS API fails to enumerate sessions: a Win32Exception with this message
     listener_down: bool = False  # the RDP-Tcp listener failed to start (WTS state Down) until TermService starts again
     protocol_objects: tuple[str, ...] = MICROSOFT_PROTOCOL_OBJECTS  # protocol managers installed (CLSIDs, lower case)
+    key_sddl: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_KEY_SDDL))  # registry key ACLs that matter
     domain_reachable: bool = True  # False: the trust with the domain is broken, lookups through it fail
     domain_principals: list[DomainPrincipal] = field(default_factory=list)
     netfx_release: int = 528040  # NDP\v4\Full Release: 528040 = .NET Framework 4.8, 379893 = 4.5.2 (no RSACng)
@@ -865,7 +871,7 @@ class Host:  # pylint: disable=too-many-instance-attributes  # it models a whole
         if current is not None and current.not_after > as_utc(now):
             return None
         keys = self.machinekeys
-        if not keys.exists or not machinekeys_acl_ok(keys.sddl):
+        if not keys.exists or not machinekeys_acl_ok(keys.sddl) or store_denies_system(self):
             if current is None:
                 self.add_event("System", PROVIDER_RCM, 1057, now, "The RD Session Host Server has failed to create a new self signed certificate"
                                " to be used for RD Session Host Server authentication on SSL connections. The relevant status code was Access is denied.")
@@ -996,6 +1002,12 @@ def termservice_listens(host: Host) -> bool:
         and port_owner(host, listener_port(host)) is None
         and not listener_is_down(host)
     )
+
+
+def store_denies_system(host: Host) -> bool:
+    """A Deny ACE for SYSTEM on the Remote Desktop store's key: SessionEnv (LocalSystem) cannot write the certificate."""
+    sddl = host.key_sddl.get(RDS_STORE_KEY) or ""
+    return any(re.fullmatch(r"D;[^;]*;[^;]+;;;(SY|S-1-5-18)", ace) for ace in re.findall(r"\(([^)]*)\)", sddl))
 
 
 def protocol_stack_loads(host: Host) -> bool:

@@ -410,6 +410,7 @@ def run(host: m.Host, params: dict[str, t.Any], now: dt.datetime | None = None) 
         "ts_general_setting": read_ts_general_setting(host),
         "ts_setting": read_ts_setting(host),
         "rd_licensing": read_rd_licensing(host),
+        "cert_store_acls": {"Remote Desktop": host.key_sddl.get(m.RDS_STORE_KEY), "RCM": host.key_sddl.get(m.RCM)},
         "services": read_services(host),
         "listening": read_listening(host, ports),
         "certificates": {store: [read_certificate(host, e, machine_guid) for e in host.cert_stores.get(store, [])]

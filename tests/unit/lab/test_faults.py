@@ -14,7 +14,7 @@ from tests.lab.model import (
     CREDSSP, FIPS, FW_GPO_DOMAIN, FW_GPO_STANDARD, POL, RDP_FIREWALL_GROUP, RDP_TCP, RIGHT_DENY_RDP, SID_REMOTE_DESKTOP_USERS,
     TERMSERVICE, TS, Host, machinekeys_acl_ok, schannel_key, version_tuple,
 )
-from tests.lab.model import LS_NOT_CONNECTABLE, RCM, TERMSERVICE_LICENSE_SERVERS, WINSTATIONS, protocol_stack_loads
+from tests.lab.model import LS_NOT_CONNECTABLE, RCM, TERMSERVICE_LICENSE_SERVERS, WINSTATIONS, protocol_stack_loads, store_denies_system
 
 NOW = dt.datetime(2026, 11, 21, 7, 0, tzinfo=dt.timezone.utc)
 
@@ -40,7 +40,8 @@ CONTRACT_FAULTS += READ_FAULTS
 # Issue 12, part A: licensing without Group Policy, listener state and stack, port, caps, port exhaustion.
 LISTENER_FAULTS = [
     "licensed_without_gpo", "license_server_unreachable", "licensing_x509_missing", "listener_down", "protocol_stack_leftover",
-    "port_number_missing", "instance_limit_low", "port_exhaustion", "self_signed_store_moved", "session_limits_inherited",
+    "port_number_missing", "instance_limit_low", "port_exhaustion", "self_signed_store_moved", "cert_store_system_denied",
+    "session_limits_inherited",
 ]
 CONTRACT_FAULTS += LISTENER_FAULTS
 
@@ -136,6 +137,7 @@ CHECKS: dict[str, Callable[[Host], bool]] = {
     "instance_limit_low": lambda h: h.reg_get(RDP_TCP, "MaxInstanceCount") == 1 and not h.sessions,
     "port_exhaustion": lambda h: any(e.provider == "Tcpip" and e.event_id == 4231 for e in h.events),
     "self_signed_store_moved": lambda h: h.reg_get(WINSTATIONS, "SelfSignedCertStore") not in (None, "Remote Desktop"),
+    "cert_store_system_denied": lambda h: store_denies_system(h),
     "session_limits_inherited": lambda h: h.reg_get(RDP_TCP, "MaxDisconnectionTime") == 3_600_000
     and h.reg_get(RDP_TCP, "fInheritMaxDisconnectionTime") == 1 and any(s.state == "Disconnected" for s in h.sessions),
 }

@@ -203,6 +203,24 @@ def test_port_exhaustion_events() -> None:
     assert [(e["id"], e["count"]) for e in finding["evidence"]["events"]] == [(4231, 4)]
 
 
+def test_cert_store_deny_for_system() -> None:
+    """A Deny ACE for SYSTEM on the Remote Desktop store's key (or NETWORK SERVICE on RCM); Deny for others is not judged."""
+    raw = samples.healthy_raw()
+    raw["cert_store_acls"]["Remote Desktop"] = "O:SYG:SYD:AI(D;CI;KA;;;SY)(A;CIID;KA;;;SY)(A;CIID;KA;;;BA)"
+    finding = by_id(raw, "RDP-CERT-STORE-ACL-DENY")
+    assert finding["evidence"]["keys"]["Remote Desktop"]["deny_aces"] == [{"sid": "S-1-5-18", "rights": "KA", "flags": "CI"}]
+    assert reg.REMOTE_DESKTOP_STORE_KEY in finding["fix"]["manual"]
+    raw = samples.healthy_raw()
+    raw["cert_store_acls"]["RCM"] = "O:SYG:SYD:(D;;KR;;;S-1-5-20)(A;;KA;;;SY)"
+    assert ids(raw) == ["RDP-CERT-STORE-ACL-DENY"]
+    raw["cert_store_acls"]["RCM"] = "O:SYG:SYD:(D;;KA;;;BG)(A;;KA;;;SY)"  # Guests denied: fine
+    assert ids(raw) == []
+    raw["cert_store_acls"] = {"error": {"type": "System.UnauthorizedAccessException", "message": "denied"}}
+    facts = facts_of(raw)
+    assert facts["certificate_store_acls"] == {"read": False, "keys": {}, "denied": None}
+    assert ids(raw) == ["RDP-READ-INCOMPLETE"]
+
+
 def test_self_signed_store_moved() -> None:
     raw = samples.healthy_raw()
     raw["registry"][reg.WINSTATIONS] = {"SelfSignedCertStore": "My"}
