@@ -722,6 +722,20 @@ $certStoreAcls = Invoke-RdSection {
     $acls
 }
 
+# The dynamic (ephemeral) TCP port range of each TCP setting (ms: nettcpip/get-nettcpsetting; default 16384 ports from 49152,
+# ms: troubleshoot tcp-ip-port-exhaustion-troubleshooting): a narrowed range runs out first (MSRD #22).
+$ephemeralPorts = Invoke-RdSection {
+    if (-not (Get-Command -Name Get-NetTCPSetting -ErrorAction SilentlyContinue)) {
+        return (New-RdSectionError 'ModuleNotAvailable' 'Get-NetTCPSetting is not available (no NetTCPIP module)')
+    }
+    , @(foreach ($tcp in @(Get-NetTCPSetting)) {
+            if ($null -ne $tcp.DynamicPortRangeNumberOfPorts) {
+                @{ setting = [string]$tcp.SettingName; start = [int]$tcp.DynamicPortRangeStartPort
+                    count = [int]$tcp.DynamicPortRangeNumberOfPorts }
+            }
+        })
+}
+
 # Win32_OperatingSystem / Win32_ComputerSystem (ms: cimwin32prov/win32-operatingsystem, win32-computersystem).
 $os = Invoke-RdSection {
     $system = Get-CimInstance -ClassName Win32_OperatingSystem
@@ -808,6 +822,7 @@ return @{
     ts_setting = $setting
     rd_licensing = $rdLicensing
     cert_store_acls = $certStoreAcls
+    ephemeral_ports = $ephemeralPorts
     services = $services
     listening = $listening
     certificates = $certificates

@@ -96,6 +96,8 @@ CATALOGUE: dict[str, Entry] = {
     "RDP-INSTANCE-LIMIT-LOW": Entry("MaxInstanceCount caps connections very low (not reached yet)", "low", "sessions", False),
     "RDP-PORT-EXHAUSTION": Entry("The host ran out of ephemeral TCP ports (Tcpip 4227/4231)", "high", "host", False),
     "RDP-SELF-SIGNED-STORE-MOVED": Entry("SelfSignedCertStore names another store than Remote Desktop", "low", "certificate", False),
+    "RDP-EPHEMERAL-RANGE-NARROW": Entry("The TCP dynamic (ephemeral) port range is narrower than Windows' default", "low", "host",
+                                        False),
     "RDP-CERT-STORE-ACL-DENY": Entry("A Deny ACE for SYSTEM or NETWORK SERVICE on the Remote Desktop certificate store or RCM",
                                      "high", "certificate", False),
     # accounts
@@ -773,10 +775,23 @@ def rule_port_exhaustion(facts: Facts) -> list[Finding]:
               if str(e.get("provider") or "").lower().endswith(reg.PROVIDER_TCPIP.lower()) and e.get("count")]
     if not events:
         return []
-    return [make_finding("RDP-PORT-EXHAUSTION", {"events": events}, manual_fix(
+    evidence = {"events": events, "dynamic_port_ranges": fact(facts, "ephemeral_ports.ranges")}
+    return [make_finding("RDP-PORT-EXHAUSTION", evidence, manual_fix(
         "Find the process that holds the ports (Get-NetTCPConnection | Group-Object OwningProcess | Sort-Object Count) and fix "
         "or restart it; check the dynamic range (netsh int ipv4 show dynamicport tcp: the default is 16384 ports from 49152) "
         "and widen it only if it was narrowed (netsh int ipv4 set dynamicport tcp start=49152 num=16384)."))]
+
+
+def rule_ephemeral_range(facts: Facts) -> list[Finding]:
+    """A dynamic port range narrower than Windows' 16384 ports (MSRD #22): outgoing connections run out sooner."""
+    ports = fact(facts, "ephemeral_ports") or {}
+    count = ports.get("count")
+    if count is None or count >= reg.DEFAULT_DYNAMIC_PORTS:
+        return []
+    return [make_finding("RDP-EPHEMERAL-RANGE-NARROW", {"ranges": ports.get("ranges"), "count": count, "start": ports.get("start"),
+                                                         "default_count": reg.DEFAULT_DYNAMIC_PORTS}, manual_fix(
+        "Restore the dynamic port range unless an application needs it narrowed: netsh int ipv4 set dynamicport tcp start=49152 "
+        "num=16384 (and ipv6), then reboot."))]
 
 
 def rule_self_signed_store(facts: Facts) -> list[Finding]:
@@ -874,6 +889,7 @@ UNCHECKED_BY_SECTION: dict[str, str] = {
     "ts_setting": "RD Session Host role and licensing",
     "rd_licensing": "the license servers set without Group Policy, their connectivity and the licensing certificate",
     "cert_store_acls": "Deny entries on the Remote Desktop certificate store and RCM",
+    "ephemeral_ports": "the TCP dynamic port range",
     "services": "Remote Desktop services and who owns the RDP port",
     "listening": "who listens on the RDP port",
     "certificates": "the listener certificate and its private key",
@@ -914,7 +930,7 @@ HOST_RULES: tuple[t.Callable[[Facts], list[Finding]], ...] = (
     rule_machinekeys, rule_credssp, rule_security, rule_schannel, rule_sessions, rule_licensing, rule_accounts,
     rule_clock,
     rule_licensing_certificate, rule_listener_state, rule_instance_limit_low, rule_port_exhaustion, rule_self_signed_store,
-    rule_cert_store_acl,
+    rule_cert_store_acl, rule_ephemeral_range,
     rule_read_errors,
 )
 

@@ -1237,6 +1237,18 @@ def _cert_store_acl_facts(raw: Raw) -> dict[str, t.Any]:
     return {"read": True, "keys": keys, "denied": any(k["deny_aces"] for k in keys.values())}
 
 
+def _ephemeral_port_facts(raw: Raw) -> dict[str, t.Any]:
+    """The TCP dynamic port ranges (Get-NetTCPSetting) and the narrowest one (MSRD #22); ``read`` false when not read."""
+    section = raw.get("ephemeral_ports")
+    if not isinstance(section, list):
+        return {"read": False, "ranges": [], "count": None, "start": None}
+    ranges = [{"setting": r.get("setting"), "start": _as_int(r.get("start")), "count": _as_int(r.get("count"))}
+              for r in section if isinstance(r, dict) and _as_int(r.get("count")) is not None]
+    narrowest = min(ranges, key=lambda r: r["count"]) if ranges else None
+    return {"read": True, "ranges": ranges, "count": narrowest["count"] if narrowest else None,
+            "start": narrowest["start"] if narrowest else None}
+
+
 # ==================================================================================================
 # Entry point
 # ==================================================================================================
@@ -1270,6 +1282,7 @@ def normalize(raw: dict[str, t.Any], now: dt.datetime, expected_accounts: list[s
         "licensing": _licensing_facts(raw, registry, os_facts["rdsh_installed"]),
         "machinekeys": _machinekeys_facts(raw, os_facts["machine_guid"]),
         "certificate_store_acls": _cert_store_acl_facts(raw),
+        "ephemeral_ports": _ephemeral_port_facts(raw),
         "winrm": {"listeners": [w for w in _as_list(raw.get("winrm_listeners")) if isinstance(w, dict) and set(w) != {"error"}]},
         "accounts": _account_facts(raw, list(expected_accounts or []), os_facts["computer_name"]),
         "events": _event_facts(raw),

@@ -264,6 +264,9 @@ REMOTE_DESKTOP_STORE_KEY = "HKLM:\\SOFTWARE\\Microsoft\\SystemCertificates\\Remo
 CERT_STORE_ACL_KEYS = {"Remote Desktop": REMOTE_DESKTOP_STORE_KEY, "RCM": RCM}
 #: Accounts a Deny ACE must not name there: SYSTEM (SessionEnv makes and renews the certificate), NETWORK SERVICE (TermService).
 SID_SYSTEM = "S-1-5-18"
+#: Windows' TCP dynamic port range since Vista / Server 2008: 16384 ports from 49152 (ms: troubleshoot
+#: tcp-ip-port-exhaustion-troubleshooting); MSRD's PR #126 wants at least that many.
+DEFAULT_DYNAMIC_PORTS = 16384
 #: Remote Desktop for Administration (no RDSH role) allows two concurrent sessions [S10].
 ADMIN_MODE_SESSION_LIMIT = 2
 #: Policy MaxInstanceCount that means unlimited [S10].

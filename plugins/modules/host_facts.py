@@ -408,6 +408,12 @@ ansible_facts:
             (per key C(path), C(sddl), C(deny_aces)), C(denied) (null when not read).
           type: dict
           returned: always
+        ephemeral_ports:
+          description: >-
+            TCP dynamic port ranges (Get-NetTCPSetting) - C(read), C(ranges) (setting, start, count), C(start) and C(count)
+            of the narrowest one.
+          type: dict
+          returned: always
         machinekeys:
           description: The legacy CSP MachineKeys folder and the self-signed listener's key file.
           type: dict

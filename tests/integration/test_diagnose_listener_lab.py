@@ -25,7 +25,8 @@ RunPlaybook = t.Callable[..., subprocess.CompletedProcess]
 
 LISTENER_FAULTS = ("licensed_without_gpo", "license_server_unreachable", "licensing_x509_missing", "listener_down",
                    "protocol_stack_leftover", "port_number_missing", "instance_limit_low", "port_exhaustion",
-                   "self_signed_store_moved", "cert_store_system_denied", "session_limits_inherited")
+                   "self_signed_store_moved", "cert_store_system_denied", "ephemeral_range_narrow",
+                   "session_limits_inherited")
 #: With a cause of 0x904 on the same host: both stay.
 COMBINED = {
     "l-down-expired": ("listener_down", "cert_expired"),
@@ -33,6 +34,7 @@ COMBINED = {
     "l-ls-unusable-cap": ("license_server_unreachable", "instance_limit_low"),
     "l-inherited-nla": ("session_limits_inherited", "nla_disabled"),
     "l-store-denied-expired": ("cert_store_system_denied", "cert_expired"),
+    "l-narrow-exhausted": ("ephemeral_range_narrow", "port_exhaustion"),
 }
 
 
@@ -87,6 +89,10 @@ def _check_evidence(hosts: dict[str, dict[str, t.Any]]) -> None:
     denied = finding(hosts[_name("cert_store_system_denied")], "RDP-CERT-STORE-ACL-DENY")
     assert denied["evidence"]["keys"]["Remote Desktop"]["deny_aces"] == [{"sid": "S-1-5-18", "rights": "KA", "flags": "CI"}]
     assert [e["id"] for e in denied["evidence"]["events"]] == [1057]
+
+    narrow = finding(hosts["l-narrow-exhausted"], "RDP-EPHEMERAL-RANGE-NARROW")
+    assert (narrow["evidence"]["start"], narrow["evidence"]["count"]) == (60000, 1000)
+    assert finding(hosts["l-narrow-exhausted"], "RDP-PORT-EXHAUSTION")["evidence"]["dynamic_port_ranges"][0]["count"] == 1000
 
     ghosts = finding(hosts[_name("session_limits_inherited")], "RDP-GHOST-SESSIONS")
     assert (ghosts["evidence"]["source"], ghosts["evidence"]["ignored_local"]) == ("user", 3600000)

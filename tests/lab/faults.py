@@ -486,6 +486,10 @@ def _cert_store_system_denied(host: Host, now: dt.datetime) -> None:
                    "status code was Access is denied.")
 
 
+def _ephemeral_range_narrow(host: Host, _now: dt.datetime) -> None:
+    host.dynamic_ports = (60000, 1000)  # netsh int ipv4 set dynamicport tcp start=60000 num=1000
+
+
 def _session_limits_inherited(host: Host, now: dt.datetime) -> None:
     # MaxDisconnectionTime=1h on RDP-Tcp, but fInheritMaxDisconnectionTime=1 (the default): Windows applies each user's
     # limit ("never"), so the disconnected sessions stay (issue 12).
@@ -591,6 +595,8 @@ _FAULT_LIST += [  # issue 12, part A
     Fault("self_signed_store_moved", "WinStations SelfSignedCertStore=My", ("RDP-SELF-SIGNED-STORE-MOVED",), _self_signed_store_moved),
     Fault("cert_store_system_denied", "a Deny ACE for SYSTEM on the Remote Desktop store's key; event 1057",
           ("RDP-CERT-STORE-ACL-DENY",), _cert_store_system_denied),
+    Fault("ephemeral_range_narrow", "the TCP dynamic port range narrowed to 1000 ports from 60000", ("RDP-EPHEMERAL-RANGE-NARROW",),
+          _ephemeral_range_narrow),
     Fault("session_limits_inherited", "ghost sessions; RDP-Tcp MaxDisconnectionTime=1h that fInheritMaxDisconnectionTime=1 makes "
           "Windows ignore", ("RDP-GHOST-SESSIONS",), _session_limits_inherited,
           conflicts=frozenset({"ghost_sessions", "session_limit_reached"})),

@@ -588,6 +588,7 @@ class Host:  # pylint: disable=too-many-instance-attributes  # it models a whole
     listener_down: bool = False  # the RDP-Tcp listener failed to start (WTS state Down) until TermService starts again
     protocol_objects: tuple[str, ...] = MICROSOFT_PROTOCOL_OBJECTS  # protocol managers installed (CLSIDs, lower case)
     key_sddl: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_KEY_SDDL))  # registry key ACLs that matter
+    dynamic_ports: tuple[int, int] = (49152, 16384)  # TCP dynamic port range (start, number of ports): Windows' default
     domain_reachable: bool = True  # False: the trust with the domain is broken, lookups through it fail
     domain_principals: list[DomainPrincipal] = field(default_factory=list)
     netfx_release: int = 528040  # NDP\v4\Full Release: 528040 = .NET Framework 4.8, 379893 = 4.5.2 (no RSACng)

@@ -411,6 +411,9 @@ def run(host: m.Host, params: dict[str, t.Any], now: dt.datetime | None = None) 
         "ts_setting": read_ts_setting(host),
         "rd_licensing": read_rd_licensing(host),
         "cert_store_acls": {"Remote Desktop": host.key_sddl.get(m.RDS_STORE_KEY), "RCM": host.key_sddl.get(m.RCM)},
+        # Get-NetTCPSetting: every setting but Automatic carries the (one) dynamic range netsh sets.
+        "ephemeral_ports": [{"setting": name, "start": host.dynamic_ports[0], "count": host.dynamic_ports[1]}
+                            for name in ("Internet", "Datacenter", "Compat", "DatacenterCustom", "InternetCustom")],
         "services": read_services(host),
         "listening": read_listening(host, ports),
         "certificates": {store: [read_certificate(host, e, machine_guid) for e in host.cert_stores.get(store, [])]

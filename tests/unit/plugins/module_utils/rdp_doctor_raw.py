@@ -126,6 +126,8 @@ def healthy_raw() -> dict[str, t.Any]:
         },
         "certificates": {"Remote Desktop": [self_signed_entry(der, thumbprint)], "My": []},
         "rd_licensing": None,  # not an RD Session Host
+        "ephemeral_ports": [{"setting": "Internet", "start": 49152, "count": 16384},
+                            {"setting": "Datacenter", "start": 49152, "count": 16384}],
         "cert_store_acls": {"Remote Desktop": "O:SYG:SYD:AI(A;CIID;KA;;;SY)(A;CIID;KA;;;BA)(A;CIID;KR;;;BU)",
                             "RCM": "O:SYG:SYD:AI(A;CIID;KA;;;SY)(A;CIID;KA;;;BA)(A;CIID;KR;;;BU)(A;CIID;KR;;;NS)"},
         "tspkg_version": "10.0.20348.2849",

@@ -221,6 +221,16 @@ def test_cert_store_deny_for_system() -> None:
     assert ids(raw) == ["RDP-READ-INCOMPLETE"]
 
 
+def test_ephemeral_range() -> None:
+    raw = samples.healthy_raw()
+    assert facts_of(raw)["ephemeral_ports"]["count"] == 16384 and ids(raw) == []
+    raw["ephemeral_ports"][1]["count"] = 1000
+    finding = by_id(raw, "RDP-EPHEMERAL-RANGE-NARROW")
+    assert finding["evidence"]["count"] == 1000 and "start=49152 num=16384" in finding["fix"]["manual"]
+    raw["ephemeral_ports"] = {"error": {"type": "ModuleNotAvailable", "message": "Get-NetTCPSetting is not available"}}
+    assert facts_of(raw)["ephemeral_ports"]["read"] is False and ids(raw) == ["RDP-READ-INCOMPLETE"]
+
+
 def test_self_signed_store_moved() -> None:
     raw = samples.healthy_raw()
     raw["registry"][reg.WINSTATIONS] = {"SelfSignedCertStore": "My"}
