@@ -98,6 +98,8 @@ CATALOGUE: dict[str, Entry] = {
     "RDP-SELF-SIGNED-STORE-MOVED": Entry("SelfSignedCertStore names another store than Remote Desktop", "low", "certificate", False),
     "RDP-EPHEMERAL-RANGE-NARROW": Entry("The TCP dynamic (ephemeral) port range is narrower than Windows' default", "low", "host",
                                         False),
+    "RDP-SESSION-TIME-LIMIT-SHORT": Entry("An idle or active-session time limit shorter than 5 minutes applies", "medium", "sessions",
+                                          False),
     "RDP-CERT-STORE-ACL-DENY": Entry("A Deny ACE for SYSTEM or NETWORK SERVICE on the Remote Desktop certificate store or RCM",
                                      "high", "certificate", False),
     # accounts
@@ -794,6 +796,28 @@ def rule_ephemeral_range(facts: Facts) -> list[Finding]:
         "num=16384 (and ipv6), then reboot."))]
 
 
+def rule_short_time_limits(facts: Facts) -> list[Finding]:
+    """MaxIdleTime / MaxConnectionTime in effect (policy, or RDP-Tcp with fInherit*=0) and under 5 minutes: sessions are
+    disconnected - or logged off with fResetBroken - in ordinary work (extended reasons 3 and 1) (MSRD #50)."""
+    limits = fact(facts, "session_limits") or {}
+    short = {name: limits.get(name) or {} for name in ("max_idle_time", "max_connection_time")
+             if 0 < (_int((limits.get(name) or {}).get("effective")) or 0) < reg.SHORT_TIME_LIMIT_MS}
+    if not short:
+        return []
+    reset = limits.get("reset_broken") or {}
+    evidence = {name: _setting_evidence(name, item) for name, item in short.items()}
+    evidence.update(reset_broken=_setting_evidence("reset_broken", reset), logs_off=_int(reset.get("effective")) == 1,
+                    short_limit_ms=reg.SHORT_TIME_LIMIT_MS)
+    wanted = {"max_idle_time": reg.PROPOSED_MAX_IDLE_MS, "max_connection_time": 0}
+    policy = [name for name, item in short.items() if _from_policy(item)]
+    if policy:
+        fix = _gpo_manual(policy[0], short[policy[0]], "a longer limit (e.g. 15 minutes idle) or Not Configured")
+    else:
+        fix = module_fix(MODULE_SESSION_LIMITS, **{name: wanted[name] for name in short})
+    markers = [m for name, item in short.items() for m in _gpo_marker(name, item)]
+    return [_with_gpo(make_finding("RDP-SESSION-TIME-LIMIT-SHORT", evidence, fix), markers)]
+
+
 def rule_self_signed_store(facts: Facts) -> list[Finding]:
     """SelfSignedCertStore names another store than "Remote Desktop" (MSRD #34): the self-signed certificate is created
     and renewed there, while rdp.doctor (and MSRD) look for it in Remote Desktop."""
@@ -930,7 +954,7 @@ HOST_RULES: tuple[t.Callable[[Facts], list[Finding]], ...] = (
     rule_machinekeys, rule_credssp, rule_security, rule_schannel, rule_sessions, rule_licensing, rule_accounts,
     rule_clock,
     rule_licensing_certificate, rule_listener_state, rule_instance_limit_low, rule_port_exhaustion, rule_self_signed_store,
-    rule_cert_store_acl, rule_ephemeral_range,
+    rule_cert_store_acl, rule_ephemeral_range, rule_short_time_limits,
     rule_read_errors,
 )
 

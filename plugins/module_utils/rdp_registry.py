@@ -267,6 +267,10 @@ SID_SYSTEM = "S-1-5-18"
 #: Windows' TCP dynamic port range since Vista / Server 2008: 16384 ports from 49152 (ms: troubleshoot
 #: tcp-ip-port-exhaustion-troubleshooting); MSRD's PR #126 wants at least that many.
 DEFAULT_DYNAMIC_PORTS = 16384
+#: An idle or active-session time limit below this (ms) cuts users off in ordinary work: the idle warning alone comes two
+#: minutes before the end [S10]. CIS proposes 15 minutes idle [S24].
+SHORT_TIME_LIMIT_MS = 5 * 60 * 1000
+PROPOSED_MAX_IDLE_MS = 15 * 60 * 1000
 #: Remote Desktop for Administration (no RDSH role) allows two concurrent sessions [S10].
 ADMIN_MODE_SESSION_LIMIT = 2
 #: Policy MaxInstanceCount that means unlimited [S10].

@@ -26,7 +26,7 @@ RunPlaybook = t.Callable[..., subprocess.CompletedProcess]
 LISTENER_FAULTS = ("licensed_without_gpo", "license_server_unreachable", "licensing_x509_missing", "listener_down",
                    "protocol_stack_leftover", "port_number_missing", "instance_limit_low", "port_exhaustion",
                    "self_signed_store_moved", "cert_store_system_denied", "ephemeral_range_narrow",
-                   "session_limits_inherited")
+                   "idle_limit_short", "session_limits_inherited")
 #: With a cause of 0x904 on the same host: both stay.
 COMBINED = {
     "l-down-expired": ("listener_down", "cert_expired"),
@@ -93,6 +93,10 @@ def _check_evidence(hosts: dict[str, dict[str, t.Any]]) -> None:
     narrow = finding(hosts["l-narrow-exhausted"], "RDP-EPHEMERAL-RANGE-NARROW")
     assert (narrow["evidence"]["start"], narrow["evidence"]["count"]) == (60000, 1000)
     assert finding(hosts["l-narrow-exhausted"], "RDP-PORT-EXHAUSTION")["evidence"]["dynamic_port_ranges"][0]["count"] == 1000
+
+    idle = finding(hosts[_name("idle_limit_short")], "RDP-SESSION-TIME-LIMIT-SHORT")
+    assert idle["evidence"]["max_idle_time"]["effective"] == 60000 and idle["evidence"]["logs_off"] is True
+    assert idle["fix"] == {"module": "rdp.doctor.session_limits", "params": {"max_idle_time": 900000}}
 
     ghosts = finding(hosts[_name("session_limits_inherited")], "RDP-GHOST-SESSIONS")
     assert (ghosts["evidence"]["source"], ghosts["evidence"]["ignored_local"]) == ("user", 3600000)

@@ -490,6 +490,12 @@ def _ephemeral_range_narrow(host: Host, _now: dt.datetime) -> None:
     host.dynamic_ports = (60000, 1000)  # netsh int ipv4 set dynamicport tcp start=60000 num=1000
 
 
+def _idle_limit_short(host: Host, _now: dt.datetime) -> None:
+    # The listener overrides user settings with a 1-minute idle limit that logs the session off (fResetBroken=1).
+    for name, value in (("MaxIdleTime", 60_000), ("fInheritMaxIdleTime", 0), ("fResetBroken", 1), ("fInheritResetBroken", 0)):
+        host.reg_set(RDP_TCP, name, value)
+
+
 def _session_limits_inherited(host: Host, now: dt.datetime) -> None:
     # MaxDisconnectionTime=1h on RDP-Tcp, but fInheritMaxDisconnectionTime=1 (the default): Windows applies each user's
     # limit ("never"), so the disconnected sessions stay (issue 12).
@@ -597,6 +603,8 @@ _FAULT_LIST += [  # issue 12, part A
           ("RDP-CERT-STORE-ACL-DENY",), _cert_store_system_denied),
     Fault("ephemeral_range_narrow", "the TCP dynamic port range narrowed to 1000 ports from 60000", ("RDP-EPHEMERAL-RANGE-NARROW",),
           _ephemeral_range_narrow),
+    Fault("idle_limit_short", "RDP-Tcp MaxIdleTime=1 minute with fInheritMaxIdleTime=0, fResetBroken=1 (log off)",
+          ("RDP-SESSION-TIME-LIMIT-SHORT",), _idle_limit_short),
     Fault("session_limits_inherited", "ghost sessions; RDP-Tcp MaxDisconnectionTime=1h that fInheritMaxDisconnectionTime=1 makes "
           "Windows ignore", ("RDP-GHOST-SESSIONS",), _session_limits_inherited,
           conflicts=frozenset({"ghost_sessions", "session_limit_reached"})),

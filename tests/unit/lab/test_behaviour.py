@@ -176,6 +176,7 @@ ANSWERS: dict[str, Callable[[ListenerBehaviour], bool]] = {
     "port_exhaustion": lambda b: b.listening,
     "self_signed_store_moved": lambda b: b.listening,
     "ephemeral_range_narrow": lambda b: b.listening,
+    "idle_limit_short": lambda b: b.listening,
     "cert_store_system_denied": lambda b: b.listening and b.private_key_pem is not None,  # the current certificate still serves
     "session_limits_inherited": lambda b: b.listening,
 }

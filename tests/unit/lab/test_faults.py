@@ -41,7 +41,7 @@ CONTRACT_FAULTS += READ_FAULTS
 LISTENER_FAULTS = [
     "licensed_without_gpo", "license_server_unreachable", "licensing_x509_missing", "listener_down", "protocol_stack_leftover",
     "port_number_missing", "instance_limit_low", "port_exhaustion", "self_signed_store_moved", "cert_store_system_denied",
-    "ephemeral_range_narrow", "session_limits_inherited",
+    "ephemeral_range_narrow", "idle_limit_short", "session_limits_inherited",
 ]
 CONTRACT_FAULTS += LISTENER_FAULTS
 
@@ -139,6 +139,7 @@ CHECKS: dict[str, Callable[[Host], bool]] = {
     "self_signed_store_moved": lambda h: h.reg_get(WINSTATIONS, "SelfSignedCertStore") not in (None, "Remote Desktop"),
     "cert_store_system_denied": lambda h: store_denies_system(h),
     "ephemeral_range_narrow": lambda h: h.dynamic_ports[1] < 16384,
+    "idle_limit_short": lambda h: h.reg_get(RDP_TCP, "MaxIdleTime") == 60_000 and h.reg_get(RDP_TCP, "fInheritMaxIdleTime") == 0,
     "session_limits_inherited": lambda h: h.reg_get(RDP_TCP, "MaxDisconnectionTime") == 3_600_000
     and h.reg_get(RDP_TCP, "fInheritMaxDisconnectionTime") == 1 and any(s.state == "Disconnected" for s in h.sessions),
 }

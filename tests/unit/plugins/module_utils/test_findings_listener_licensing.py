@@ -221,6 +221,22 @@ def test_cert_store_deny_for_system() -> None:
     assert ids(raw) == ["RDP-READ-INCOMPLETE"]
 
 
+def test_short_time_limits_only_when_windows_applies_them() -> None:
+    """MaxIdleTime=1 min on RDP-Tcp is ignored with fInheritMaxIdleTime=1 (healthy fact: source user); with 0 it applies."""
+    raw = samples.healthy_raw()
+    raw["registry"][reg.RDP_TCP].update(MaxIdleTime=60000, MaxConnectionTime=120000)
+    facts = facts_of(raw)
+    assert facts["session_limits"]["max_idle_time"]["source"] == "user" and ids(raw) == []
+    raw["registry"][reg.RDP_TCP].update(fInheritMaxIdleTime=0, fInheritMaxSessionTime=0, fResetBroken=1, fInheritResetBroken=0)
+    finding = by_id(raw, "RDP-SESSION-TIME-LIMIT-SHORT")
+    assert finding["evidence"]["logs_off"] is True and set(finding["evidence"]) >= {"max_idle_time", "max_connection_time"}
+    assert finding["fix"] == {"module": "rdp.doctor.session_limits", "params": {"max_idle_time": 900000, "max_connection_time": 0}}
+    raw["registry"][reg.POL] = {"MaxIdleTime": 30000}
+    policy = by_id(raw, "RDP-SESSION-TIME-LIMIT-SHORT")
+    assert "manual" in policy["fix"] and policy["evidence"]["enforced_by_group_policy"] is True
+    assert "RDP-GPO-OVERRIDE" in ids(raw)
+
+
 def test_ephemeral_range() -> None:
     raw = samples.healthy_raw()
     assert facts_of(raw)["ephemeral_ports"]["count"] == 16384 and ids(raw) == []
