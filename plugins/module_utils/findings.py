@@ -730,11 +730,11 @@ def rule_listener_state(facts: Facts) -> list[Finding]:
         # A restart starts a listener that failed once; a stack that cannot load fails again (RDP-PROTOCOL-STACK-FOREIGN).
         fix = manual_fix("Fix the protocol stack first (RDP-PROTOCOL-STACK-FOREIGN), then restart the host.") if stack.get("foreign") \
             else module_fix(MODULE_SERVICES, termservice={"state": "restarted"})
-        found.append(make_finding("RDP-LISTENER-DOWN", _add_events({
+        # No event id is documented for a listener that fails to start: the WTS state is the evidence.
+        found.append(make_finding("RDP-LISTENER-DOWN", {
             "wts_state": reg.WTS_DOWN, "station": "RDP-Tcp", "port": listener.get("effective_port"),
             "termservice_running": fact(listener, f"services.{reg.TERMSERVICE}.running"),
-            "tcp_listening": fact(listener, "tcp.listening")},
-            [e for e in _events(facts, 1028, reg.EVENT_SCHANNEL_CREDENTIAL) if e.get("count")]), fix))
+            "tcp_listening": fact(listener, "tcp.listening")}, fix))
     if stack.get("foreign"):
         backup = fact(stack, "citrix_backup_protocol_object.local")
         wanted = backup or reg.MICROSOFT_PROTOCOL_OBJECT

@@ -73,7 +73,7 @@ def _check_evidence(hosts: dict[str, dict[str, t.Any]]) -> None:
     down = hosts[_name("listener_down")]
     assert down["facts"]["listener"]["wts_state"] == "Down" and not down["probe"]["verdict"]["ok"]
     assert finding(down, "RDP-LISTENER-DOWN")["fix"] == {"module": "rdp.doctor.services", "params": {"termservice": {"state": "restarted"}}}
-    assert [e["id"] for e in finding(down, "RDP-LISTENER-DOWN")["evidence"]["events"]] == [1028]
+    assert finding(down, "RDP-LISTENER-DOWN")["evidence"]["termservice_running"] is True
     stack = finding(hosts[_name("protocol_stack_leftover")], "RDP-PROTOCOL-STACK-FOREIGN")
     assert stack["evidence"]["CitrixBackupRdpTcpLoadableProtocolObject"] == "{5828227c-20cf-4408-b73f-73ab70b8849f}"
     assert "manual" in finding(hosts[_name("protocol_stack_leftover")], "RDP-LISTENER-DOWN")["fix"]

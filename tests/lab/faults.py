@@ -446,10 +446,8 @@ def _licensing_x509_missing(host: Host, now: dt.datetime) -> None:
         host.reg_delete(RCM, name)
 
 
-def _listener_down(host: Host, now: dt.datetime) -> None:
-    host.listener_down = True  # until TermService starts again
-    host.add_event("System", PROVIDER_RCM, 1028, now - dt.timedelta(hours=2),
-                   "Remote Desktop Services failed to start the listener RDP-Tcp.")
+def _listener_down(host: Host, _now: dt.datetime) -> None:
+    host.listener_down = True  # until TermService starts again (no documented event says so)
 
 
 def _protocol_stack_leftover(host: Host, _now: dt.datetime) -> None:
@@ -589,7 +587,7 @@ _FAULT_LIST += [  # issue 12, part A
     Fault("licensing_x509_missing", "RD Session Host licensed through Server Manager without its RCM X509 Certificate values",
           ("RDP-LICENSING-X509-MISSING",), _licensing_x509_missing,
           conflicts=frozenset({"licensing_grace_expired", "licensed_without_gpo", "license_server_unreachable"})),
-    Fault("listener_down", "the RDP-Tcp listener failed to start (WTS state Down) while TermService runs; event 1028",
+    Fault("listener_down", "the RDP-Tcp listener failed to start (WTS state Down) while TermService runs",
           ("RDP-LISTENER-DOWN", "RDP-NOT-LISTENING"), _listener_down),
     Fault("protocol_stack_leftover", "RDP-Tcp LoadableProtocol_Object names a removed Citrix stack (backup value present): "
           "the listener is Down", ("RDP-PROTOCOL-STACK-FOREIGN", "RDP-LISTENER-DOWN", "RDP-NOT-LISTENING"), _protocol_stack_leftover),

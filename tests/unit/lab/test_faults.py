@@ -130,7 +130,7 @@ CHECKS: dict[str, Callable[[Host], bool]] = {
     and not h.licensing.server_status and h.reg_get(RCM, "X509 Certificate") is not None,
     "license_server_unreachable": lambda h: LS_NOT_CONNECTABLE in h.licensing.server_status.values(),
     "licensing_x509_missing": lambda h: h.os.rdsh_installed and h.reg_get(RCM, "X509 Certificate") is None,
-    "listener_down": lambda h: h.listener_down and any(e.event_id == 1028 for e in h.events),
+    "listener_down": lambda h: h.listener_down,
     "protocol_stack_leftover": lambda h: not protocol_stack_loads(h)
     and h.reg_get(RDP_TCP, "CitrixBackupRdpTcpLoadableProtocolObject") is not None,
     "port_number_missing": lambda h: h.reg_get(RDP_TCP, "PortNumber") is None,
