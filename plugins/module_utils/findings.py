@@ -790,8 +790,8 @@ def rule_ephemeral_range(facts: Facts) -> list[Finding]:
     count = ports.get("count")
     if count is None or count >= reg.DEFAULT_DYNAMIC_PORTS:
         return []
-    return [make_finding("RDP-EPHEMERAL-RANGE-NARROW", {"ranges": ports.get("ranges"), "count": count, "start": ports.get("start"),
-                                                         "default_count": reg.DEFAULT_DYNAMIC_PORTS}, manual_fix(
+    evidence = {"ranges": ports.get("ranges"), "count": count, "start": ports.get("start"), "default_count": reg.DEFAULT_DYNAMIC_PORTS}
+    return [make_finding("RDP-EPHEMERAL-RANGE-NARROW", evidence, manual_fix(
         "Restore the dynamic port range unless an application needs it narrowed: netsh int ipv4 set dynamicport tcp start=49152 "
         "num=16384 (and ipv6), then reboot."))]
 

@@ -137,7 +137,7 @@ CHECKS: dict[str, Callable[[Host], bool]] = {
     "instance_limit_low": lambda h: h.reg_get(RDP_TCP, "MaxInstanceCount") == 1 and not h.sessions,
     "port_exhaustion": lambda h: any(e.provider == "Tcpip" and e.event_id == 4231 for e in h.events),
     "self_signed_store_moved": lambda h: h.reg_get(WINSTATIONS, "SelfSignedCertStore") not in (None, "Remote Desktop"),
-    "cert_store_system_denied": lambda h: store_denies_system(h),
+    "cert_store_system_denied": store_denies_system,
     "ephemeral_range_narrow": lambda h: h.dynamic_ports[1] < 16384,
     "idle_limit_short": lambda h: h.reg_get(RDP_TCP, "MaxIdleTime") == 60_000 and h.reg_get(RDP_TCP, "fInheritMaxIdleTime") == 0,
     "session_limits_inherited": lambda h: h.reg_get(RDP_TCP, "MaxDisconnectionTime") == 3_600_000

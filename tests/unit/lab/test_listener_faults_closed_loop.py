@@ -29,7 +29,7 @@ def _apply_fixes(host: m.Host, finding_id: str) -> dict[str, t.Any]:
     found = next(f for f in fd.evaluate(facts) if f["id"] == finding_id)
     fixes, manual = rp.fixes_from_findings([found])
     assert manual == [] and len(fixes) == 1, found["fix"]
-    (module_name, params), = fixes.items()
+    module_name, params = next(iter(fixes.items()))
     module = importlib.import_module(f"ansible_collections.rdp.doctor.plugins.module_utils.planners.{module_name}")
     options = {name: spec.get("default") for name, spec in module.ARGUMENT_SPEC.items()}
     options.update(params)

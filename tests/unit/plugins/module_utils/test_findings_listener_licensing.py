@@ -74,8 +74,8 @@ def test_unreachable_license_server(grace: int, severity: str, explains: bool) -
 
 
 def test_one_usable_server_is_enough_and_unknown_status_is_not_judged() -> None:
-    raw = expired_rdsh(specified_license_servers=["a", "b"], connectivity=[{"server": "a", "status": 6, "error": None},
-                                                                            {"server": "b", "status": 1, "error": None}])
+    statuses = [{"server": "a", "status": 6, "error": None}, {"server": "b", "status": 1, "error": None}]
+    raw = expired_rdsh(specified_license_servers=["a", "b"], connectivity=statuses)
     assert ids(raw) == []
     raw = expired_rdsh(specified_license_servers=["a"], connectivity=[{"server": "a", "status": 0, "error": None}])
     assert ids(raw) == []
