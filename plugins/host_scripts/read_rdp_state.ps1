@@ -702,7 +702,8 @@ $rdLicensing = Invoke-RdSection {
         if ($specified -is [array]) { $servers += $specified }
         $policy = Read-RdRegistryKey $PolicyKey
         if ($null -ne $policy -and $policy.ContainsKey('LicenseServers')) {
-            foreach ($name in ([string]$policy.LicenseServers).Split(',; ')) { if ($name -and $servers -notcontains $name) { $servers += $name } }
+            $policyServers = [string]$policy.LicenseServers -split '[,; ]'  # the -split operator: same on every .NET
+            foreach ($name in $policyServers) { if ($name -and $servers -notcontains $name) { $servers += $name } }
         }
         , @(foreach ($server in $servers) { Get-RdLicenseServerStatus $cim $server })
     }
