@@ -29,6 +29,7 @@ $EventQueries = @(
     @{ log = 'System'; provider = 'Schannel'; ids = @(36870, 36871, 36874, 36885, 36886, 36887, 36888) },  # TLS credential/key/cipher [S2][S30] MSRD #44
     @{ log = 'System'; provider = 'Microsoft-Windows-TerminalServices-RemoteConnectionManager'; ids = @(1056, 1057, 1058, 1028) },  # [S2][S34]
     @{ log = 'System'; provider = 'TermDD'; ids = @(50, 56) },  # RDP protocol errors (msrd-coverage "checked by none")
+    @{ log = 'System'; provider = 'Tcpip'; ids = @(4227, 4231) },  # port exhaustion, MSRD #22 #65 (ms: tcp-ip-port-exhaustion-troubleshooting)
     @{ log = 'System'; provider = 'Microsoft-Windows-TerminalServices-Licensing'; ids = @() },  # MSRD #57
     @{ log = 'Microsoft-Windows-TerminalServices-Licensing/Admin'; provider = $null; ids = @() },  # MSRD #57
     @{ log = 'Microsoft-Windows-TerminalServices-Licensing/Operational'; provider = $null; ids = @() },  # MSRD #57
@@ -39,6 +40,14 @@ $EventQueries = @(
     @{ log = 'Microsoft-Windows-RemoteDesktopServices-RdpCoreTS/Operational'; provider = 'Microsoft-Windows-RemoteDesktopServices-RdpCoreTS'; ids = @(131, 140) }
 )
 $MessageLimit = 2000  # characters of an event message kept per sample
+# Licensing set without Group Policy (rd_licensing). RCM holds the licensing certificates (MSRD #52, SDP RC_RDSx509Cert);
+# the policy key's LicenseServers [S10] is asked for connectivity like the servers WMI lists.
+$RcmKey = 'HKLM:\SYSTEM\CurrentControlSet\Control\Terminal Server\RCM'
+$RcmX509Values = 'X509 Certificate', 'X509 Certificate ID', 'X509 Certificate2'
+$PolicyKey = 'HKLM:\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services'  # [S10]
+# Keys whose ACL decides whether SessionEnv (LocalSystem) can make and renew the self-signed certificate (MSRD #38): the
+# Remote Desktop store [S2] and RCM.
+$CertStoreAclKeys = [ordered]@{ 'Remote Desktop' = 'HKLM:\SOFTWARE\Microsoft\SystemCertificates\Remote Desktop'; RCM = $RcmKey }
 # What a stopped service means for the section that needs it (Test-RdServiceRunning).
 $StoppedEffects = @{
     MpsSvc = 'its ActiveStore cannot be read (the NetSecurity cmdlets would fail with CIM error 1753)'  # windows_exporter #2105
@@ -587,6 +596,34 @@ function Get-RdEvents($Query, [datetime]$Since, [int]$SampleSize) {
     $groups.Values
 }
 
+function Get-RdLicenseServerStatus($Cim, [string]$Server) {
+    # GetTStoLSConnectivityStatus for one license server (ms: termserv/gettstolsconnectivitystatus-win32-terminalservicesetting);
+    # a failing query is this server's error, the other servers are still asked; an unreachable server costs at most 30 s.
+    try {
+        $answer = Invoke-CimMethod -InputObject $Cim -MethodName GetTStoLSConnectivityStatus -Arguments @{ ServerName = $Server } -OperationTimeoutSec 30
+        if ($answer.ReturnValue -ne 0) {
+            return @{ server = $Server; status = $null
+                error = @{ type = 'WmiReturnValue'; message = ('GetTStoLSConnectivityStatus returned {0}' -f $answer.ReturnValue) } }
+        }
+        return @{ server = $Server; status = [int]$answer.TStoLSConnectivityStatus; error = $null }
+    } catch { return @{ server = $Server; status = $null; error = (Get-RdErrorDetail $_) } }
+}
+
+function Get-RdRcmCertificateSizes {
+    # The RD Session Host's licensing certificates under TS\RCM (MSRD #52): byte counts only, the values stay on the host.
+    $sizes = @{}
+    foreach ($name in $RcmX509Values) { $sizes[$name] = $null }
+    if (-not (Test-Path -LiteralPath $RcmKey)) { return $sizes }
+    $key = Get-Item -LiteralPath $RcmKey  # a Microsoft.Win32.RegistryKey (ms: about_Registry_Provider)
+    try {
+        foreach ($name in $RcmX509Values) {
+            $value = $key.GetValue($name, $null)
+            if ($null -ne $value) { $sizes[$name] = @($value).Count }
+        }
+    } finally { $key.Dispose() }
+    return $sizes
+}
+
 function Get-RdNative {
     # The Add-Type class, or why it could not be compiled (the sections that need it fail, the others are read).
     if ($null -eq $Native) { throw ('the {0} class could not be compiled: {1}' -f $NativeTypeName, $NativeError.message) }
@@ -650,6 +687,60 @@ $setting = Invoke-RdSection {
     }
     @{ AllowTSConnections = $cim.AllowTSConnections; PolicySourceAllowTSConnections = $cim.PolicySourceAllowTSConnections
         LicensingType = $cim.LicensingType; TerminalServerMode = $cim.TerminalServerMode; GracePeriodDays = $grace }
+}
+
+# ---- issue 12, part A: licensing set without Group Policy (MSRD #51-#53) ----
+# Server Manager, Set-RDLicenseConfiguration and WMI name license servers in SpecifiedLicenseServers, which
+# GetSpecifiedLicenseServerList returns (ms: termserv/getspecifiedlicenseserverlist-win32-terminalservicesetting); each server
+# it names, and each of the policy's LicenseServers, is asked for its connectivity. Read on an RD Session Host only (the
+# methods are about its licensing); each part fails alone.
+$rdLicensing = Invoke-RdSection {
+    if (-not $read.rdsh) { return $null }
+    $cim = Get-RdTerminalServicesCim 'Win32_TerminalServiceSetting' $null
+    if ($null -eq $cim) { return $null }
+    $specified = Invoke-RdSection {
+        $answer = Invoke-CimMethod -InputObject $cim -MethodName GetSpecifiedLicenseServerList
+        if ($answer.ReturnValue -ne 0) { throw ('GetSpecifiedLicenseServerList returned {0}' -f $answer.ReturnValue) }
+        , @(foreach ($name in @($answer.SpecifiedLSList)) { if ($name) { [string]$name } })
+    }
+    $connectivity = Invoke-RdSection {
+        $servers = @()
+        if ($specified -is [array]) { $servers += $specified }
+        $policy = Read-RdRegistryKey $PolicyKey
+        if ($null -ne $policy -and $policy.ContainsKey('LicenseServers')) {
+            $policyServers = [string]$policy.LicenseServers -split '[,; ]'  # the -split operator: same on every .NET
+            foreach ($name in $policyServers) { if ($name -and $servers -notcontains $name) { $servers += $name } }
+        }
+        , @(foreach ($server in $servers) { Get-RdLicenseServerStatus $cim $server })
+    }
+    $x509 = Invoke-RdSection { Get-RdRcmCertificateSizes }
+    @{ specified_license_servers = $specified; connectivity = $connectivity; x509_certificates = $x509 }
+}
+
+# SDDL of the Remote Desktop store's and RCM's registry keys (ms: get-acl); null for a key that does not exist or whose ACL
+# the administrator may not read. Azure's certificate repair removes Deny entries for SYSTEM there (MSRD #38).
+$certStoreAcls = Invoke-RdSection {
+    $acls = @{}
+    foreach ($name in $CertStoreAclKeys.Keys) {
+        $path = $CertStoreAclKeys[$name]
+        $acls[$name] = $null
+        if (Test-Path -LiteralPath $path) { $acls[$name] = Get-RdSddl $path }
+    }
+    $acls
+}
+
+# The dynamic (ephemeral) TCP port range of each TCP setting (ms: nettcpip/get-nettcpsetting; default 16384 ports from 49152,
+# ms: troubleshoot tcp-ip-port-exhaustion-troubleshooting): a narrowed range runs out first (MSRD #22).
+$ephemeralPorts = Invoke-RdSection {
+    if (-not (Get-Command -Name Get-NetTCPSetting -ErrorAction SilentlyContinue)) {
+        return (New-RdSectionError 'ModuleNotAvailable' 'Get-NetTCPSetting is not available (no NetTCPIP module)')
+    }
+    , @(foreach ($tcp in @(Get-NetTCPSetting)) {
+            if ($null -ne $tcp.DynamicPortRangeNumberOfPorts) {
+                @{ setting = [string]$tcp.SettingName; start = [int]$tcp.DynamicPortRangeStartPort
+                    count = [int]$tcp.DynamicPortRangeNumberOfPorts }
+            }
+        })
 }
 
 # Win32_OperatingSystem / Win32_ComputerSystem (ms: cimwin32prov/win32-operatingsystem, win32-computersystem).
@@ -791,6 +882,9 @@ return @{
     registry = $registry
     ts_general_setting = $general
     ts_setting = $setting
+    rd_licensing = $rdLicensing
+    cert_store_acls = $certStoreAcls
+    ephemeral_ports = $ephemeralPorts
     services = $services
     listening = $listening
     certificates = $certificates

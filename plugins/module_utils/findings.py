@@ -94,6 +94,24 @@ CATALOGUE: dict[str, Entry] = {
     "RDP-GHOST-SESSIONS": Entry("Old disconnected sessions pile up (no disconnected-session limit)", "medium", "sessions", True),
     "RDP-LICENSING-GRACE-EXPIRED": Entry("The RDS licensing grace period is over and no license server is set", "critical", "licensing", True),
     "RDP-LICENSING-NOT-CONFIGURED": Entry("The RD Session Host has no license server (grace period running)", "medium", "licensing", False),
+    # issue 12, part A: listener state, protocol stack, port, caps, licensing without GPO, port exhaustion
+    "RDP-LICENSE-SERVER-UNUSABLE": Entry("The configured RD license server cannot be used (unreachable or refused)", "high",
+                                         "licensing", True),
+    "RDP-LICENSING-X509-MISSING": Entry("The RD Session Host has no licensing certificate (RCM X509 Certificate)", "high", "licensing",
+                                        False),
+    "RDP-LISTENER-DOWN": Entry("The RDP-Tcp listener is Down (WTS state)", "critical", "listener", True),
+    "RDP-PROTOCOL-STACK-FOREIGN": Entry("RDP-Tcp loads a foreign or leftover protocol stack (LoadableProtocol_Object)", "critical",
+                                        "listener", True),
+    "RDP-PORT-MISSING": Entry("RDP-Tcp has no PortNumber value", "high", "listener", False),
+    "RDP-INSTANCE-LIMIT-LOW": Entry("MaxInstanceCount caps connections very low (not reached yet)", "low", "sessions", False),
+    "RDP-PORT-EXHAUSTION": Entry("The host ran out of ephemeral TCP ports (Tcpip 4227/4231)", "high", "host", False),
+    "RDP-SELF-SIGNED-STORE-MOVED": Entry("SelfSignedCertStore names another store than Remote Desktop", "low", "certificate", False),
+    "RDP-EPHEMERAL-RANGE-NARROW": Entry("The TCP dynamic (ephemeral) port range is narrower than Windows' default", "low", "host",
+                                        False),
+    "RDP-SESSION-TIME-LIMIT-SHORT": Entry("An idle or active-session time limit shorter than 5 minutes applies", "medium", "sessions",
+                                          False),
+    "RDP-CERT-STORE-ACL-DENY": Entry("A Deny ACE for SYSTEM or NETWORK SERVICE on the Remote Desktop certificate store or RCM",
+                                     "high", "certificate", False),
     # accounts
     "RDP-ACCOUNT-NOT-FOUND": Entry("An expected account does not exist", "high", "accounts", False),
     "RDP-ACCOUNT-DISABLED": Entry("An expected account is disabled", "high", "accounts", False),
@@ -181,6 +199,9 @@ def _setting_evidence(name: str, item: dict[str, t.Any] | None) -> dict[str, t.A
     if item.get("source") == "policy":
         evidence["policy_key"] = spec.policy_key
         evidence["policy_name"] = reg.POLICY_NAMES.get(name)
+    if item.get("source") == "user":  # RDP-Tcp fInherit*=1: Windows ignores the listener's value (issue 12)
+        evidence["ignored_local"] = item.get("ignored_local")
+        evidence["ignored_because"] = f"{reg.SETTINGS['inherit_' + name].value}=1: each user's own limit applies"
     return evidence
 
 
@@ -826,10 +847,13 @@ def rule_licensing(facts: Facts) -> list[Finding]:
     servers = lic.get("license_server_list") or []
     grace = lic.get("grace_period_days")
     evidence = _add_events({"rdsh_installed": True, "grace_period_days": grace, "license_servers": servers,
-                            "licensing_mode": fact(lic, "licensing_mode.effective"), "licensing_type": lic.get("licensing_type_name")},
+                            "licensing_mode": fact(lic, "licensing_mode.effective"), "licensing_type": lic.get("licensing_type_name"),
+                            "specified_license_servers": fact(lic, "specified_license_servers.local"),
+                            "specified_license_servers_wmi": fact(lic, "specified_license_servers.wmi"),
+                            "rcm_licensing_mode": fact(lic, "rcm_licensing_mode.local")},
                            _licensing_events(facts))
     if servers:
-        return []
+        return _license_server_findings(lic, evidence)
     if grace == 0:
         return [make_finding("RDP-LICENSING-GRACE-EXPIRED", evidence, manual_fix(
             "Point the host at an activated RD License Server with CALs ('Use the specified Remote Desktop license servers' and "
@@ -838,6 +862,164 @@ def rule_licensing(facts: Facts) -> list[Finding]:
         return [make_finding("RDP-LICENSING-NOT-CONFIGURED", evidence, manual_fix(
             f"Configure a license server before the grace period ends (in {grace} days)."))]
     return []
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 12, part A: licensing set without Group Policy, listener state and stack, port, caps, port exhaustion
+# --------------------------------------------------------------------------------------------------
+
+def _license_server_findings(lic: dict[str, t.Any], evidence: dict[str, t.Any]) -> list[Finding]:
+    """A license server is named (by policy, Server Manager, Set-RDLicenseConfiguration or WMI): no grace-period finding;
+    but when Windows says every named server is unusable (GetTStoLSConnectivityStatus 3-6) the host refuses logons once
+    the grace period is over (MSRD #53, SDP DC_RDSSH)."""
+    status = lic.get("license_server_status") or []
+    bad = [s for s in status if s.get("usable") is False]
+    if not bad or any(s.get("usable") for s in status):
+        return []
+    grace = lic.get("grace_period_days")
+    fix = manual_fix(
+        "Make the license server usable: check it runs 'Remote Desktop Licensing' (TermServLicensing) and is activated with "
+        "RDS CALs of this host's mode (RD Licensing Manager), that this host can reach it (TCP 135 and the RPC ports), that "
+        "it accepts this host (the 'Terminal Server Computers' group when 'License server security group' is on), or "
+        "point the host at a working server: Set-RDLicenseConfiguration, or WMI "
+        "Win32_TerminalServiceSetting.SetSpecifiedLicenseServerList; the RD Licensing Diagnoser (lsdiag.msc) shows the same status.")
+    overrides = {"severity": "critical"} if grace == 0 else {"explains_0x904": False}
+    return [make_finding("RDP-LICENSE-SERVER-UNUSABLE", dict(evidence, license_server_status=status), fix, **overrides)]
+
+
+def rule_licensing_certificate(facts: Facts) -> list[Finding]:
+    """An RD Session Host without its RCM licensing certificate (X509 Certificate) (MSRD #52, SDP RC_RDSx509Cert)."""
+    lic = fact(facts, "licensing") or {}
+    if not lic.get("rdsh_installed") or lic.get("x509_certificate_present") is not False:
+        return []
+    return [make_finding("RDP-LICENSING-X509-MISSING", {"key": reg.RCM, "values": lic.get("x509_certificates")}, manual_fix(
+        f"Restart the host (TermService recreates the licensing certificate at start). If clients keep failing with a "
+        f"licensing protocol error, export {reg.RCM}, delete its values 'X509 Certificate', 'X509 Certificate ID' and "
+        "'X509 Certificate2' and restart again."))]
+
+
+def rule_listener_state(facts: Facts) -> list[Finding]:
+    """The WTS listener Down, a foreign protocol stack on RDP-Tcp, a missing PortNumber (MSRD #3 #7 #19)."""
+    listener = fact(facts, "listener") or {}
+    found = []
+    stack = listener.get("protocol_stack") or {}
+    if listener.get("wts_state") == reg.WTS_DOWN:
+        # A restart starts a listener that failed once; a stack that cannot load fails again (RDP-PROTOCOL-STACK-FOREIGN).
+        fix = manual_fix("Fix the protocol stack first (RDP-PROTOCOL-STACK-FOREIGN), then restart the host.") if stack.get("foreign") \
+            else module_fix(MODULE_SERVICES, termservice={"state": "restarted"})
+        # No event id is documented for a listener that fails to start: the WTS state is the evidence.
+        found.append(make_finding("RDP-LISTENER-DOWN", {
+            "wts_state": reg.WTS_DOWN, "station": "RDP-Tcp", "port": listener.get("effective_port"),
+            "termservice_running": fact(listener, f"services.{reg.TERMSERVICE}.running"),
+            "tcp_listening": fact(listener, "tcp.listening")}, fix))
+    if stack.get("foreign"):
+        backup = fact(stack, "citrix_backup_protocol_object.local")
+        wanted = backup or reg.MICROSOFT_PROTOCOL_OBJECT
+        found.append(make_finding("RDP-PROTOCOL-STACK-FOREIGN", {
+            "key": reg.RDP_TCP, "LoadableProtocol_Object": fact(stack, "loadable_protocol_object.local"),
+            "CitrixBackupRdpTcpLoadableProtocolObject": backup, "microsoft_protocol_objects": sorted(reg.MICROSOFT_PROTOCOL_OBJECTS)},
+            manual_fix(f"Set {reg.RDP_TCP} LoadableProtocol_Object back to {wanted} (the Microsoft RDP stack"
+                       f"{', as CitrixBackupRdpTcpLoadableProtocolObject saved it' if backup else ''}); when the Citrix VDA is "
+                       "gone, delete CitrixBackupRdpTcpLoadableProtocolObject; then restart the host (TermService loads the "
+                       "stack at start). While a Citrix VDA is installed, change it with the VDA's own tools instead.")))
+    if listener.get("port_missing"):
+        found.append(make_finding("RDP-PORT-MISSING", {"key": reg.RDP_TCP, "value_name": "PortNumber", "local": None}, manual_fix(
+            f"Create the DWORD PortNumber under {reg.RDP_TCP} with the port clients use (3389 unless changed on purpose: "
+            "New-ItemProperty -Name PortNumber -PropertyType DWord -Value 3389), then restart TermService.")))
+    return found
+
+
+def rule_instance_limit_low(facts: Facts) -> list[Finding]:
+    """A MaxInstanceCount so low that a second connection would be refused, not reached yet (MSRD #5)."""
+    limits = fact(facts, "session_limits") or {}
+    limit = limits.get("instance_limit")
+    active = limits.get("active_count") or 0
+    admin_limit = limits.get("admin_mode_limit")
+    # Remote Desktop for Administration allows 2 anyway: a cap of 2 there changes nothing [S10].
+    low = limit is not None and limit < (admin_limit if admin_limit is not None else reg.LOW_INSTANCE_LIMIT + 1)
+    if not low or active >= limit:  # reached: RDP-SESSION-LIMIT-REACHED says it
+        return []
+    item = limits.get("max_instance_count") or {}
+    evidence = dict(_setting_evidence("max_instance_count", item), instance_limit=limit, active_count=active,
+                    admin_mode_limit=admin_limit)
+    fix = _setting_fix("max_instance_count", item, "Not Configured or a higher limit", MODULE_SESSION_LIMITS,
+                       max_instance_count=reg.SETTINGS["max_instance_count"].default)
+    return [_with_gpo(make_finding("RDP-INSTANCE-LIMIT-LOW", evidence, fix), _gpo_marker("max_instance_count", item))]
+
+
+def rule_port_exhaustion(facts: Facts) -> list[Finding]:
+    """Tcpip 4227 / 4231: the host could not open outgoing TCP connections (to a domain controller for NLA, to the
+    license server) (MSRD #22 #65)."""
+    events = [e for e in _events(facts, reg.EVENT_TCPIP_ENDPOINT_REUSE, reg.EVENT_TCPIP_PORTS_EXHAUSTED)
+              if str(e.get("provider") or "").lower().endswith(reg.PROVIDER_TCPIP.lower()) and e.get("count")]
+    if not events:
+        return []
+    evidence = {"events": events, "dynamic_port_ranges": fact(facts, "ephemeral_ports.ranges")}
+    return [make_finding("RDP-PORT-EXHAUSTION", evidence, manual_fix(
+        "Find the process that holds the ports (Get-NetTCPConnection | Group-Object OwningProcess | Sort-Object Count) and fix "
+        "or restart it; check the dynamic range (netsh int ipv4 show dynamicport tcp: the default is 16384 ports from 49152) "
+        "and widen it only if it was narrowed (netsh int ipv4 set dynamicport tcp start=49152 num=16384)."))]
+
+
+def rule_ephemeral_range(facts: Facts) -> list[Finding]:
+    """A dynamic port range narrower than Windows' 16384 ports (MSRD #22): outgoing connections run out sooner."""
+    ports = fact(facts, "ephemeral_ports") or {}
+    count = ports.get("count")
+    if count is None or count >= reg.DEFAULT_DYNAMIC_PORTS:
+        return []
+    evidence = {"ranges": ports.get("ranges"), "count": count, "start": ports.get("start"), "default_count": reg.DEFAULT_DYNAMIC_PORTS}
+    return [make_finding("RDP-EPHEMERAL-RANGE-NARROW", evidence, manual_fix(
+        "Restore the dynamic port range unless an application needs it narrowed: netsh int ipv4 set dynamicport tcp start=49152 "
+        "num=16384 (and ipv6), then reboot."))]
+
+
+def rule_short_time_limits(facts: Facts) -> list[Finding]:
+    """MaxIdleTime / MaxConnectionTime in effect (policy, or RDP-Tcp with fInherit*=0) and under 5 minutes: sessions are
+    disconnected - or logged off with fResetBroken - in ordinary work (extended reasons 3 and 1) (MSRD #50)."""
+    limits = fact(facts, "session_limits") or {}
+    short = {name: limits.get(name) or {} for name in ("max_idle_time", "max_connection_time")
+             if 0 < (_int((limits.get(name) or {}).get("effective")) or 0) < reg.SHORT_TIME_LIMIT_MS}
+    if not short:
+        return []
+    reset = limits.get("reset_broken") or {}
+    evidence = {name: _setting_evidence(name, item) for name, item in short.items()}
+    evidence.update(reset_broken=_setting_evidence("reset_broken", reset), logs_off=_int(reset.get("effective")) == 1,
+                    short_limit_ms=reg.SHORT_TIME_LIMIT_MS)
+    wanted = {"max_idle_time": reg.PROPOSED_MAX_IDLE_MS, "max_connection_time": 0}
+    policy = [name for name, item in short.items() if _from_policy(item)]
+    if policy:
+        fix = _gpo_manual(policy[0], short[policy[0]], "a longer limit (e.g. 15 minutes idle) or Not Configured")
+    else:
+        fix = module_fix(MODULE_SESSION_LIMITS, **{name: wanted[name] for name in short})
+    markers = [m for name, item in short.items() for m in _gpo_marker(name, item)]
+    return [_with_gpo(make_finding("RDP-SESSION-TIME-LIMIT-SHORT", evidence, fix), markers)]
+
+
+def rule_self_signed_store(facts: Facts) -> list[Finding]:
+    """SelfSignedCertStore names another store than "Remote Desktop" (MSRD #34): the self-signed certificate is created
+    and renewed there, while rdp.doctor (and MSRD) look for it in Remote Desktop."""
+    item = fact(facts, "certificate.self_signed_cert_store") or {}
+    value = item.get("effective")
+    if item.get("source") != "local" or value is None or str(value).lower() == reg.STORE_REMOTE_DESKTOP.lower():
+        return []
+    return [make_finding("RDP-SELF-SIGNED-STORE-MOVED", _setting_evidence("self_signed_cert_store", item), manual_fix(
+        f"Delete SelfSignedCertStore under {reg.WINSTATIONS} (the default store is Remote Desktop) unless a product set it on "
+        "purpose, then restart SessionEnv so that the self-signed certificate is made in Remote Desktop."))]
+
+
+def rule_cert_store_acl(facts: Facts) -> list[Finding]:
+    """Deny entries for SYSTEM / NETWORK SERVICE on SystemCertificates\\Remote Desktop or TS\\RCM (MSRD #38): SessionEnv cannot
+    make or renew the self-signed certificate (1057/1058), TermService cannot read it."""
+    acls = fact(facts, "certificate_store_acls") or {}
+    if not acls.get("denied"):
+        return []
+    keys = {name: item for name, item in (acls.get("keys") or {}).items() if item.get("deny_aces")}
+    evidence = _add_events({"keys": keys}, [e for e in _events(facts, reg.EVENT_CERT_CREATE_FAILED, reg.EVENT_CERT_REPLACE_FAILED)
+                                            if e.get("count")])
+    paths = ", ".join(item["path"] for item in keys.values())
+    return [make_finding("RDP-CERT-STORE-ACL-DENY", evidence, manual_fix(
+        f"Remove the Deny entries for SYSTEM / NETWORK SERVICE from {paths} (regedit > Permissions, or Get-Acl / "
+        "RemoveAccessRule / Set-Acl), then restart SessionEnv so that the self-signed certificate can be made or renewed."))]
 
 
 _ACCOUNT_FIXES = {
@@ -906,6 +1088,9 @@ UNCHECKED_BY_SECTION: dict[str, str] = {
     "registry": "the settings stored under that key",
     "ts_general_setting": "WMI's view of the listener's security settings (the registry values are used)",
     "ts_setting": "RD Session Host role and licensing",
+    "rd_licensing": "the license servers set without Group Policy, their connectivity and the licensing certificate",
+    "cert_store_acls": "Deny entries on the Remote Desktop certificate store and RCM",
+    "ephemeral_ports": "the TCP dynamic port range",
     "services": "Remote Desktop services and who owns the RDP port",
     "listening": "who listens on the RDP port",
     "certificates": "the listener certificate and its private key",
@@ -948,9 +1133,12 @@ def rule_read_errors(facts: Facts) -> list[Finding]:
 HOST_RULES: tuple[t.Callable[[Facts], list[Finding]], ...] = (
     rule_connections, rule_services, rule_sockets, rule_listener_options, rule_firewall, rule_certificate,
     rule_machinekeys, rule_credssp, rule_security, rule_schannel, rule_sessions, rule_licensing, rule_accounts,
-    rule_clock, rule_read_errors,
+    rule_clock,
     rule_cipher_suites, rule_listener_acl, rule_logon_right_groups, rule_domain_trust, rule_logon_services, rule_ntlm,
     rule_client_logons,
+    rule_licensing_certificate, rule_listener_state, rule_instance_limit_low, rule_port_exhaustion, rule_self_signed_store,
+    rule_cert_store_acl, rule_ephemeral_range, rule_short_time_limits,
+    rule_read_errors,
 )
 
 

@@ -197,6 +197,12 @@ def read_errors(raw: Raw) -> list[dict[str, t.Any]]:
     grace = _section(raw, "ts_setting").get("GracePeriodDays")
     if is_section_error(grace):
         errors.append(_read_error("ts_setting: GracePeriodDays", grace["error"]))
+    for part, value in _section(raw, "rd_licensing").items():  # each WMI method / key of the section fails alone
+        if is_section_error(value):
+            errors.append(_read_error(f"rd_licensing: {part}", value["error"]))
+        elif part == "connectivity":
+            errors.extend(_read_error(f"rd_licensing: connectivity {item.get('server')}", item["error"])
+                          for item in _as_list(value) if isinstance(item, dict) and item.get("error"))
     events = raw.get("events")
     for item in events if isinstance(events, list) else []:
         if not isinstance(item, dict) or not item.get("error"):
@@ -420,6 +426,7 @@ def _listener_facts(raw: Raw, registry: RegistryView) -> dict[str, t.Any]:
         "services": services,
         "tcp": _sockets(raw, "tcp", port, termservice_pid, services_read),
         "udp": _sockets(raw, "udp", port, termservice_pid, services_read),
+        **_listener_extra(raw, registry, items["port"]),
     }
 
 
@@ -865,6 +872,7 @@ def _session_facts(raw: Raw, registry: RegistryView, rdsh_installed: bool, now: 
     """Session limits (effective + source) and the user sessions with their ages."""
     items = _settings(raw, registry, "max_instance_count", "single_session_per_user", "max_idle_time", "max_connection_time",
                       "max_disconnection_time", "reset_broken")
+    items.update(_inherited_time_limits(raw, registry, items))
     sessions_read = not is_section_error(raw.get("sessions"))
     sessions = [_session(s, now) for s in _as_list(raw.get("sessions")) if isinstance(s, dict)] if sessions_read else []
     # Session 0 (services) and the listener (65536, state Listen) are not user sessions.
@@ -888,19 +896,20 @@ def _session_facts(raw: Raw, registry: RegistryView, rdsh_installed: bool, now: 
 
 
 def _licensing_facts(raw: Raw, registry: RegistryView, rdsh_installed: bool) -> dict[str, t.Any]:
-    """RDSH licensing: mode, license servers, grace period [S16][S39]."""
+    """RDSH licensing: mode, license servers, grace period [S16][S39]; the servers and mode set without Group Policy and
+    what Windows says of each server (issue 12, see _licensing_extra)."""
     ts = _section(raw, "ts_setting")
     items = _settings(raw, registry, "licensing_mode", "license_servers")
     servers = [s for s in re.split(r"[,;\s]+", " ".join(str(v) for v in _as_list(items["license_servers"]["effective"]))) if s]
-    servers += [str(s) for s in _as_list(ts.get("license_servers")) if s and str(s) not in servers]
     licensing_type = _as_int(ts.get("LicensingType"))
+    extra = _licensing_extra(raw, registry, servers)
     return {
         **items,
         "rdsh_installed": rdsh_installed,
         "licensing_type": licensing_type,
         "licensing_type_name": reg.LICENSING_TYPES.get(licensing_type) if licensing_type is not None else None,
         "grace_period_days": _as_int(ts.get("GracePeriodDays")),
-        "license_server_list": servers,
+        **extra,
     }
 
 
@@ -1111,6 +1120,139 @@ def _event_facts(raw: Raw) -> dict[str, t.Any]:
 
 
 # ==================================================================================================
+# Listener state, protocol stack, inherited time limits, licensing without GPO (issue 12, part A)
+# ==================================================================================================
+
+#: Listener time limits and the RDP-Tcp fInherit* value that decides whether Windows uses them (MSRD #50).
+INHERITED_LIMITS = {"max_connection_time": "inherit_max_connection_time", "max_disconnection_time": "inherit_max_disconnection_time",
+                    "max_idle_time": "inherit_max_idle_time", "reset_broken": "inherit_reset_broken"}
+
+
+def _inherited_time_limits(raw: Raw, registry: RegistryView, items: dict[str, dict[str, t.Any]]) -> dict[str, dict[str, t.Any]]:
+    """The time limits as Windows applies them, with their ``inherit_*`` settings.
+
+    With RDP-Tcp fInheritMax*=1 (the default) Windows ignores RDP-Tcp's own Max*Time and applies each user's setting
+    (the account's Sessions tab, "never" unless set): the limit is then ``source: "user"``, ``effective: None`` (rdp.doctor
+    does not read per-user settings) and ``ignored_local`` keeps the RDP-Tcp value that has no effect. A policy value
+    wins over both [S10]. An unreadable fInherit* leaves the limit unknown.
+    """
+    out: dict[str, dict[str, t.Any]] = {}
+    for name, inherit_name in INHERITED_LIMITS.items():
+        inherit = setting(raw, registry, reg.SETTINGS[inherit_name])
+        out[inherit_name] = inherit
+        item = items[name]
+        if item["source"] in ("policy", "unknown"):
+            continue
+        if inherit["source"] == "unknown":
+            out[name] = dict(item, effective=None, source="unknown")
+        elif _effective_int(inherit) != 0:
+            out[name] = dict(item, effective=None, source="user", ignored_local=item["local"])
+    return out
+
+
+def _wts_listener_state(raw: Raw) -> str | None:
+    """The RDP-Tcp listener's WTS state (Listen, Down...) as WTSEnumerateSessions lists it; "absent" when Windows lists no
+    RDP-Tcp station (no listener), None when the sessions could not be read [S4] MSRD #19."""
+    if is_section_error(raw.get("sessions")) or not isinstance(raw.get("sessions"), list):
+        return None
+    for item in raw["sessions"]:
+        if isinstance(item, dict) and not item.get("user") and str(item.get("station") or "").lower() == "rdp-tcp":
+            return str(item.get("state") or "")
+    return "absent"
+
+
+def _listener_extra(raw: Raw, registry: RegistryView, port: dict[str, t.Any]) -> dict[str, t.Any]:
+    """WTS listener state, the protocol stack TermService loads for RDP-Tcp, whether PortNumber exists (MSRD #3 #7 #19)."""
+    stack = _settings(raw, registry, "loadable_protocol_object", "citrix_backup_protocol_object")
+    clsid = stack["loadable_protocol_object"]["local"]
+    backup = stack["citrix_backup_protocol_object"]["local"]
+    rdp_tcp_read = registry.readable(reg.RDP_TCP) and registry.exists(reg.RDP_TCP)
+    foreign = None
+    if rdp_tcp_read:
+        foreign = (clsid is not None and str(clsid).lower() not in reg.MICROSOFT_PROTOCOL_OBJECTS) or backup is not None
+    return {
+        "wts_state": _wts_listener_state(raw),
+        "protocol_stack": {**stack, "microsoft": None if not rdp_tcp_read else not foreign, "foreign": foreign},
+        # PortNumber absent from a readable RDP-Tcp: Windows has no value to listen on (MSRD #3, SDP RC_RDSPort).
+        "port_missing": rdp_tcp_read and port["local"] is None,
+    }
+
+
+def _rd_licensing(raw: Raw) -> dict[str, t.Any]:
+    """The rd_licensing section ({} when absent, null or a section error)."""
+    return _section(raw, "rd_licensing")
+
+
+def _licensing_extra(raw: Raw, registry: RegistryView, policy_servers: list[str]) -> dict[str, t.Any]:
+    """License servers from every source, what Windows says of each, the licensing mode set without GPO and the RCM
+    licensing certificates (MSRD #51-#53).
+
+    Group Policy (LicenseServers) is one way to name a license server; Server Manager, Set-RDLicenseConfiguration and WMI
+    SetSpecifiedLicenseServerList write SpecifiedLicenseServers instead (ms: troubleshoot cannot-connect-rds-no-license-server),
+    which WMI's GetSpecifiedLicenseServerList returns. ``license_server_list`` joins them (policy first).
+    """
+    lic = _rd_licensing(raw)
+    specified_setting = setting(raw, registry, reg.SETTINGS["specified_license_servers"])
+    wmi_list = lic.get("specified_license_servers")
+    wmi_servers = [str(s) for s in _as_list(wmi_list) if s] if not is_section_error(wmi_list) else []
+    registry_servers = [str(s) for s in _as_list(specified_setting["local"]) if s]
+    servers = list(policy_servers)
+    for name in wmi_servers + registry_servers:
+        if name.lower() not in (s.lower() for s in servers):
+            servers.append(name)
+    status = []
+    connectivity = lic.get("connectivity")
+    for item in _as_list(connectivity) if not is_section_error(connectivity) else []:
+        if not isinstance(item, dict):
+            continue
+        code = _as_int(item.get("status"))
+        usable = None if code is None else (True if code in reg.LS_CONNECTIVITY_USABLE else
+                                            False if code in reg.LS_CONNECTIVITY_UNUSABLE else None)
+        status.append({"server": item.get("server"), "status": code, "status_name": reg.LS_CONNECTIVITY.get(code) if code is not None
+                       else None, "usable": usable, "error": item.get("error") or None})
+    x509 = lic.get("x509_certificates")
+    x509_known = isinstance(x509, dict) and not is_section_error(x509)
+    return {
+        "specified_license_servers": {**specified_setting, "wmi": wmi_servers if not is_section_error(wmi_list) else None},
+        "rcm_licensing_mode": setting(raw, registry, reg.SETTINGS["rcm_licensing_mode"]),
+        "license_server_list": servers,
+        "license_servers_configured": bool(servers),
+        "license_server_status": status,
+        "license_server_usable": any(s["usable"] for s in status) if status else None,
+        # RCM X509 Certificate (+ ID, 2): value sizes in bytes, None when absent (MSRD #52).
+        "x509_certificates": {name: _as_int(x509.get(name)) for name in reg.RCM_X509_VALUES} if x509_known else None,
+        "x509_certificate_present": bool(_as_int(x509.get(reg.RCM_X509_VALUES[0]))) if x509_known else None,
+    }
+
+
+def _cert_store_acl_facts(raw: Raw) -> dict[str, t.Any]:
+    """Deny ACEs for SYSTEM or NETWORK SERVICE on the Remote Desktop store's and RCM's keys (MSRD #38); ``read`` false and
+    ``denied`` null when the section could not be read."""
+    section = raw.get("cert_store_acls")
+    if not isinstance(section, dict) or is_section_error(section):
+        return {"read": False, "keys": {}, "denied": None}
+    keys = {}
+    for name, path in reg.CERT_STORE_ACL_KEYS.items():
+        sddl = section.get(name)
+        deny = [{"sid": ace["sid"], "rights": ace["rights"], "flags": ace["flags"]} for ace in parse_dacl(sddl)
+                if ace["type"] == "D" and ace["sid"] in (reg.SID_SYSTEM, reg.SID_NETWORK_SERVICE)]
+        keys[name] = {"path": path, "sddl": sddl, "deny_aces": deny}
+    return {"read": True, "keys": keys, "denied": any(k["deny_aces"] for k in keys.values())}
+
+
+def _ephemeral_port_facts(raw: Raw) -> dict[str, t.Any]:
+    """The TCP dynamic port ranges (Get-NetTCPSetting) and the narrowest one (MSRD #22); ``read`` false when not read."""
+    section = raw.get("ephemeral_ports")
+    if not isinstance(section, list):
+        return {"read": False, "ranges": [], "count": None, "start": None}
+    ranges = [{"setting": r.get("setting"), "start": _as_int(r.get("start")), "count": _as_int(r.get("count"))}
+              for r in section if isinstance(r, dict) and _as_int(r.get("count")) is not None]
+    narrowest = min(ranges, key=lambda r: r["count"]) if ranges else None
+    return {"read": True, "ranges": ranges, "count": narrowest["count"] if narrowest else None,
+            "start": narrowest["start"] if narrowest else None}
+
+
+# ==================================================================================================
 # Entry point
 # ==================================================================================================
 
@@ -1144,6 +1286,8 @@ def normalize(raw: dict[str, t.Any], now: dt.datetime, expected_accounts: list[s
         "session_limits": _session_facts(raw, registry, os_facts["rdsh_installed"], now),
         "licensing": _licensing_facts(raw, registry, os_facts["rdsh_installed"]),
         "machinekeys": _machinekeys_facts(raw, os_facts["machine_guid"]),
+        "certificate_store_acls": _cert_store_acl_facts(raw),
+        "ephemeral_ports": _ephemeral_port_facts(raw),
         "winrm": {"listeners": [w for w in _as_list(raw.get("winrm_listeners")) if isinstance(w, dict) and set(w) != {"error"}]},
         "accounts": accounts,
         "events": _event_facts(raw),

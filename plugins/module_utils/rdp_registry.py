@@ -50,6 +50,15 @@ CIPHER_SUITE_LOCAL = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Cryptography\\C
 #: NTLM restrictions: RestrictReceivingNTLMTraffic, RestrictSendingNTLMTraffic, NtlmMinServerSec (MSRD #29;
 #: ms: security-policy-settings/network-security-restrict-ntlm-incoming-ntlm-traffic).
 MSV1_0 = LSA + "\\MSV1_0"
+#: Remote Connection Manager: the RD Session Host's licensing certificates "X509 Certificate" (+ "ID", "2") (MSRD #52),
+#: read by read_rdp_state's rd_licensing section (sizes only, never the blobs).
+RCM = TS + "\\RCM"
+#: RCM\Licensing Core: LicensingMode written by Server Manager / Set-RDLicenseConfiguration / WMI ChangeMode (MSRD #51;
+#: learn.microsoft.com troubleshoot "cannot-connect-rds-no-license-server").
+RCM_LICENSING_CORE = RCM + "\\Licensing Core"
+#: SpecifiedLicenseServers (MULTI_SZ): the license servers set without Group Policy (Server Manager, WMI
+#: SetSpecifiedLicenseServerList) (MSRD #51; same troubleshoot article).
+TERMSERVICE_LICENSE_SERVERS = "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\TermService\\Parameters\\LicenseServers"
 
 #: Schannel protocols read, oldest first [S18].
 SCHANNEL_PROTOCOLS = ("SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3")
@@ -70,6 +79,7 @@ REGISTRY_KEYS = (
     *(schannel_key(protocol, side) for protocol in SCHANNEL_PROTOCOLS for side in SCHANNEL_SIDES),
     FIPS, LSA, FW_GPO_DOMAIN, FW_GPO_STANDARD, CRYPTOGRAPHY, SETUP,
     CIPHER_SUITE_POLICY, CIPHER_SUITE_LOCAL, MSV1_0,  # issue 12 part B: TLS cipher suites, NTLM
+    RCM_LICENSING_CORE, TERMSERVICE_LICENSE_SERVERS,
 )
 
 
@@ -150,9 +160,29 @@ SETTINGS = {
         Setting("max_disconnection_time", RDP_TCP, POL, "MaxDisconnectionTime", 0,
                 meaning="disconnected session limit (ms, 0 never)"),
         Setting("reset_broken", RDP_TCP, POL, "fResetBroken", 0, meaning="1 = log off (not disconnect) when a limit is reached"),
+        # MSRD #50 (AZ RDPSettings expects fInheritMax*=1 with Max*=0): 1 (the default) = RDP-Tcp's own limit is ignored and
+        # each user's setting applies; the listener's value counts only with 0 ("override user settings").
+        Setting("inherit_max_connection_time", RDP_TCP, None, "fInheritMaxSessionTime", 1,
+                meaning="1 = RDP-Tcp MaxConnectionTime ignored, the user's limit applies"),
+        Setting("inherit_max_disconnection_time", RDP_TCP, None, "fInheritMaxDisconnectionTime", 1,
+                meaning="1 = RDP-Tcp MaxDisconnectionTime ignored, the user's limit applies"),
+        Setting("inherit_max_idle_time", RDP_TCP, None, "fInheritMaxIdleTime", 1,
+                meaning="1 = RDP-Tcp MaxIdleTime ignored, the user's limit applies"),
+        Setting("inherit_reset_broken", RDP_TCP, None, "fInheritResetBroken", 1,
+                meaning="1 = RDP-Tcp fResetBroken ignored, the user's setting applies"),
+        # MSRD #7: the protocol manager TermService loads for RDP-Tcp (absent = the built-in one).
+        Setting("loadable_protocol_object", RDP_TCP, None, "LoadableProtocol_Object", None,
+                meaning="CLSID of the protocol stack behind the RDP-Tcp listener"),
+        Setting("citrix_backup_protocol_object", RDP_TCP, None, "CitrixBackupRdpTcpLoadableProtocolObject", None,
+                meaning="the Microsoft stack a Citrix VDA replaced (present = the stack was swapped)"),
         # [S10][S16]
         Setting("licensing_mode", None, POL, "LicensingMode", None, meaning="2 per device, 4 per user"),
         Setting("license_servers", None, POL, "LicenseServers", None, meaning="license servers to use"),
+        # MSRD #51: licensing configured without Group Policy (Server Manager, Set-RDLicenseConfiguration, WMI).
+        Setting("specified_license_servers", TERMSERVICE_LICENSE_SERVERS, None, "SpecifiedLicenseServers", None,
+                meaning="license servers set without Group Policy"),
+        Setting("rcm_licensing_mode", RCM_LICENSING_CORE, None, "LicensingMode", None,
+                meaning="licensing mode set without Group Policy: 2 per device, 4 per user, 5 not configured"),
         # MSRD #13
         Setting("oobe_in_progress", SETUP, None, "OOBEInProgress", 0, meaning="1 = OOBE running, logons refused"),
         Setting("system_setup_in_progress", SETUP, None, "SystemSetupInProgress", 0, meaning="1 = setup running"),
@@ -217,6 +247,38 @@ LICENSING_MODES = {2: "per device", 4: "per user"}
 #: Win32_TerminalServiceSetting.LicensingType.
 LICENSING_TYPES = {1: "personal terminal server", 2: "remote desktop for administration", 4: "per device", 5: "per user",
                    6: "not configured"}
+#: Win32_TerminalServiceSetting.GetTStoLSConnectivityStatus TStoLSConnectivityStatus (ms: termserv/
+#: gettstolsconnectivitystatus-win32-terminalservicesetting) MSRD #53.
+LS_CONNECTIVITY = {0: "unknown", 1: "valid (Windows Server 2008 R2 license server)", 2: "valid (Windows Server 2008 license server)",
+                   3: "beta/RTM mismatch", 4: "license server of a lower version", 5: "not in the license server's security group",
+                   6: "not connectable", 7: "connectable, validity unknown", 8: "connectable, access denied to the reading account",
+                   9: "valid (VDI)", 10: "feature not supported", 11: "valid license server"}
+#: Statuses with which the RD Session Host gets licenses (MSRD SDP accepts 1, 2, 11; 9 is the VDI form of 1).
+LS_CONNECTIVITY_USABLE = frozenset({1, 2, 9, 11})
+#: Statuses with which it does not: unreachable or refused. 0, 7, 8 and 10 say nothing about the host: not judged.
+LS_CONNECTIVITY_UNUSABLE = frozenset({3, 4, 5, 6})
+#: The RCM values of the RD Session Host's licensing certificates (MSRD #52, SDP RC_RDSx509Cert).
+RCM_X509_VALUES = ("X509 Certificate", "X509 Certificate ID", "X509 Certificate2")
+#: LoadableProtocol_Object of Microsoft's own RDP stacks (user-mode, kernel-mode), as Windows Admin Center's RDP tool
+#: recognises them; anything else on RDP-Tcp is a foreign protocol manager (MSRD #7).
+MICROSOFT_PROTOCOL_OBJECT = "{5828227c-20cf-4408-b73f-73ab70b8849f}"  # user-mode RDP stack, the one of current releases
+MICROSOFT_PROTOCOL_OBJECTS = frozenset({MICROSOFT_PROTOCOL_OBJECT, "{18b726bb-6fe6-4fb9-9276-ed57ce7c7cb2}"})
+#: WTS state of a listener that accepts connections; "Down" = the listener failed (qwinsta shows it) [S4] MSRD #19.
+WTS_LISTEN, WTS_DOWN = "Listen", "Down"
+#: MaxInstanceCount at or below which a cap that is not reached yet is reported (one administrator plus one more).
+LOW_INSTANCE_LIMIT = 2
+#: Registry keys whose ACL read_rdp_state returns (cert_store_acls): the Remote Desktop store [S2] and RCM (MSRD #38).
+REMOTE_DESKTOP_STORE_KEY = "HKLM:\\SOFTWARE\\Microsoft\\SystemCertificates\\Remote Desktop"
+CERT_STORE_ACL_KEYS = {"Remote Desktop": REMOTE_DESKTOP_STORE_KEY, "RCM": RCM}
+#: Accounts a Deny ACE must not name there: SYSTEM (SessionEnv makes and renews the certificate), NETWORK SERVICE (TermService).
+SID_SYSTEM = "S-1-5-18"
+#: Windows' TCP dynamic port range since Vista / Server 2008: 16384 ports from 49152 (ms: troubleshoot
+#: tcp-ip-port-exhaustion-troubleshooting); MSRD's PR #126 wants at least that many.
+DEFAULT_DYNAMIC_PORTS = 16384
+#: An idle or active-session time limit below this (ms) cuts users off in ordinary work: the idle warning alone comes two
+#: minutes before the end [S10]. CIS proposes 15 minutes idle [S24].
+SHORT_TIME_LIMIT_MS = 5 * 60 * 1000
+PROPOSED_MAX_IDLE_MS = 15 * 60 * 1000
 #: Remote Desktop for Administration (no RDSH role) allows two concurrent sessions [S10].
 ADMIN_MODE_SESSION_LIMIT = 2
 #: Policy MaxInstanceCount that means unlimited [S10].
@@ -504,3 +566,12 @@ POLICY_NTLM_INCOMING = ("Computer Configuration > Windows Settings > Security Se
                         "Network security: Restrict NTLM: Incoming NTLM traffic")
 #: LmCompatibilityLevel (ms: network-security-lan-manager-authentication-level): 0-5; absent = 3 from Windows Vista on.
 LM_COMPATIBILITY_DEFAULT = 3
+#: Tcpip port exhaustion (MSRD #22 #65; ms: troubleshoot windows-server/networking/tcp-ip-port-exhaustion-troubleshooting):
+#: 4227 a local endpoint recently used could not be reused, 4231 no ephemeral port left to allocate.
+PROVIDER_TCPIP = "Tcpip"
+EVENT_TCPIP_ENDPOINT_REUSE = 4227
+EVENT_TCPIP_PORTS_EXHAUSTED = 4231
+EVENT_MEANINGS.update({
+    (PROVIDER_TCPIP, EVENT_TCPIP_ENDPOINT_REUSE): "outgoing TCP connection failed: the local endpoint was recently used",
+    (PROVIDER_TCPIP, EVENT_TCPIP_PORTS_EXHAUSTED): "no ephemeral TCP port left: every port of the dynamic range is in use",
+})

@@ -200,6 +200,19 @@ ansible_facts:
               type: dict
               returned: always
             udp: {description: "Same as C(tcp) for UDP.", type: dict, returned: always}
+            wts_state:
+              description: >-
+                The RDP-Tcp listener WinStation's WTS state (C(Listen), C(Down)...); C(absent) when Windows lists no such
+                station, null when the sessions could not be read.
+              type: str
+              returned: always
+            protocol_stack:
+              description: >-
+                C(loadable_protocol_object) and C(citrix_backup_protocol_object) (settings: RDP-Tcp LoadableProtocol_Object,
+                CitrixBackupRdpTcpLoadableProtocolObject), C(microsoft) and C(foreign) (null when RDP-Tcp could not be read).
+              type: dict
+              returned: always
+            port_missing: {description: "RDP-Tcp was read and has no PortNumber value.", type: bool, returned: always}
         security:
           description: Security layer, NLA, encryption.
           type: dict
@@ -338,6 +351,10 @@ ansible_facts:
             max_connection_time: {description: "Setting: MaxConnectionTime (ms, 0 never).", type: dict, returned: always}
             max_disconnection_time: {description: "Setting: MaxDisconnectionTime (ms, 0 never).", type: dict, returned: always}
             reset_broken: {description: "Setting: fResetBroken.", type: dict, returned: always}
+            inherit_max_connection_time: {description: "Setting: RDP-Tcp fInheritMaxSessionTime (1 = the user's limit applies).", type: dict, returned: always}
+            inherit_max_disconnection_time: {description: "Setting: RDP-Tcp fInheritMaxDisconnectionTime.", type: dict, returned: always}
+            inherit_max_idle_time: {description: "Setting: RDP-Tcp fInheritMaxIdleTime.", type: dict, returned: always}
+            inherit_reset_broken: {description: "Setting: RDP-Tcp fInheritResetBroken.", type: dict, returned: always}
             sessions_read: {description: "Whether the host could list its sessions.", type: bool, returned: always}
             sessions:
               description: >-
@@ -362,7 +379,41 @@ ansible_facts:
             licensing_type: {description: "Win32_TerminalServiceSetting LicensingType.", type: int, returned: always}
             licensing_type_name: {description: "Name of C(licensing_type).", type: str, returned: always}
             grace_period_days: {description: "Days left in the grace period (null without the role).", type: int, returned: always}
-            license_server_list: {description: "License servers configured.", type: list, elements: str, returned: always}
+            license_server_list:
+              description: License servers configured, from every source (policy LicenseServers first, then SpecifiedLicenseServers).
+              type: list
+              elements: str
+              returned: always
+            license_servers_configured: {description: "A license server is named by any source.", type: bool, returned: always}
+            specified_license_servers:
+              description: >-
+                Setting: TermService LicenseServers SpecifiedLicenseServers (set by Server Manager, Set-RDLicenseConfiguration,
+                WMI), with C(wmi) = what GetSpecifiedLicenseServerList answered (null when not read).
+              type: dict
+              returned: always
+            rcm_licensing_mode: {description: "Setting: RCM Licensing Core LicensingMode (set without Group Policy).", type: dict, returned: always}
+            license_server_status:
+              description: >-
+                GetTStoLSConnectivityStatus per named server - C(server), C(status), C(status_name), C(usable) (true, false, or
+                null when the status says nothing about the host), C(error).
+              type: list
+              elements: dict
+              returned: always
+            license_server_usable: {description: "One named server is usable (null when no status was read).", type: bool, returned: always}
+            x509_certificates: {description: "Byte counts of the RCM X509 Certificate values (null when not read).", type: dict, returned: always}
+            x509_certificate_present: {description: "RCM X509 Certificate exists (null when not read).", type: bool, returned: always}
+        certificate_store_acls:
+          description: >-
+            Deny entries for SYSTEM / NETWORK SERVICE on the Remote Desktop store's and RCM's registry keys - C(read), C(keys)
+            (per key C(path), C(sddl), C(deny_aces)), C(denied) (null when not read).
+          type: dict
+          returned: always
+        ephemeral_ports:
+          description: >-
+            TCP dynamic port ranges (Get-NetTCPSetting) - C(read), C(ranges) (setting, start, count), C(start) and C(count)
+            of the narrowest one.
+          type: dict
+          returned: always
         machinekeys:
           description: The legacy CSP MachineKeys folder and the self-signed listener's key file.
           type: dict

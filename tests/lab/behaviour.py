@@ -20,6 +20,7 @@ from tests.lab.model import (
     MACHINEKEYS_PATH, RDP_TCP, SCHANNEL_PROTOCOL_NAMES, TERMSERVICE, TS, CertEntry, FirewallRule, Host, effective, listener_port,
     machinekeys_acl_ok, port_owner, schannel_key, version_tuple,
 )
+from tests.lab.model import listener_is_down, protocol_stack_loads
 
 # Schannel registry protocol name -> the name the RDP listener / Python ssl uses.
 TLS_NAMES = {"TLS 1.0": "TLSv1", "TLS 1.1": "TLSv1.1", "TLS 1.2": "TLSv1.2", "TLS 1.3": "TLSv1.3"}
@@ -157,6 +158,9 @@ def not_listening_reason(host: Host) -> str:
     owner = port_owner(host, port)
     if owner is not None:
         return f"port {port} owned by {owner.process} (pid {owner.pid})"
+    if listener_is_down(host):  # qwinsta: rdp-tcp Down (issue 12)
+        why = "its protocol stack (LoadableProtocol_Object) cannot load" if not protocol_stack_loads(host) else "it failed to start"
+        return f"RDP-Tcp listener Down: {why}"
     return ""
 
 

@@ -16,7 +16,9 @@ from typing import Callable
 from tests.lab import certs
 from tests.lab.behaviour import listener_entry
 from tests.lab.model import (
-    CREDSSP, DEFAULT_OS_VERSION, FIPS, FW_GPO_DOMAIN, FW_GPO_STANDARD, LAB_ACCOUNT, LOG_RCM_ADMIN, MPSSVC, POL, PROVIDER_RCM,
+    CREDSSP, DEFAULT_OS_VERSION, FIPS, FW_GPO_DOMAIN, FW_GPO_STANDARD, LAB_ACCOUNT, LOG_RCM_ADMIN, LS_NOT_CONNECTABLE, MPSSVC, POL,
+    PROVIDER_RCM, PROVIDER_TCPIP, RCM, RCM_LICENSING_CORE, RCM_X509_VALUES, RDP_PROTOCOL_OBJECT, RDS_STORE_KEY,
+    TERMSERVICE_LICENSE_SERVERS, WINSTATIONS,
     PROVIDER_SCHANNEL, PROVIDER_SCM, PROVIDER_SECURITY, RDP_FIREWALL_GROUP, RDP_TCP, RIGHT_DENY_RDP, RDS_STORE,
     SCHANNEL_PROTOCOL_NAMES, SID_ADMINISTRATORS, SID_REMOTE_DESKTOP_USERS, SID_USERS, TERMSERVICE, TS, UMRDPSERVICE,
     NETLOGON, Account, CertEntry, DomainPrincipal, FirewallRule, GroupMember, Host, Session, Socket, as_utc, logon_services, resolve_os_version, schannel_key,
@@ -489,6 +491,94 @@ def _path_blocked_clients_arrive(host: Host, now: dt.datetime) -> None:
 def _clients_fail_logon(host: Host, now: dt.datetime) -> None:
     """Clients reach the listener and fail with a wrong password; none authenticates."""
     _client_connections(host, now, authenticated=False)
+# ---- issue 12, part A: licensing set without Group Policy, listener state and stack, port, caps, port exhaustion ----
+LICENSE_SERVER = "ls01.contoso.com"
+CITRIX_PROTOCOL_OBJECT = "{bc7fdab0-9a0d-4a3d-9c46-5e0c5c1b0d1a}"  # the stack a removed Citrix VDA left on RDP-Tcp (not installed)
+
+
+def _licensed_without_gpo(host: Host, now: dt.datetime) -> None:
+    """An RD Session Host licensed through Server Manager / Set-RDLicenseConfiguration: SpecifiedLicenseServers and
+    RCM\\Licensing Core LicensingMode, no licensing policy; its grace counter reads 0, as on a licensed host it can."""
+    host.os.rdsh_installed = True
+    host.licensing.grace_period_days = 0
+    host.reg_delete(POL, "LicenseServers")
+    host.reg_delete(POL, "LicensingMode")
+    host.reg_set(TERMSERVICE_LICENSE_SERVERS, "SpecifiedLicenseServers", [LICENSE_SERVER])
+    host.licensing.license_servers = [LICENSE_SERVER]  # what GetSpecifiedLicenseServerList answers (the same value)
+    host.licensing.licensing_type = 4
+    host.reg_set(RCM_LICENSING_CORE, "LicensingMode", 4)  # per user
+    host.add_event(LOG_RCM_ADMIN, PROVIDER_RCM, 1143, now - dt.timedelta(days=30),
+                   "The Remote Desktop license server has been set to ls01.contoso.com.", level="Information")
+
+
+def _license_server_unreachable(host: Host, now: dt.datetime) -> None:
+    _licensed_without_gpo(host, now)
+    host.licensing.server_status[LICENSE_SERVER] = LS_NOT_CONNECTABLE
+    host.add_events(LOG_RCM_ADMIN, PROVIDER_RCM, 1128, _days_ago(now, 1, 0.2),
+                    "The RD Licensing grace period has expired and the service has not registered with a license server with "
+                    "installed licenses. A RD Licensing server is required for continuous operation.")
+
+
+def _licensing_x509_missing(host: Host, now: dt.datetime) -> None:
+    _licensed_without_gpo(host, now)
+    for name in RCM_X509_VALUES:
+        host.reg_delete(RCM, name)
+
+
+def _listener_down(host: Host, _now: dt.datetime) -> None:
+    host.listener_down = True  # until TermService starts again (no documented event says so)
+
+
+def _protocol_stack_leftover(host: Host, _now: dt.datetime) -> None:
+    # A Citrix VDA replaced the stack and saved Microsoft's; the VDA is gone, its stack with it: the listener cannot start.
+    host.reg_set(RDP_TCP, "CitrixBackupRdpTcpLoadableProtocolObject", RDP_PROTOCOL_OBJECT)
+    host.reg_set(RDP_TCP, "LoadableProtocol_Object", CITRIX_PROTOCOL_OBJECT)
+
+
+def _port_number_missing(host: Host, _now: dt.datetime) -> None:
+    host.reg_delete(RDP_TCP, "PortNumber")
+
+
+def _instance_limit_low(host: Host, _now: dt.datetime) -> None:
+    host.reg_set(RDP_TCP, "MaxInstanceCount", 1)
+
+
+def _port_exhaustion(host: Host, now: dt.datetime) -> None:
+    host.add_events("System", PROVIDER_TCPIP, 4231, _days_ago(now, 2, 1, 0.3),
+                    "A request to allocate an ephemeral port number from the global TCP port space has failed due to all such "
+                    "ports being in use.")
+    host.add_events("System", PROVIDER_TCPIP, 4227, _days_ago(now, 1), "TCP/IP failed to establish an outgoing connection "
+                    "because the selected local endpoint was recently used to connect to the same remote endpoint.", level="Warning")
+
+
+def _self_signed_store_moved(host: Host, _now: dt.datetime) -> None:
+    host.reg_set(WINSTATIONS, "SelfSignedCertStore", "My")
+
+
+def _cert_store_system_denied(host: Host, now: dt.datetime) -> None:
+    # A hardening script denied SYSTEM on the Remote Desktop store: the next renewal fails (1058), the current cert still works.
+    host.key_sddl[RDS_STORE_KEY] = "O:SYG:SYD:AI(D;CI;KA;;;SY)(A;CIID;KA;;;SY)(A;CIID;KA;;;BA)(A;CIID;KR;;;BU)"
+    host.add_event("System", PROVIDER_RCM, 1057, now - dt.timedelta(days=2), "The RD Session Host Server has failed to create a new "
+                   "self signed certificate to be used for RD Session Host Server authentication on SSL connections. The relevant "
+                   "status code was Access is denied.")
+
+
+def _ephemeral_range_narrow(host: Host, _now: dt.datetime) -> None:
+    host.dynamic_ports = (60000, 1000)  # netsh int ipv4 set dynamicport tcp start=60000 num=1000
+
+
+def _idle_limit_short(host: Host, _now: dt.datetime) -> None:
+    # The listener overrides user settings with a 1-minute idle limit that logs the session off (fResetBroken=1).
+    for name, value in (("MaxIdleTime", 60_000), ("fInheritMaxIdleTime", 0), ("fResetBroken", 1), ("fInheritResetBroken", 0)):
+        host.reg_set(RDP_TCP, name, value)
+
+
+def _session_limits_inherited(host: Host, now: dt.datetime) -> None:
+    # MaxDisconnectionTime=1h on RDP-Tcp, but fInheritMaxDisconnectionTime=1 (the default): Windows applies each user's
+    # limit ("never"), so the disconnected sessions stay (issue 12).
+    _ghost_sessions(host, now)
+    host.reg_set(RDP_TCP, "MaxDisconnectionTime", 3_600_000)
+    host.reg_set(RDP_TCP, "fInheritMaxDisconnectionTime", 1)
 
 
 _PRE_FIX_RELEASES = ("6.3.9600", "10.0.14393")
@@ -584,6 +674,35 @@ _FAULT_LIST += [  # issue 12 part B
           "arriving", ("RDP-PATH-BLOCKED",), _path_blocked_clients_arrive, path_fault=True),
     Fault("clients_fail_logon", "RCM 261 and RdpCoreTS 131 show clients arriving, RdpCoreTS 140 wrong passwords, no 1149",
           ("RDP-CLIENTS-FAIL-LOGON",), _clients_fail_logon),
+_FAULT_LIST += [  # issue 12, part A
+    Fault("licensed_without_gpo", "RD Session Host licensed through Server Manager (SpecifiedLicenseServers, RCM LicensingMode), "
+          "grace counter 0, no licensing policy: healthy", (), _licensed_without_gpo,
+          conflicts=frozenset({"licensing_grace_expired", "license_server_unreachable", "licensing_x509_missing"})),
+    Fault("license_server_unreachable", "RD Session Host licensed through Server Manager; its license server is not connectable "
+          "(GetTStoLSConnectivityStatus 6); events 1128", ("RDP-LICENSE-SERVER-UNUSABLE",), _license_server_unreachable,
+          conflicts=frozenset({"licensing_grace_expired", "licensed_without_gpo", "licensing_x509_missing"})),
+    Fault("licensing_x509_missing", "RD Session Host licensed through Server Manager without its RCM X509 Certificate values",
+          ("RDP-LICENSING-X509-MISSING",), _licensing_x509_missing,
+          conflicts=frozenset({"licensing_grace_expired", "licensed_without_gpo", "license_server_unreachable"})),
+    Fault("listener_down", "the RDP-Tcp listener failed to start (WTS state Down) while TermService runs",
+          ("RDP-LISTENER-DOWN", "RDP-NOT-LISTENING"), _listener_down),
+    Fault("protocol_stack_leftover", "RDP-Tcp LoadableProtocol_Object names a removed Citrix stack (backup value present): "
+          "the listener is Down", ("RDP-PROTOCOL-STACK-FOREIGN", "RDP-LISTENER-DOWN", "RDP-NOT-LISTENING"), _protocol_stack_leftover),
+    Fault("port_number_missing", "RDP-Tcp has no PortNumber value", ("RDP-PORT-MISSING",), _port_number_missing,
+          conflicts=frozenset({"port_moved"})),
+    Fault("instance_limit_low", "RDP-Tcp MaxInstanceCount=1, no session yet", ("RDP-INSTANCE-LIMIT-LOW",), _instance_limit_low,
+          conflicts=frozenset({"session_limit_reached"})),
+    Fault("port_exhaustion", "Tcpip 4231 (no ephemeral port left) three times and 4227", ("RDP-PORT-EXHAUSTION",), _port_exhaustion),
+    Fault("self_signed_store_moved", "WinStations SelfSignedCertStore=My", ("RDP-SELF-SIGNED-STORE-MOVED",), _self_signed_store_moved),
+    Fault("cert_store_system_denied", "a Deny ACE for SYSTEM on the Remote Desktop store's key; event 1057",
+          ("RDP-CERT-STORE-ACL-DENY",), _cert_store_system_denied),
+    Fault("ephemeral_range_narrow", "the TCP dynamic port range narrowed to 1000 ports from 60000", ("RDP-EPHEMERAL-RANGE-NARROW",),
+          _ephemeral_range_narrow),
+    Fault("idle_limit_short", "RDP-Tcp MaxIdleTime=1 minute with fInheritMaxIdleTime=0, fResetBroken=1 (log off)",
+          ("RDP-SESSION-TIME-LIMIT-SHORT",), _idle_limit_short),
+    Fault("session_limits_inherited", "ghost sessions; RDP-Tcp MaxDisconnectionTime=1h that fInheritMaxDisconnectionTime=1 makes "
+          "Windows ignore", ("RDP-GHOST-SESSIONS",), _session_limits_inherited,
+          conflicts=frozenset({"ghost_sessions", "session_limit_reached"})),
 ]
 
 FAULTS: dict[str, Fault] = {fault.name: fault for fault in _FAULT_LIST}

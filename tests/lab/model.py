@@ -63,6 +63,21 @@ FW_GPO_DOMAIN = "HKLM:\\SOFTWARE\\Policies\\Microsoft\\WindowsFirewall\\DomainPr
 FW_GPO_STANDARD = "HKLM:\\SOFTWARE\\Policies\\Microsoft\\WindowsFirewall\\StandardProfile\\Services\\RemoteDesktop"
 CRYPTOGRAPHY = "HKLM:\\SOFTWARE\\Microsoft\\Cryptography"
 SETUP = "HKLM:\\SYSTEM\\Setup"
+# Licensing set without Group Policy and the RD Session Host's licensing certificates (issue 12; rdp_registry names them).
+RCM = TS + "\\RCM"
+RCM_LICENSING_CORE = RCM + "\\Licensing Core"
+TERMSERVICE_LICENSE_SERVERS = "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\TermService\\Parameters\\LicenseServers"
+RCM_X509_VALUES = ("X509 Certificate", "X509 Certificate ID", "X509 Certificate2")
+# The protocol managers TermService can load for RDP-Tcp (LoadableProtocol_Object): Microsoft's user- and kernel-mode stacks.
+RDP_PROTOCOL_OBJECT = "{5828227c-20cf-4408-b73f-73ab70b8849f}"
+MICROSOFT_PROTOCOL_OBJECTS = (RDP_PROTOCOL_OBJECT, "{18b726bb-6fe6-4fb9-9276-ed57ce7c7cb2}")
+# The Remote Desktop store's registry key [S2] and the default ACLs of it and of RCM (SYSTEM and Administrators full
+# control, read for users / NETWORK SERVICE); a Deny for SYSTEM stops SessionEnv making the certificate (MSRD #38).
+RDS_STORE_KEY = "HKLM:\\SOFTWARE\\Microsoft\\SystemCertificates\\Remote Desktop"
+DEFAULT_KEY_SDDL = {RDS_STORE_KEY: "O:SYG:SYD:AI(A;CIID;KA;;;SY)(A;CIID;KA;;;BA)(A;CIID;KR;;;BU)",
+                    RCM: "O:SYG:SYD:AI(A;CIID;KA;;;SY)(A;CIID;KA;;;BA)(A;CIID;KR;;;BU)(A;CIID;KR;;;NS)"}
+# GetTStoLSConnectivityStatus: 11 = LS_CONNECTABLE_VALID_LS, 6 = LS_NOT_CONNECTABLE.
+LS_VALID, LS_NOT_CONNECTABLE = 11, 6
 
 SCHANNEL_PROTOCOL_NAMES = ("SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3")
 
@@ -111,6 +126,7 @@ DEFAULT_FIREWALL_BLOCKS = "refuse"
 PROVIDER_RCM = "Microsoft-Windows-TerminalServices-RemoteConnectionManager"
 PROVIDER_SCHANNEL = "Schannel"
 PROVIDER_SCM = "Service Control Manager"
+PROVIDER_TCPIP = "Tcpip"  # port exhaustion 4227 / 4231 (issue 12)
 PROVIDER_SECURITY = "Microsoft-Windows-Security-Auditing"
 LOG_RCM_ADMIN = "Microsoft-Windows-TerminalServices-RemoteConnectionManager/Admin"
 
@@ -529,6 +545,8 @@ class Licensing:
     licensing_type: int = 5
     grace_period_days: int | None = None
     license_servers: list[str] = field(default_factory=list)
+    # GetTStoLSConnectivityStatus per server name (lower case); a server not listed answers LS_VALID (11).
+    server_status: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -589,6 +607,10 @@ class Host:  # pylint: disable=too-many-instance-attributes  # it models a whole
     wmi_broken: bool = False  # root\cimv2\TerminalServices unavailable -> ts_general_setting None
     wmi_error: str | None = None  # the TerminalServices WMI provider fails: a CimException with this message
     wts_error: str | None = None  # the WTS API fails to enumerate sessions: a Win32Exception with this message
+    listener_down: bool = False  # the RDP-Tcp listener failed to start (WTS state Down) until TermService starts again
+    protocol_objects: tuple[str, ...] = MICROSOFT_PROTOCOL_OBJECTS  # protocol managers installed (CLSIDs, lower case)
+    key_sddl: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_KEY_SDDL))  # registry key ACLs that matter
+    dynamic_ports: tuple[int, int] = (49152, 16384)  # TCP dynamic port range (start, number of ports): Windows' default
     domain_reachable: bool = True  # False: the trust with the domain is broken, lookups through it fail
     domain_principals: list[DomainPrincipal] = field(default_factory=list)
     listener_acl: list[ListenerAce] = field(default_factory=default_listener_acl)  # Win32_TSAccount of RDP-Tcp
@@ -853,6 +875,7 @@ class Host:  # pylint: disable=too-many-instance-attributes  # it models a whole
             service.state = "Running"
             if service.name == TERMSERVICE:
                 self.bound_port = None  # TermService binds the PortNumber it reads at start [S4][S14]
+                self.listener_down = False  # a listener that failed once is started again with the service
             service.pid = max([s.pid for s in self.services.values()] + [1000]) + 4  # a fresh process id
             self.add_event("System", PROVIDER_SCM, 7036, now, f"The {service.display_name} service entered the running state.",
                            level="Information")
@@ -873,7 +896,7 @@ class Host:  # pylint: disable=too-many-instance-attributes  # it models a whole
         if current is not None and current.not_after > as_utc(now):
             return None
         keys = self.machinekeys
-        if not keys.exists or not machinekeys_acl_ok(keys.sddl):
+        if not keys.exists or not machinekeys_acl_ok(keys.sddl) or store_denies_system(self):
             if current is None:
                 self.add_event("System", PROVIDER_RCM, 1057, now, "The RD Session Host Server has failed to create a new self signed certificate"
                                " to be used for RD Session Host Server authentication on SSL connections. The relevant status code was Access is denied.")
@@ -968,6 +991,8 @@ def ts_setting(host: Host) -> dict:
     """Win32_TerminalServiceSetting: AllowTSConnections and licensing [S6 S39]."""
     deny, source = effective(host, "fDenyTSConnections", TS, DEFAULT_DENY_TS_CONNECTIONS)
     mode = host.registry.get(POL, "LicensingMode")
+    if not isinstance(mode, int):
+        mode = host.registry.get(RCM_LICENSING_CORE, "LicensingMode")  # set by Server Manager / WMI ChangeMode
     return {
         "AllowTSConnections": 0 if deny else 1,
         "PolicySourceAllowTSConnections": _POLICY_SOURCE[source],
@@ -1000,7 +1025,26 @@ def termservice_listens(host: Host) -> bool:
         service is not None and service.state == "Running" and not deny
         and host.registry.get(RDP_TCP, "fEnableWinStation", 1) != 0
         and port_owner(host, listener_port(host)) is None
+        and not listener_is_down(host)
     )
+
+
+def store_denies_system(host: Host) -> bool:
+    """A Deny ACE for SYSTEM on the Remote Desktop store's key: SessionEnv (LocalSystem) cannot write the certificate."""
+    sddl = host.key_sddl.get(RDS_STORE_KEY) or ""
+    return any(re.fullmatch(r"D;[^;]*;[^;]+;;;(SY|S-1-5-18)", ace) for ace in re.findall(r"\(([^)]*)\)", sddl))
+
+
+def protocol_stack_loads(host: Host) -> bool:
+    """Whether TermService can load RDP-Tcp's protocol manager: absent (the built-in one) or an installed CLSID (MSRD #7)."""
+    clsid = host.registry.get(RDP_TCP, "LoadableProtocol_Object")
+    return clsid is None or str(clsid).lower() in host.protocol_objects
+
+
+def listener_is_down(host: Host) -> bool:
+    """The RDP-Tcp WinStation exists but does not listen (qwinsta: Down): it failed to start, or its stack cannot load."""
+    service = host.services.get(TERMSERVICE)
+    return service is not None and service.state == "Running" and (host.listener_down or not protocol_stack_loads(host))
 
 
 def listening_sockets(host: Host) -> list[Socket]:
@@ -1056,6 +1100,13 @@ def _base_registry(machine_guid: str) -> Registry:
                         ("MinEncryptionLevel", 2), ("MaxInstanceCount", 4294967295), ("MaxIdleTime", 0),
                         ("MaxConnectionTime", 0), ("MaxDisconnectionTime", 0), ("fResetBroken", 0), ("LanAdapter", 0)):
         reg.set(RDP_TCP, name, value)
+    # Windows' RDP-Tcp defaults (issue 12): the Microsoft stack, and the time limits inherited from each user (fInherit*=1).
+    reg.set(RDP_TCP, "LoadableProtocol_Object", RDP_PROTOCOL_OBJECT)
+    for name in ("fInheritMaxSessionTime", "fInheritMaxDisconnectionTime", "fInheritMaxIdleTime", "fInheritResetBroken"):
+        reg.set(RDP_TCP, name, 1)
+    # The licensing certificates TermService keeps under RCM (MSRD #52); contents stand-ins of their usual sizes.
+    for name, size in zip(RCM_X509_VALUES, (1386, 86, 2510)):
+        reg.set(RCM, name, bytes(size))
     reg.set(FIPS, "Enabled", 0)
     reg.set(LSA, "disabledomaincreds", 0)
     reg.set(CRYPTOGRAPHY, "MachineGuid", machine_guid)

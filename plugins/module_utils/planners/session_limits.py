@@ -183,8 +183,11 @@ def _setting_steps(plan: remediation.Plan, facts: common.Facts, options: dict[st
         plan.manual.append({"setting": name, "reason": reason, "policy_key": policy_key})
         return []
     plan.after[name] = wanted
-    operations = [remediation.registry_set(t.cast(str, spec.local_key), spec.value, wanted, item.get("local"),
-                                           why=f"{spec.value}: {item.get('effective')} -> {wanted} ({spec.meaning})")]
+    operations = []
+    # With fInherit*=1 (source "user") RDP-Tcp may already hold the wanted value that Windows ignores: only fInherit*=0 is due.
+    if not (item.get("source") == "user" and item.get("local") == wanted):
+        operations.append(remediation.registry_set(t.cast(str, spec.local_key), spec.value, wanted, item.get("local"),
+                                                   why=f"{spec.value}: {item.get('effective')} -> {wanted} ({spec.meaning})"))
     inherit = _inherit_operation(limits, name)
     if inherit is not None:
         operations.append(inherit)

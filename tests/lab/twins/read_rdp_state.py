@@ -58,6 +58,7 @@ EVENT_QUERIES = (
     EventQuery("System", "Schannel", (36870, 36871, 36874, 36885, 36886, 36887, 36888)),
     EventQuery("System", "Microsoft-Windows-TerminalServices-RemoteConnectionManager", (1056, 1057, 1058, 1028)),
     EventQuery("System", "TermDD", (50, 56)),
+    EventQuery("System", "Tcpip", (4227, 4231)),
     EventQuery("System", "Microsoft-Windows-TerminalServices-Licensing", ()),
     EventQuery("Microsoft-Windows-TerminalServices-Licensing/Admin", None, ()),
     EventQuery("Microsoft-Windows-TerminalServices-Licensing/Operational", None, ()),
@@ -189,6 +190,28 @@ def read_ts_setting(host: m.Host) -> dict[str, t.Any] | None:
             "GracePeriodDays": setting["GracePeriodDays"] if host.os.rdsh_installed else None}
 
 
+def read_rd_licensing(host: m.Host) -> dict[str, t.Any] | None:
+    """Licensing set without Group Policy (issue 12), read on an RD Session Host only: GetSpecifiedLicenseServerList
+    (``Licensing.license_servers``, which faults keep equal to SpecifiedLicenseServers), GetTStoLSConnectivityStatus for each of those and of the policy's
+    LicenseServers, the byte counts of the RCM licensing certificates. Null when the script never learnt the host is an
+    RD Session Host (the TerminalServices namespace missing or failing: ts_setting unread)."""
+    if host.wmi_broken or host.wmi_error is not None or not host.os.rdsh_installed:
+        return None
+    specified_list = [str(name) for name in host.licensing.license_servers if name]  # GetSpecifiedLicenseServerList
+    servers = list(specified_list)
+    policy = host.registry.get(m.POL, "LicenseServers")
+    for name in re.split(r"[,; ]", str(policy)) if policy is not None else []:
+        if name and name not in servers:
+            servers.append(name)
+    connectivity = [{"server": name, "status": host.licensing.server_status.get(name.lower(), m.LS_VALID), "error": None}
+                    for name in servers]
+    x509 = {}
+    for name in m.RCM_X509_VALUES:
+        value = host.registry.get(m.RCM, name)
+        x509[name] = len(value) if isinstance(value, (bytes, list, str)) else (None if value is None else 4)
+    return {"specified_license_servers": specified_list, "connectivity": connectivity, "x509_certificates": x509}
+
+
 def read_services(host: m.Host) -> list[dict[str, t.Any]]:
     """Win32_Service for the script's service names, in that order; services the host lacks are absent."""
     out = []
@@ -278,6 +301,8 @@ def read_sessions(host: m.Host, now: dt.datetime) -> list[dict[str, t.Any]]:
         }
     if m.termservice_listens(host):
         out[LISTENER_SESSION_ID] = system(LISTENER_SESSION_ID, "RDP-Tcp", "Listen")
+    elif m.listener_is_down(host):
+        out[LISTENER_SESSION_ID] = system(LISTENER_SESSION_ID, "RDP-Tcp", "Down")  # qwinsta: rdp-tcp 65536 Down [S4]
     return [out[key] for key in sorted(out)]
 
 
@@ -432,6 +457,11 @@ def run(host: m.Host, params: dict[str, t.Any], now: dt.datetime | None = None) 
         "registry": registry,
         "ts_general_setting": read_ts_general_setting(host),
         "ts_setting": read_ts_setting(host),
+        "rd_licensing": read_rd_licensing(host),
+        "cert_store_acls": {"Remote Desktop": host.key_sddl.get(m.RDS_STORE_KEY), "RCM": host.key_sddl.get(m.RCM)},
+        # Get-NetTCPSetting: every setting but Automatic carries the (one) dynamic range netsh sets.
+        "ephemeral_ports": [{"setting": name, "start": host.dynamic_ports[0], "count": host.dynamic_ports[1]}
+                            for name in ("Internet", "Datacenter", "Compat", "DatacenterCustom", "InternetCustom")],
         "services": read_services(host),
         "listening": read_listening(host, ports),
         "certificates": {store: [read_certificate(host, e, machine_guid) for e in host.cert_stores.get(store, [])]

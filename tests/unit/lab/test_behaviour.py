@@ -62,7 +62,7 @@ def test_tls_defaults_per_os(version: str, expected: frozenset) -> None:
 
 REFUSED = ["rdp_disabled", "gpo_denies_connections", "listener_disabled", "termservice_stopped", "termservice_disabled",
            "port_conflict", "port_moved", "firewall_rdp_disabled", "firewall_gpo_blocks", "firewall_rule_program_filtered",
-           "firewall_rule_address_filtered",
+           "firewall_rule_address_filtered", "listener_down", "protocol_stack_leftover",
            "path_blocked_clients_arrive"]  # path_blocked: the host accepts, a device on the path refuses the client
 
 
@@ -75,7 +75,7 @@ def test_refusing_faults(name: str) -> None:
 FIREWALL_ONLY = ["firewall_rdp_disabled", "firewall_gpo_blocks", "port_moved", "firewall_rule_program_filtered",
                  "firewall_rule_address_filtered"]
 NOTHING_LISTENS = ["rdp_disabled", "gpo_denies_connections", "listener_disabled", "termservice_stopped", "termservice_disabled",
-                   "port_conflict"]
+                   "port_conflict", "listener_down", "protocol_stack_leftover"]
 
 
 def test_hosts_refuse_firewall_blocks_by_default() -> None:
@@ -179,7 +179,28 @@ ANSWERS: dict[str, Callable[[ListenerBehaviour], bool]] = {
     "ntlm_incoming_denied": lambda b: b.listening and b.nla_required,
 
     "clients_fail_logon": lambda b: b.listening,
+    # issue 12, part A: the listener answers; PortNumber missing = Windows' 3389 (what Windows does then is not documented)
+    "licensed_without_gpo": lambda b: b.listening,
+    "license_server_unreachable": lambda b: b.listening,
+    "licensing_x509_missing": lambda b: b.listening,
+    "port_number_missing": lambda b: b.listening and b.port == 3389,
+    "instance_limit_low": lambda b: b.listening,
+    "port_exhaustion": lambda b: b.listening,
+    "self_signed_store_moved": lambda b: b.listening,
+    "ephemeral_range_narrow": lambda b: b.listening,
+    "idle_limit_short": lambda b: b.listening,
+    "cert_store_system_denied": lambda b: b.listening and b.private_key_pem is not None,  # the current certificate still serves
+    "session_limits_inherited": lambda b: b.listening,
 }
+
+
+def test_listener_down_comes_back_with_termservice_but_a_leftover_stack_does_not() -> None:
+    """A listener that failed to start listens after a TermService restart; one whose stack cannot load stays Down."""
+    for fault, listens_after in (("listener_down", True), ("protocol_stack_leftover", False)):
+        host = build_host("win01", "127.0.0.2", [fault], now=NOW)
+        assert "Down" in listener_behaviour(host, NOW).refuse_reason
+        host.restart_service(TERMSERVICE, NOW)
+        assert listener_behaviour(host, NOW).listening is listens_after, fault
 
 
 def test_every_fault_has_a_behaviour_test() -> None:

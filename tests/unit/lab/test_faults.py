@@ -16,6 +16,7 @@ from tests.lab.model import (
     CREDSSP, FIPS, FW_GPO_DOMAIN, FW_GPO_STANDARD, POL, RDP_FIREWALL_GROUP, RDP_TCP, RIGHT_DENY_RDP, SID_ADMINISTRATORS, SID_REMOTE_DESKTOP_USERS,
     TERMSERVICE, TS, Host, machinekeys_acl_ok, schannel_key, version_tuple,
 )
+from tests.lab.model import LS_NOT_CONNECTABLE, RCM, TERMSERVICE_LICENSE_SERVERS, WINSTATIONS, protocol_stack_loads, store_denies_system
 
 NOW = dt.datetime(2026, 11, 21, 7, 0, tzinfo=dt.timezone.utc)
 
@@ -43,6 +44,13 @@ SECURITY_FAULTS = [
 ]
 CAUSE_FAULTS = list(CONTRACT_FAULTS)
 CONTRACT_FAULTS += READ_FAULTS + SECURITY_FAULTS
+# Issue 12, part A: licensing without Group Policy, listener state and stack, port, caps, port exhaustion.
+LISTENER_FAULTS = [
+    "licensed_without_gpo", "license_server_unreachable", "licensing_x509_missing", "listener_down", "protocol_stack_leftover",
+    "port_number_missing", "instance_limit_low", "port_exhaustion", "self_signed_store_moved", "cert_store_system_denied",
+    "ephemeral_range_narrow", "idle_limit_short", "session_limits_inherited",
+]
+CONTRACT_FAULTS += LISTENER_FAULTS
 
 
 def _rdpuser(host: Host):
@@ -133,6 +141,23 @@ CHECKS: dict[str, Callable[[Host], bool]] = {
     "ntlm_incoming_denied": lambda h: h.reg_get(MSV1_0, "RestrictReceivingNTLMTraffic") == 2,
     "path_blocked_clients_arrive": lambda h: "path_blocked" in h.path_faults and 1149 in _event_ids(h, "RemoteConnectionManager"),
     "clients_fail_logon": lambda h: 140 in _event_ids(h, "RdpCoreTS") and 1149 not in _event_ids(h, "RemoteConnectionManager"),
+    "licensed_without_gpo": lambda h: h.os.rdsh_installed and h.licensing.grace_period_days == 0 and bool(h.licensing.license_servers)
+    and h.reg_get(TERMSERVICE_LICENSE_SERVERS, "SpecifiedLicenseServers") == h.licensing.license_servers
+    and not h.licensing.server_status and h.reg_get(RCM, "X509 Certificate") is not None,
+    "license_server_unreachable": lambda h: LS_NOT_CONNECTABLE in h.licensing.server_status.values(),
+    "licensing_x509_missing": lambda h: h.os.rdsh_installed and h.reg_get(RCM, "X509 Certificate") is None,
+    "listener_down": lambda h: h.listener_down,
+    "protocol_stack_leftover": lambda h: not protocol_stack_loads(h)
+    and h.reg_get(RDP_TCP, "CitrixBackupRdpTcpLoadableProtocolObject") is not None,
+    "port_number_missing": lambda h: h.reg_get(RDP_TCP, "PortNumber") is None,
+    "instance_limit_low": lambda h: h.reg_get(RDP_TCP, "MaxInstanceCount") == 1 and not h.sessions,
+    "port_exhaustion": lambda h: any(e.provider == "Tcpip" and e.event_id == 4231 for e in h.events),
+    "self_signed_store_moved": lambda h: h.reg_get(WINSTATIONS, "SelfSignedCertStore") not in (None, "Remote Desktop"),
+    "cert_store_system_denied": store_denies_system,
+    "ephemeral_range_narrow": lambda h: h.dynamic_ports[1] < 16384,
+    "idle_limit_short": lambda h: h.reg_get(RDP_TCP, "MaxIdleTime") == 60_000 and h.reg_get(RDP_TCP, "fInheritMaxIdleTime") == 0,
+    "session_limits_inherited": lambda h: h.reg_get(RDP_TCP, "MaxDisconnectionTime") == 3_600_000
+    and h.reg_get(RDP_TCP, "fInheritMaxDisconnectionTime") == 1 and any(s.state == "Disconnected" for s in h.sessions),
 }
 
 

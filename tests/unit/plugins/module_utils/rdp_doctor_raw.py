@@ -125,6 +125,11 @@ def healthy_raw() -> dict[str, t.Any]:
             "udp": [{"address": "0.0.0.0", "port": 3389, "pid": TERMSERVICE_PID, "process": "svchost"}],
         },
         "certificates": {"Remote Desktop": [self_signed_entry(der, thumbprint)], "My": []},
+        "rd_licensing": None,  # not an RD Session Host
+        "ephemeral_ports": [{"setting": "Internet", "start": 49152, "count": 16384},
+                            {"setting": "Datacenter", "start": 49152, "count": 16384}],
+        "cert_store_acls": {"Remote Desktop": "O:SYG:SYD:AI(A;CIID;KA;;;SY)(A;CIID;KA;;;BA)(A;CIID;KR;;;BU)",
+                            "RCM": "O:SYG:SYD:AI(A;CIID;KA;;;SY)(A;CIID;KA;;;BA)(A;CIID;KR;;;BU)(A;CIID;KR;;;NS)"},
         "tspkg_version": "10.0.20348.2849",
         # issue 12 part B: no SCHANNEL algorithm keys, the default RDP-Tcp ACL, a workgroup host, the logon services
         "schannel_algorithms": {"Ciphers": None, "Hashes": None, "KeyExchangeAlgorithms": None},
@@ -368,6 +373,8 @@ def licensing_grace_expired(raw: dict[str, t.Any]) -> None:
     """RDSH role, grace 0 days, no license server; TS-Licensing events."""
     raw["os"]["rdsh_installed"] = True
     raw["ts_setting"].update(GracePeriodDays=0, TerminalServerMode=1)
+    raw["rd_licensing"] = {"specified_license_servers": [], "connectivity": [],
+                           "x509_certificates": {"X509 Certificate": 1386, "X509 Certificate ID": 86, "X509 Certificate2": 2510}}
     raw["events"].append(_event("Microsoft-Windows-TerminalServices-Licensing", 1128, "The RD Licensing grace period has expired "
                                                                                       "and the service has not registered with a license server"))
 

@@ -408,7 +408,25 @@ def test_session_findings() -> None:
     assert ghosts["fix"]["params"] == {"max_disconnection_time": 28800000, "logoff_disconnected_older_than": "24h"}
     raw = samples.raw_with("ghost_sessions")
     raw["registry"][reg.RDP_TCP]["MaxDisconnectionTime"] = 3600000
+    raw["registry"][reg.RDP_TCP]["fInheritMaxDisconnectionTime"] = 0  # the listener's limit counts
     assert fd.evaluate(facts_of(raw)) == []
+
+
+def test_listener_limit_windows_ignores_does_not_hide_ghosts() -> None:
+    """Regression (issue 12): RDP-Tcp MaxDisconnectionTime=1h with fInheritMaxDisconnectionTime=1 (the default, absent or
+    set) has no effect - Windows applies each user's limit - so the ghosts are still reported, and the evidence says why."""
+    for inherit in (None, 1):
+        raw = samples.raw_with("ghost_sessions")
+        raw["registry"][reg.RDP_TCP]["MaxDisconnectionTime"] = 3600000
+        if inherit is not None:
+            raw["registry"][reg.RDP_TCP]["fInheritMaxDisconnectionTime"] = inherit
+        facts = facts_of(raw)
+        limit = facts["session_limits"]["max_disconnection_time"]
+        assert (limit["source"], limit["effective"], limit["ignored_local"]) == ("user", None, 3600000)
+        assert facts["session_limits"]["inherit_max_disconnection_time"]["effective"] == 1
+        ghosts = by_id(fd.evaluate(facts), "RDP-GHOST-SESSIONS")
+        assert ghosts["evidence"]["source"] == "user" and ghosts["evidence"]["ignored_local"] == 3600000
+        assert ghosts["fix"]["module"] == "rdp.doctor.session_limits"
 
 
 def test_licensing_findings() -> None:

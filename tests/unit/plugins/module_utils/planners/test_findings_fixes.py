@@ -13,7 +13,9 @@ from tests.unit.plugins.module_utils.planners import lab_facts as lf
 MODULES = ("session_limits", "services", "tls_protocols", "listener_certificate", "machinekeys")
 FAULTS = ("termservice_stopped", "termservice_disabled", "ghost_sessions", "session_limit_reached", "tls12_disabled",
           "all_tls_disabled", "cert_expired", "cert_wrong_name", "cert_key_unreadable", "cert_bound_missing",
-          "machinekeys_acl_broken", "listener_key_missing")
+          "machinekeys_acl_broken", "listener_key_missing",
+          # issue 12, part A
+          "listener_down", "instance_limit_low", "idle_limit_short", "session_limits_inherited")
 
 
 def planner(module: str):

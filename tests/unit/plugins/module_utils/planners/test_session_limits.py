@@ -87,12 +87,24 @@ def test_findings_proposals_are_accepted() -> None:
 
 def test_healthy_host_with_its_own_values_is_empty() -> None:
     """Asking for what the host already has plans nothing (the second run of a fix)."""
-    facts = lf.facts()
-    result = plan(facts, max_idle_time=0, max_connection_time="0", max_disconnection_time=0, reset_broken=False,
+    host = lf.host_of()
+    for value_name in ("fInheritMaxSessionTime", "fInheritMaxDisconnectionTime", "fInheritMaxIdleTime", "fInheritResetBroken"):
+        host.reg_set(RDP_TCP, value_name, 0)  # the listener's own limits count
+    result = plan(lf.facts_of_host(host), max_idle_time=0, max_connection_time="0", max_disconnection_time=0, reset_broken=False,
                   single_session_per_user=True, max_instance_count="unlimited")
     assert result.operations == [] and not result.refused and result.before == result.after
     assert result.before == {"max_disconnection_time": 0, "max_idle_time": 0, "max_connection_time": 0, "reset_broken": 0,
                              "single_session_per_user": 1, "max_instance_count": 4294967295}
+
+
+def test_limits_windows_ignores_get_only_their_inherit_flag() -> None:
+    """fInherit*=1 (the default): RDP-Tcp already holds the wanted 0, but Windows applies each user's limit instead
+    (issue 12): only fInherit*=0 is written, and the limit was not known before (the user's)."""
+    result = plan(lf.facts(), max_idle_time=0, max_disconnection_time=0)
+    assert [(op["target"]["name"], op["set"]["value"]) for op in result.operations] == [
+        ("fInheritMaxDisconnectionTime", 0), ("fInheritMaxIdleTime", 0)]
+    assert result.before == {"max_disconnection_time": None, "max_idle_time": None}
+    assert result.after == {"max_disconnection_time": 0, "max_idle_time": 0}
 
 
 def test_applied_values_make_the_next_plan_empty() -> None:
@@ -114,9 +126,10 @@ def test_ghost_sessions_fix_writes_the_value_and_its_inherit_flag() -> None:
         ("op01", "registry_value", {"path": RDP_TCP, "name": "MaxDisconnectionTime"},
          {"present": True, "type": DWORD, "value": 0}, {"present": True, "type": DWORD, "value": 28_800_000}),
         ("op02", "registry_value", {"path": RDP_TCP, "name": "fInheritMaxDisconnectionTime"},
-         {}, {"present": True, "type": DWORD, "value": 0}),
+         {"present": True, "type": DWORD, "value": 1}, {"present": True, "type": DWORD, "value": 0}),
     ]
-    assert result.before == {"max_disconnection_time": 0} and result.after == {"max_disconnection_time": 28_800_000}
+    # fInheritMaxDisconnectionTime=1 (Windows' default): Windows applied each user's limit, not RDP-Tcp's 0 (issue 12)
+    assert result.before == {"max_disconnection_time": None} and result.after == {"max_disconnection_time": 28_800_000}
     assert not result.reboot_required and not result.manual
 
 
@@ -133,7 +146,7 @@ def test_booleans_and_single_session_key() -> None:
     result = plan(lf.facts(), reset_broken=True, single_session_per_user=False)
     assert [(op["target"]["path"], op["target"]["name"], op["expect"], op["set"]["value"]) for op in result.operations] == [
         (RDP_TCP, "fResetBroken", {"present": True, "type": DWORD, "value": 0}, 1),
-        (RDP_TCP, "fInheritResetBroken", {}, 0),
+        (RDP_TCP, "fInheritResetBroken", {"present": True, "type": DWORD, "value": 1}, 0),
         (reg.TS, "fSingleSessionPerUser", {"present": True, "type": DWORD, "value": 1}, 0),
     ]
 
