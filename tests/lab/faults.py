@@ -674,6 +674,8 @@ _FAULT_LIST += [  # issue 12 part B
           "arriving", ("RDP-PATH-BLOCKED",), _path_blocked_clients_arrive, path_fault=True),
     Fault("clients_fail_logon", "RCM 261 and RdpCoreTS 131 show clients arriving, RdpCoreTS 140 wrong passwords, no 1149",
           ("RDP-CLIENTS-FAIL-LOGON",), _clients_fail_logon),
+]
+
 _FAULT_LIST += [  # issue 12, part A
     Fault("licensed_without_gpo", "RD Session Host licensed through Server Manager (SpecifiedLicenseServers, RCM LicensingMode), "
           "grace counter 0, no licensing policy: healthy", (), _licensed_without_gpo,
