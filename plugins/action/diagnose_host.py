@@ -98,6 +98,17 @@ def probe_arguments(args: dict[str, t.Any], facts: dict[str, t.Any], inventory_h
     return probe_args
 
 
+def published_facts(facts: dict[str, t.Any], probe: dict[str, t.Any] | None, found: list[dict[str, t.Any]],
+                    state: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The four collection-wide facts of this run, every one always set (no stale value from an earlier run).
+
+    Returned as ``ansible_facts`` so Ansible publishes them with the task itself (no per-host ``set_fact``,
+    issue 8) and keeps them in the fact cache (issue 11). Each value is in the result once: Ansible deep-copies
+    a host's facts for every later task, and the registered result copies the whole result.
+    """
+    return {"rdp_doctor_facts": facts, "rdp_doctor_probe": probe, "rdp_doctor_findings": found, "rdp_doctor_host_state": state}
+
+
 class ActionModule(ActionBase):
     """Facts, probe, findings and summary of one host in one task."""
 
@@ -138,9 +149,8 @@ class ActionModule(ActionBase):
         found = findings_filter(facts, probe, categories=args["categories"], min_severity=args["min_severity"]) \
             if "findings" in steps else []
         summary = findings_summary(found, state, probe) if "summary" in steps else []
-        result.update(changed=False, steps=steps, host_state=state, probe=probe, findings=found, summary=summary)
-        if read and state["state"] == "ok":
-            result["ansible_facts"] = read["ansible_facts"]
+        result.update(changed=False, steps=steps, host_state=state, summary=summary,
+                      ansible_facts=published_facts(facts, probe, found, state))
         if args["fail_on_findings"] and (state["state"] != "ok" or any(f.get("explains_0x904") for f in found)):
             result.update(failed=True, msg=" | ".join(summary or findings_summary(found, state, probe)))
         return result
