@@ -7,7 +7,10 @@ the controller (``probe.probe_in_process``: the client's eye, no module process)
 and the summary lines with the collection's filters. Everything the diagnose role used to spread over six
 per-host tasks, each of which cost Ansible a worker process per host (issue 8).
 
-Pure parts (``selected_steps``, ``host_state``, ``probe_arguments``) are functions of plain data.
+The results are returned as ``ansible_facts`` (``published_facts``): Ansible publishes them with this task,
+no per-host ``set_fact`` (docs/dev/contracts.md section 4a).
+
+Pure parts (``selected_steps``, ``host_state``, ``probe_arguments``, ``published_facts``) are functions of plain data.
 """
 
 from __future__ import annotations
