@@ -122,7 +122,7 @@ def cached_facts(cache: Path, host: str) -> dict[str, t.Any]:
 
 
 def test_facts_published_cached_and_lost_host_not_stale(lab_fleet: t.Callable[..., t.Any], run_playbook: RunPlaybook,
-                                                       tmp_path: Path) -> None:
+                                                        tmp_path: Path) -> None:
     """Remediate with INJECT_FACTS_AS_VARS=False, then diagnose with one host lost: a state of this run, not the cache's."""
     from tests.lab.fleet import SMALL_FLEET  # pylint: disable=import-outside-toplevel
 
