@@ -7,7 +7,10 @@ the controller (``probe.probe_in_process``: the client's eye, no module process)
 and the summary lines with the collection's filters. Everything the diagnose role used to spread over six
 per-host tasks, each of which cost Ansible a worker process per host (issue 8).
 
-Pure parts (``selected_steps``, ``host_state``, ``probe_arguments``) are functions of plain data.
+The results are returned as ``ansible_facts`` (``published_facts``): Ansible publishes them with this task,
+no per-host ``set_fact`` (docs/dev/contracts.md section 4a).
+
+Pure parts (``selected_steps``, ``host_state``, ``probe_arguments``, ``published_facts``) are functions of plain data.
 """
 
 from __future__ import annotations
@@ -164,6 +167,17 @@ def _is_ip_address(value: t.Any) -> bool:
     return True
 
 
+def published_facts(facts: dict[str, t.Any], probe: dict[str, t.Any] | None, found: list[dict[str, t.Any]],
+                    state: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The four collection-wide facts of this run, every one always set (no stale value from an earlier run).
+
+    Returned as ``ansible_facts`` so Ansible publishes them with the task itself (no per-host ``set_fact``,
+    issue 8) and keeps them in the fact cache (issue 11). Each value is in the result once: Ansible deep-copies
+    a host's facts for every later task, and the registered result copies the whole result.
+    """
+    return {"rdp_doctor_facts": facts, "rdp_doctor_probe": probe, "rdp_doctor_findings": found, "rdp_doctor_host_state": state}
+
+
 class ActionModule(ActionBase):
     """Facts, probe, findings and summary of one host in one task."""
 
@@ -208,9 +222,8 @@ class ActionModule(ActionBase):
         found = findings_filter(facts, probe, categories=args["categories"], min_severity=args["min_severity"]) \
             if "findings" in steps else []
         summary = findings_summary(found, state, probe) if "summary" in steps else []
-        result.update(changed=False, steps=steps, host_state=state, probe=probe, findings=found, summary=summary)
-        if read and state["state"] == "ok":
-            result["ansible_facts"] = read["ansible_facts"]
+        result.update(changed=False, steps=steps, host_state=state, summary=summary,
+                      ansible_facts=published_facts(facts, probe, found, state))
         fail_on = "cause" if args["fail_on_findings"] and args["fail_on"] == "none" else args["fail_on"]
         if args["fail_on_findings"] or args["fail_on"] != "none":
             if host_verdict({"host_state": state, "findings": found, "probe": probe}, fail_on)["fails"]:

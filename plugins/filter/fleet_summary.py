@@ -130,8 +130,14 @@ def failure_reason(text: t.Any) -> str:
 
 
 def _field(record: Mapping, name: str) -> t.Any:
-    """``name`` of a record, or the role's fact ``rdp_doctor_<name>`` when the record is a host's hostvars."""
+    """``name`` of a record, or the role's fact ``rdp_doctor_<name>`` when the record is a host's hostvars.
+
+    The diagnose role publishes its results as facts (``ansible_facts.rdp_doctor_<name>``, present whatever
+    INJECT_FACTS_AS_VARS says); other results (``rdp_doctor_remediation``) are plain host variables.
+    """
     value = record.get(name)
+    if value is None and isinstance(record.get("ansible_facts"), Mapping):
+        value = record["ansible_facts"].get("rdp_doctor_" + name)
     return record.get("rdp_doctor_" + name) if value is None else value
 
 

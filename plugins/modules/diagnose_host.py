@@ -12,11 +12,15 @@ version_added: 0.1.0
 description:
   - The one per-host task of the P(rdp.doctor.diagnose#role) role, usable on its own.
   - Reads the host with one run of the C(read_rdp_state) host script, exactly as P(rdp.doctor.host_facts#module)
-    does (one WinRM/PSRP round trip), and returns the facts in C(ansible_facts.rdp_doctor).
+    does (one WinRM/PSRP round trip).
   - Probes the host's RDP listener as a client does, exactly as P(rdp.doctor.probe#module) does, from the
     controller (in the controller's worker process, no module process is started).
   - Joins both into findings with the P(rdp.doctor.findings#filter) filter and the summary lines with the
     P(rdp.doctor.findings_summary#filter) filter.
+  - Publishes the results as facts (C(ansible_facts)), set on every run so no value of an earlier run stays -
+    C(rdp_doctor_facts), C(rdp_doctor_probe), C(rdp_doctor_findings) and C(rdp_doctor_host_state), the
+    variables the P(rdp.doctor.diagnose#role) role documents. Read them as C(ansible_facts['rdp_doctor_findings'])
+    (works with C(INJECT_FACTS_AS_VARS=False)) or, while Ansible injects facts as variables, as C(rdp_doctor_findings).
   - A host that cannot be reached or whose script fails is not a failed task - RV(host_state) says so and
     the probe still looks at it - unless O(fail_on) (or the deprecated O(fail_on_findings)) is set.
   - Never changes the host.
@@ -151,6 +155,10 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     var: diagnosis.summary
 
+- name: Hosts whose listener is refused (the findings are facts of the host)
+  ansible.builtin.debug:
+    msg: "{{ ansible_facts['rdp_doctor_findings'] | selectattr('explains_0x904') | map(attribute='id') | list }}"
+
 - name: Only the host side, certificate and network findings, failing hosts with a cause of 0x904
   rdp.doctor.diagnose_host:
     probe: false
@@ -173,19 +181,10 @@ host_state:
   returned: always
   type: dict
   sample: {"state": "ok", "msg": "the host facts were not read in this run", "error": null}
-probe:
-  description: The result of the probe, as P(rdp.doctor.probe#module) returns it; null when it did not run.
-  returned: always
-  type: dict
 probe_error:
   description: Why the probe could not run (unusable options).
   returned: when the probe failed to start
   type: str
-findings:
-  description: The findings (see P(rdp.doctor.findings#filter)), causes of 0x904 first; empty when the findings step did not run.
-  returned: always
-  type: list
-  elements: dict
 summary:
   description: The summary lines (see P(rdp.doctor.findings_summary#filter)); empty when the summary step did not run.
   returned: always
@@ -193,7 +192,25 @@ summary:
   elements: str
   sample: ["1 finding, 1 explains 0x904", "[critical] RDP-CERT-EXPIRED (explains 0x904): ..."]
 ansible_facts:
-  description: C(rdp_doctor), the host facts documented in P(rdp.doctor.host_facts#module).
-  returned: when the host was read
+  description: The results of this run, published as facts of the host.
+  returned: always
   type: dict
+  contains:
+    rdp_doctor_facts:
+      description: The host facts documented in P(rdp.doctor.host_facts#module) (its C(ansible_facts.rdp_doctor)); empty when the host was not read.
+      returned: always
+      type: dict
+    rdp_doctor_probe:
+      description: The result of the probe, as P(rdp.doctor.probe#module) returns it; null when it did not run.
+      returned: always
+      type: dict
+    rdp_doctor_findings:
+      description: The findings (see P(rdp.doctor.findings#filter)), causes of 0x904 first; empty when the findings step did not run.
+      returned: always
+      type: list
+      elements: dict
+    rdp_doctor_host_state:
+      description: The same as RV(host_state).
+      returned: always
+      type: dict
 """

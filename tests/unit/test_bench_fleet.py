@@ -66,6 +66,16 @@ def test_floor_is_the_mean_of_the_good_floor_runs_and_verdicts_use_it() -> None:
     assert bench.verdicts([cell])[0]["met"] is True
 
 
+def test_round_trips_judged_on_the_busiest_host() -> None:
+    """Diagnose 1 round trip per host, remediate 1 on a compliant host, at most 3 on a broken one; a failed run misses."""
+    cell = {"hosts": 50, "latency_ms": 0, "scenarios": {
+        "diagnose": dict(_run(1.0, 1.0), max_round_trips=1), "remediate_compliant_apply": dict(_run(1.0, 1.0), max_round_trips=2),
+        "remediate_broken_apply": dict(_run(1.0, 1.0), max_round_trips=3), "remediate_broken_check": dict(_run(1.0, 1.0, rc=2), max_round_trips=1),
+        "per_setting": dict(_run(1.0, 1.0), max_round_trips=34)}}
+    judged = {v["scenario"]: v["met"] for v in bench.round_trip_verdicts([cell])}
+    assert judged == {"diagnose": True, "remediate_compliant_apply": False, "remediate_broken_apply": True, "remediate_broken_check": False}
+
+
 def test_report_table_and_plot() -> None:
     """The markdown table has a row per measured scenario; the plot is well-formed SVG with a line per scenario."""
     cells = [{"hosts": hosts, "latency_ms": latency, "forks": 25, "floor": {"wall_s": hosts / 10, "cpu_s": hosts / 5},
@@ -79,6 +89,9 @@ def test_report_table_and_plot() -> None:
     polylines = svg.findall("{http://www.w3.org/2000/svg}polyline")
     assert len(polylines) == 4  # floor and diagnose, in each latency panel
     report = {"cells": cells, "verdicts": bench.verdicts(cells), "started_utc": "2026-11-26T13:00:00+00:00", "forks": 25,
-              "machine": {"cpus": 2, "python": "3.11.7", "loadavg_start": 1.0}, "per_setting_reads": 34, "total_s": 60.0}
+              "machine": {"cpus": 2, "python": "3.11.7", "loadavg_start": 1.0}, "per_setting_reads": 34, "total_s": 60.0,
+              "round_trip_verdicts": [{"scenario": "remediate_broken_apply", "hosts": 50, "latency_ms": 0, "budget": 3,
+                                       "max_round_trips": 3, "met": True}]}
     section = bench.markdown_section(report)
     assert section.startswith(bench.MARK_START) and section.endswith(bench.MARK_END) and "remediate_compliant_check" in section
+    assert "remediate_broken_apply 50h/0ms 3 (≤3) met" in section

@@ -124,16 +124,21 @@ def fixture_probed(monkeypatch: pytest.MonkeyPatch) -> mock.MagicMock:
 
 
 def test_healthy_host_in_one_round_trip(probed: mock.MagicMock) -> None:
-    """One host call, facts as ansible_facts.rdp_doctor, the probe asked with the facts' port, no findings."""
+    """One host call, the four facts published as ansible_facts, the probe asked with the facts' port, no findings."""
     action = make_action({"probe_host": "127.0.0.9"}, answered(samples.healthy_raw()))
     result = action.run(task_vars={"inventory_hostname": "win01"})
     assert action._low_level_execute_command.call_count == 1  # type: ignore[attr-defined]  # pylint: disable=protected-access
     assert result["steps"] == ALL and result["host_state"]["state"] == "ok" and not result.get("failed")
-    facts = result["ansible_facts"]["rdp_doctor"]
+    published = result["ansible_facts"]
+    assert set(published) == {"rdp_doctor_facts", "rdp_doctor_probe", "rdp_doctor_findings", "rdp_doctor_host_state"}
+    facts = published["rdp_doctor_facts"]
     (probe_args,), _kwargs = probed.call_args
     assert probe_args["host"] == "127.0.0.9" and probe_args["port"] == facts["listener"]["effective_port"]
-    assert result["probe"]["verdict"]["ok"] is True and result["probe"]["failed"] is False
-    assert result["findings"] == [] and result["summary"][0].startswith("no findings")
+    assert facts["facts_version"] == 1 and published["rdp_doctor_host_state"] == result["host_state"]
+    assert published["rdp_doctor_probe"]["verdict"]["ok"] is True and published["rdp_doctor_probe"]["failed"] is False
+    assert published["rdp_doctor_findings"] == [] and result["summary"][0].startswith("no findings")
+    # Each big value once in the result (the registered copy and the callback walk all of it).
+    assert "findings" not in result and "probe" not in result
     assert result["changed"] is False
 
 
@@ -143,7 +148,7 @@ def test_broken_host_findings_and_fail_on_findings(probed: mock.MagicMock) -> No
     samples.rdp_disabled(raw)
     probed.return_value = dict(probe_document(ok=False), changed=False)
     result = make_action({"probe_host": "127.0.0.9"}, answered(raw)).run(task_vars={})
-    assert [f["id"] for f in result["findings"]][:1] == ["RDP-CONNECTIONS-DENIED"] and not result.get("failed")
+    assert [f["id"] for f in result["ansible_facts"]["rdp_doctor_findings"]][:1] == ["RDP-CONNECTIONS-DENIED"] and not result.get("failed")
     failed = make_action({"probe_host": "127.0.0.9", "fail_on_findings": True}, answered(raw)).run(task_vars={})
     assert failed["failed"] is True and "RDP-CONNECTIONS-DENIED" in failed["msg"] and failed["msg"] == " | ".join(failed["summary"])
     probed.return_value = dict(probe_document(), changed=False)
@@ -155,7 +160,10 @@ def test_unreachable_host_is_reported_and_still_probed(probed: mock.MagicMock) -
     """A connection failure is not an unreachable task: the state says so, the probe still runs."""
     result = make_action({}, AnsibleConnectionFailure("winrm: connection refused")).run(task_vars={"inventory_hostname": "win01"})
     assert result["host_state"] == {"state": "unreachable", "msg": "winrm: connection refused", "error": None}
-    assert probed.call_count == 1 and "ansible_facts" not in result and not result.get("failed") and not result.get("unreachable")
+    assert probed.call_count == 1 and not result.get("failed") and not result.get("unreachable")
+    # Published all the same, so no stale value of an earlier run survives: no facts, the state says why.
+    assert result["ansible_facts"]["rdp_doctor_facts"] == {} and result["ansible_facts"]["rdp_doctor_host_state"]["state"] == "unreachable"
+    assert result["ansible_facts"]["rdp_doctor_probe"] is not None
     assert result["summary"][0] == "UNREACHABLE: winrm: connection refused"
     failed = make_action({"fail_on_findings": True}, AnsibleConnectionFailure("refused")).run(task_vars={})
     assert failed["failed"] is True and "UNREACHABLE" in failed["msg"]
@@ -174,12 +182,14 @@ def test_failing_script_is_reported(probed: mock.MagicMock) -> None:
 def test_probe_switched_off_and_tags(probed: mock.MagicMock) -> None:
     """probe: false leaves the probe out; --tags rdp_doctor_probe reads nothing from the host."""
     result = make_action({"probe": False}, answered(samples.healthy_raw())).run(task_vars={})
-    assert probed.call_count == 0 and result["probe"] is None and result["steps"] == ["facts", "findings", "summary"]
+    assert probed.call_count == 0 and result["ansible_facts"]["rdp_doctor_probe"] is None
+    assert result["steps"] == ["facts", "findings", "summary"]
     action = make_action({"probe_host": "127.0.0.9", "run_tags": ["rdp_doctor_probe"]}, answered(samples.healthy_raw()))
     result = action.run(task_vars={})
     assert action._low_level_execute_command.call_count == 0  # type: ignore[attr-defined]  # pylint: disable=protected-access
-    assert result["steps"] == ["probe"] and result["host_state"]["state"] == "skipped" and result["probe"] is not None
-    assert result["findings"] == [] and result["summary"] == []
+    assert result["steps"] == ["probe"] and result["host_state"]["state"] == "skipped"
+    assert result["ansible_facts"]["rdp_doctor_probe"] is not None and result["ansible_facts"]["rdp_doctor_facts"] == {}
+    assert result["ansible_facts"]["rdp_doctor_findings"] == [] and result["summary"] == []
 
 
 def test_probe_that_cannot_start_is_reported(probed: mock.MagicMock) -> None:
@@ -187,7 +197,7 @@ def test_probe_that_cannot_start_is_reported(probed: mock.MagicMock) -> None:
     (Options diagnose_host can check itself fail the task before the host is touched: tests/unit/test_bad_input_corpus.py.)"""
     probed.return_value = {"failed": True, "changed": False, "msg": "cookie too long"}
     result = make_action({"probe_options": {"cookie": "x" * 100}}, answered(samples.healthy_raw())).run(task_vars={})
-    assert result["probe"] is None and result["probe_error"] == "cookie too long" and result["host_state"]["state"] == "ok"
+    assert result["ansible_facts"]["rdp_doctor_probe"] is None and result["probe_error"] == "cookie too long" and result["host_state"]["state"] == "ok"
 
 
 def test_filters_options_reach_the_findings(probed: mock.MagicMock) -> None:
@@ -195,7 +205,7 @@ def test_filters_options_reach_the_findings(probed: mock.MagicMock) -> None:
     raw = samples.healthy_raw()
     samples.rdp_disabled(raw)
     result = make_action({"categories": ["certificate"]}, answered(raw)).run(task_vars={})
-    assert result["findings"] == [] and probed.call_count == 1
+    assert result["ansible_facts"]["rdp_doctor_findings"] == [] and probed.call_count == 1
 
 
 def test_a_probe_that_failed_is_never_called_healthy(probed: mock.MagicMock) -> None:
@@ -220,7 +230,7 @@ def test_fail_on_threshold_by_severity(probed: mock.MagicMock, fail_on: str, fai
     samples.rdp_disabled(disabled)
     samples.nla_disabled(nla_off)
     results = [make_action({"fail_on": fail_on}, answered(raw)).run(task_vars={}) for raw in (disabled, nla_off)]
-    assert [bool(r.get("failed")) for r in results] == [fails_disabled, fails_nla_off], [r["findings"] for r in results]
+    assert [bool(r.get("failed")) for r in results] == [fails_disabled, fails_nla_off], [r["ansible_facts"]["rdp_doctor_findings"] for r in results]
     healthy = make_action({"fail_on": "info"}, answered(samples.healthy_raw())).run(task_vars={})
     assert not healthy.get("failed")
     unreachable = make_action({"fail_on": "critical"}, AnsibleConnectionFailure("reset")).run(task_vars={})
