@@ -291,9 +291,11 @@ def _gate(address: str, port: int, limit: int) -> threading.BoundedSemaphore:
 class _Connection:
     """A TCP connection holding one slot of its target's gate until closed."""
 
-    def __init__(self, sock: socket.socket, gate: threading.BoundedSemaphore) -> None:
+    def __init__(self, sock: socket.socket, gate: threading.BoundedSemaphore, reset: bool = False) -> None:
         self.sock: socket.socket | ssl.SSLSocket = sock
         self._gate: threading.BoundedSemaphore | None = gate
+        #: The server reset the connection right after the handshake, before connect() returned (see connect()).
+        self.reset = reset
 
     def close(self) -> None:
         """Close the socket (TLS or not) and give the slot back."""
@@ -335,6 +337,12 @@ def connect(address: str, family: int, port: int, timeout: float, limit: int) ->
         sock.connect((address, port))
     except (socket.timeout, TimeoutError):
         attempt.update(outcome="timeout", error=f"no answer to SYN within {timeout:g} s")
+    except ConnectionResetError as exc:
+        # The handshake completed (a SYN-ACK came back: something listens) and the server reset the connection
+        # before this thread saw connect() return - a race on a busy client. TCP reached the listener: the reset
+        # is the listener's answer, judged at the X.224 step as the same server resetting after accept() would be.
+        attempt.update(outcome="connected", elapsed_ms=_ms(start), error=str(exc))
+        return _Connection(sock, gate, reset=True), attempt
     except ConnectionRefusedError as exc:
         attempt.update(outcome="refused", errno=exc.errno, error=str(exc))
     except OSError as exc:
@@ -620,6 +628,8 @@ class _Run:
     def _exchange(self, conn: _Connection, mix: int | None) -> dict[str, t.Any]:
         """Send one Connection Request and classify the answer."""
         request = wire.build_connection_request(mix, cookie=self.opts.cookie or None)
+        if getattr(conn, "reset", False):
+            return {"kind": "reset", "status": "reset", "error": "reset by the server right after the TCP handshake", "raw": ""}
         try:
             conn.sock.sendall(request)
         except OSError as exc:

@@ -4,6 +4,7 @@ later protocol mix that breaks the negotiation is flagged."""
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import threading
@@ -217,3 +218,30 @@ def test_a_timestamp_av_pair_of_the_wrong_length_is_no_time() -> None:
     ISO time and crashed on (found by test_parser_fuzz)."""
     pairs = probe_mod.wire.parse_av_pairs(bytes.fromhex("0700010000") + bytes.fromhex("0600020001") + b"\x00\x00\x00\x00")
     assert pairs["timestamp"] is None and pairs["av_flags"] is None
+
+
+def test_a_reset_that_beats_connect_returning_is_the_listener_closing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handshake completes, the server resets at once, and a busy client sees connect() fail with ECONNRESET.
+
+    Something listens (it answered the SYN): the verdict is the same as when the reset comes after connect()
+    returned - TCP ok, the X.224 step reports the closed connection - not a TCP failure (a race seen under load).
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    port = listener.getsockname()[1]
+
+    class ResetOnConnect(socket.socket):
+        def connect(self, address: t.Any) -> None:
+            super().connect(address)
+            raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
+
+    monkeypatch.setattr(probe_mod.socket, "socket", ResetOnConnect)
+    try:
+        result = probe_mod.probe(probe_mod.ProbeOptions(host="127.0.0.1", port=port, connect_timeout=1.0, read_timeout=1.0))
+    finally:
+        listener.close()
+    steps = {step["step"]: step for step in result["steps"]}
+    assert steps["tcp"]["verdict"] == "ok"
+    assert result["verdict"]["failed_step"] == "x224", result["verdict"]
+    assert "RDP-PROBE-CLOSED" in result["verdict"]["finding_ids"], result["verdict"]
