@@ -14,10 +14,9 @@ import typing as t
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.integration.test_diagnose_lab import diagnose, finding, ids
-from tests.lab.faults import FAULTS
+from tests.integration.fault_fleets import diagnose_exactly, expected_ids, fault_hosts, host_name, start_fleet
+from tests.integration.test_diagnose_lab import finding
 
 pytestmark = pytest.mark.lab
 
@@ -39,19 +38,16 @@ COMBINED = {
 
 
 def _name(fault: str) -> str:
-    return "l-" + fault.replace("_", "-")
+    return host_name("l", fault)
 
 
-HOSTS: dict[str, tuple[str, ...]] = {**{_name(f): (f,) for f in LISTENER_FAULTS}, **COMBINED}
-EXPECTED: dict[str, set[str]] = {name: {i for f in faults for i in FAULTS[f].finding_ids} for name, faults in HOSTS.items()}
+HOSTS: dict[str, tuple[str, ...]] = fault_hosts("l", LISTENER_FAULTS, COMBINED)
+EXPECTED: dict[str, set[str]] = expected_ids(HOSTS)
 
 
 @pytest.fixture(scope="module")
 def listener_lab(lab_fleet: t.Callable[..., t.Any], tmp_path_factory: pytest.TempPathFactory) -> t.Any:
-    path = tmp_path_factory.mktemp("listener-fleet") / "listener.yml"
-    document = {"defaults": {"os_version": "2022"}, "hosts": [{"name": name, "faults": list(faults)} for name, faults in HOSTS.items()]}
-    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    return lab_fleet(path)
+    return start_fleet(lab_fleet, tmp_path_factory, "listener", HOSTS)
 
 
 def _check_evidence(hosts: dict[str, dict[str, t.Any]]) -> None:
@@ -107,14 +103,5 @@ def _check_evidence(hosts: dict[str, dict[str, t.Any]]) -> None:
 def test_diagnose_listener_and_licensing_faults(listener_lab: t.Any, run_playbook: RunPlaybook, tmp_path: Path,
                                                 connection: str) -> None:
     """Every host is read in one round trip and gives exactly its findings, with the evidence the script read."""
-    listener_lab.admin.reset_counters()
-    result = diagnose(run_playbook, listener_lab.inventory_for(connection), tmp_path)
-    assert result.run.returncode == 0, result.run.stdout[-3000:] + result.run.stderr[-3000:]
-    assert set(result.hosts) == set(HOSTS)
-    wrong = {host: {"state": d["host_state"], "wanted": sorted(EXPECTED[host]), "found": ids(d)}
-             for host, d in result.hosts.items() if d["host_state"]["state"] != "ok" or set(ids(d)) != EXPECTED[host]}
-    assert wrong == {}
-    for host in HOSTS:
-        counters = listener_lab.admin.counters(host)
-        assert (counters["round_trips"], counters["scripts"]) == (1, {"read_rdp_state": 1}), (host, counters)
+    result = diagnose_exactly(listener_lab, run_playbook, connection, tmp_path, EXPECTED)
     _check_evidence(result.hosts)

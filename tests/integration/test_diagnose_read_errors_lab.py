@@ -13,10 +13,9 @@ import typing as t
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.integration.test_diagnose_lab import diagnose, finding, ids
-from tests.lab.faults import FAULTS
+from tests.integration.fault_fleets import diagnose_exactly, expected_ids, fault_hosts, host_name, start_fleet
+from tests.integration.test_diagnose_lab import finding
 
 pytestmark = pytest.mark.lab
 
@@ -38,11 +37,11 @@ COMBINED = {
 
 
 def _name(fault: str) -> str:
-    return "r-" + fault.replace("_", "-")
+    return host_name("r", fault)
 
 
-HOSTS: dict[str, tuple[str, ...]] = {**{_name(f): (f,) for f in READ_FAULTS}, **COMBINED}
-EXPECTED: dict[str, set[str]] = {name: {i for f in faults for i in FAULTS[f].finding_ids} for name, faults in HOSTS.items()}
+HOSTS: dict[str, tuple[str, ...]] = fault_hosts("r", READ_FAULTS, COMBINED)
+EXPECTED: dict[str, set[str]] = expected_ids(HOSTS)
 EXPECTED["r-event-tls12"].add("RDP-TLS-LEGACY-ENABLED")  # tls12_disabled switches TLS 1.0 on explicitly
 #: What each host's "could not read" line must name (a host without a read error has no such line).
 COULD_NOT_READ: dict[str, str] = {
@@ -62,25 +61,13 @@ COULD_NOT_READ: dict[str, str] = {
 @pytest.fixture(scope="module")
 def read_errors_lab(lab_fleet: t.Callable[..., t.Any], tmp_path_factory: pytest.TempPathFactory) -> t.Any:
     """One host per host state and the combinations (the lab picks 2012 R2 where a fault needs it)."""
-    path = tmp_path_factory.mktemp("read-errors-fleet") / "read_errors.yml"
-    document = {"defaults": {"os_version": "2022"}, "hosts": [{"name": name, "faults": list(faults)} for name, faults in HOSTS.items()]}
-    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    return lab_fleet(path)
+    return start_fleet(lab_fleet, tmp_path_factory, "read-errors", HOSTS)
 
 
 @pytest.mark.parametrize("connection", ["winrm", "psrp"])
 def test_diagnose_survives_partial_reads(read_errors_lab: t.Any, run_playbook: RunPlaybook, tmp_path: Path, connection: str) -> None:
     """Every host is read (state ok, one round trip) and gives exactly its findings; the summary names what was not read."""
-    read_errors_lab.admin.reset_counters()
-    result = diagnose(run_playbook, read_errors_lab.inventory_for(connection), tmp_path)
-    assert result.run.returncode == 0, result.run.stdout[-3000:] + result.run.stderr[-3000:]
-    assert set(result.hosts) == set(HOSTS)
-    wrong = {host: {"state": d["host_state"], "wanted": sorted(EXPECTED[host]), "found": ids(d)}
-             for host, d in result.hosts.items() if d["host_state"]["state"] != "ok" or set(ids(d)) != EXPECTED[host]}
-    assert wrong == {}
-    for host in HOSTS:
-        counters = read_errors_lab.admin.counters(host)
-        assert (counters["round_trips"], counters["scripts"]) == (1, {"read_rdp_state": 1}), (host, counters)
+    result = diagnose_exactly(read_errors_lab, run_playbook, connection, tmp_path, EXPECTED)
     for host, line in COULD_NOT_READ.items():  # each host's own summary lines
         assert any(printed.startswith(line) for printed in result.hosts[host]["summary"]), (host, line, result.hosts[host]["summary"])
     printed = result.run.stdout.replace("\\\\", "\\")  # the debug output escapes a backslash as in JSON

@@ -14,10 +14,9 @@ import typing as t
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.integration.test_diagnose_lab import diagnose, finding, ids
-from tests.lab.faults import FAULTS
+from tests.integration.fault_fleets import diagnose_exactly, expected_ids, fault_hosts, host_name, start_fleet
+from tests.integration.test_diagnose_lab import finding
 
 pytestmark = pytest.mark.lab
 
@@ -36,21 +35,18 @@ HEALTHY = "s-healthy"
 
 
 def _name(fault: str) -> str:
-    return "s-" + fault.replace("_", "-")
+    return host_name("s", fault)
 
 
-HOSTS: dict[str, tuple[str, ...]] = {HEALTHY: (), **{_name(f): (f,) for f in SECURITY_FAULTS}, **COMBINED}
-EXPECTED: dict[str, set[str]] = {name: {i for f in faults for i in FAULTS[f].finding_ids} for name, faults in HOSTS.items()}
+HOSTS: dict[str, tuple[str, ...]] = fault_hosts("s", SECURITY_FAULTS, COMBINED, {HEALTHY: ()})
+EXPECTED: dict[str, set[str]] = expected_ids(HOSTS)
 EXPECTED["s-alerts-key"] = {"RDP-CERT-KEY-UNREADABLE"}  # the key finding explains the Schannel events: no second finding
 
 
 @pytest.fixture(scope="module")
 def security_lab(lab_fleet: t.Callable[..., t.Any], tmp_path_factory: pytest.TempPathFactory) -> t.Any:
     """One host per fault, the combinations and a healthy host (Server 2022)."""
-    path = tmp_path_factory.mktemp("security-fleet") / "security.yml"
-    document = {"defaults": {"os_version": "2022"}, "hosts": [{"name": name, "faults": list(faults)} for name, faults in HOSTS.items()]}
-    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    return lab_fleet(path)
+    return start_fleet(lab_fleet, tmp_path_factory, "security", HOSTS)
 
 
 def _check_healthy(diagnosis: dict[str, t.Any]) -> None:
@@ -108,15 +104,6 @@ def _check_evidence(hosts: dict[str, dict[str, t.Any]]) -> None:
 def test_diagnose_judges_tls_and_logon_prerequisites(security_lab: t.Any, run_playbook: RunPlaybook, tmp_path: Path,
                                                      connection: str) -> None:
     """Every host gives exactly its ids in one round trip; evidence and the healthy host's facts as above."""
-    security_lab.admin.reset_counters()
-    result = diagnose(run_playbook, security_lab.inventory_for(connection), tmp_path)
-    assert result.run.returncode == 0, result.run.stdout[-3000:] + result.run.stderr[-3000:]
-    assert set(result.hosts) == set(HOSTS)
-    wrong = {host: {"state": d["host_state"], "wanted": sorted(EXPECTED[host]), "found": ids(d)}
-             for host, d in result.hosts.items() if d["host_state"]["state"] != "ok" or set(ids(d)) != EXPECTED[host]}
-    assert wrong == {}
-    for host in HOSTS:
-        counters = security_lab.admin.counters(host)
-        assert (counters["round_trips"], counters["scripts"]) == (1, {"read_rdp_state": 1}), (host, counters)
+    result = diagnose_exactly(security_lab, run_playbook, connection, tmp_path, EXPECTED)
     _check_healthy(result.hosts[HEALTHY])
     _check_evidence(result.hosts)
