@@ -297,7 +297,7 @@ def test_reboot_opt_in_restarts_the_host_and_the_fix_takes_effect(lab_fleet: t.C
 
 
 def test_fix_tags_and_switches_select_fixes_one_by_one(lab_fleet: t.Callable[..., t.Any], run_playbook: RunPlaybook,
-                                                        tmp_path: Path) -> None:
+                                                       tmp_path: Path) -> None:
     """--skip-tags / --tags of one fix and a switch given as the string "false" (an AWX survey) leave the other fixes.
 
     Check mode on a host needing a certificate fix and a firewall fix: each selection plans exactly its part.

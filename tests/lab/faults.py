@@ -491,6 +491,8 @@ def _path_blocked_clients_arrive(host: Host, now: dt.datetime) -> None:
 def _clients_fail_logon(host: Host, now: dt.datetime) -> None:
     """Clients reach the listener and fail with a wrong password; none authenticates."""
     _client_connections(host, now, authenticated=False)
+
+
 # ---- issue 12, part A: licensing set without Group Policy, listener state and stack, port, caps, port exhaustion ----
 LICENSE_SERVER = "ls01.contoso.com"
 CITRIX_PROTOCOL_OBJECT = "{bc7fdab0-9a0d-4a3d-9c46-5e0c5c1b0d1a}"  # the stack a removed Citrix VDA left on RDP-Tcp (not installed)
