@@ -16,6 +16,7 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.rdp.doctor.plugins.module_utils import rdp_registry as reg
+from ansible_collections.rdp.doctor.plugins.module_utils.host_facts import parse_time
 
 Finding = t.Dict[str, t.Any]
 Facts = t.Dict[str, t.Any]
@@ -679,14 +680,36 @@ def _tls_parts_read(facts: Facts) -> bool:
     return fact(facts, "tls_cipher_suites.read") is not False and not fact(facts, "schannel.server_unknown")
 
 
-def schannel_event_findings(findings: list[Finding], facts: Facts) -> list[Finding]:
+def _since_last_boot(event: dict[str, t.Any], facts: Facts) -> bool:
+    """Whether the event was last logged after the host's last boot (unknown times count as recent).
+
+    Schannel reads its protocol and algorithm settings at boot: an event logged before the last boot is about a
+    configuration the host no longer runs (e.g. TLS 1.2 re-enabled, then the host restarted)."""
+    last, boot = parse_time(event.get("last")), parse_time(fact(facts, "os.last_boot_utc"))
+    return last is None or boot is None or last >= boot
+
+
+def _probe_completed_tls(probe: t.Any) -> bool:
+    """Whether the probe, a client of this run, completed a TLS handshake with the listener."""
+    steps = probe.get("steps") if isinstance(probe, dict) else None
+    return any(isinstance(step, dict) and step.get("step") == "tls" and step.get("verdict") in ("ok", "warn")
+               for step in steps or [])
+
+
+def schannel_event_findings(findings: list[Finding], facts: Facts, probe: t.Any = None) -> list[Finding]:
     """Schannel events as triggers (MSRD #44): the host's own record of TLS failures raises a finding when no other finding
     already explains them. Credential events (36870/36871/36886) stop every client (high); handshake events
-    (36874/36888) some clients (medium). 36885/36887 (client side, CA list) are evidence only."""
+    (36874/36888) some clients (medium). 36885/36887 (client side, CA list) are evidence only.
+
+    Events outlive their cause: the log keeps them for the whole event window after a fix. So events logged before
+    the last boot do not count, and credential events ("every client fails") do not count when the probe has just
+    completed a TLS handshake - they are from before a fix that needed no reboot (a key ACL, a new certificate)."""
     if any(f["id"] in _SCHANNEL_EXPLAINED_BY for f in findings) or not _tls_parts_read(facts):
         return []
+    handshake_now = _probe_completed_tls(probe)
     triggers = [e for e in _events(facts, *reg.SCHANNEL_CREDENTIAL_EVENTS, *reg.SCHANNEL_HANDSHAKE_EVENTS)
-                if e.get("count") and "schannel" in str(e.get("provider") or "").lower()]
+                if e.get("count") and "schannel" in str(e.get("provider") or "").lower() and _since_last_boot(e, facts)
+                and not (handshake_now and e["id"] in reg.SCHANNEL_CREDENTIAL_EVENTS)]
     if not triggers:
         return []
     context = [e for e in _events(facts, reg.EVENT_SCHANNEL_CA_LIST, reg.EVENT_SCHANNEL_ALERT_RECEIVED) if e.get("count")]
@@ -1333,7 +1356,7 @@ def evaluate(facts: Facts | None, probe: dict[str, t.Any] | None = None) -> list
     if facts:
         for rule in HOST_RULES:
             findings.extend(rule(facts))
-        findings.extend(schannel_event_findings(findings, facts))
+        findings.extend(schannel_event_findings(findings, facts, probe))
     if isinstance(probe, dict) and probe:
         findings = join_probe(findings, facts, probe)
     findings.extend(_gpo_override(findings))

@@ -3,6 +3,7 @@ logon services, incoming NTLM and the host's record of clients (security_facts +
 
 from __future__ import annotations
 
+import datetime as dt
 import typing as t
 
 import pytest
@@ -274,3 +275,27 @@ def test_connection_log_that_cannot_be_read_is_unknown() -> None:
                           "error": {"type": "System.UnauthorizedAccessException", "message": "denied"}})
     conn = facts_of(raw)["connections"]
     assert (conn["read"], conn["clients_reached_listener"], conn["clients_authenticated"]) == (False, None, None)
+
+
+def test_schannel_events_before_the_last_boot_do_not_count() -> None:
+    """Schannel reads its settings at boot: events logged before the last restart are about a configuration gone
+    (the lab's demo: TLS 1.2 re-enabled, host rebooted, the old 36871s still in the log)."""
+    raw = samples.healthy_raw()
+    _event(raw, "Schannel", reg.EVENT_SCHANNEL_CREDENTIAL)  # last logged an hour before samples.NOW
+    raw["os"]["last_boot_utc"] = samples.iso(samples.NOW - dt.timedelta(minutes=5))
+    assert "RDP-TLS-SCHANNEL-ERRORS" not in ids(raw)
+    raw["os"]["last_boot_utc"] = samples.iso(samples.NOW - dt.timedelta(days=3))
+    assert "RDP-TLS-SCHANNEL-ERRORS" in ids(raw)
+
+
+def test_credential_events_do_not_count_when_the_probe_just_completed_tls() -> None:
+    """"Every client fails" is contradicted by a client of this run: the events are from before a fix that needed no
+    reboot (a key ACL, a new certificate). Handshake events (some clients) still count."""
+    tls_ok = {"steps": [{"step": "tcp", "verdict": "ok"}, {"step": "tls", "verdict": "ok"}]}
+    tls_failed = {"steps": [{"step": "tcp", "verdict": "ok"}, {"step": "tls", "verdict": "fail"}]}
+    raw = samples.healthy_raw()
+    _event(raw, "Schannel", reg.EVENT_SCHANNEL_KEY_ACCESS)
+    assert "RDP-TLS-SCHANNEL-ERRORS" not in ids(raw, tls_ok)
+    assert "RDP-TLS-SCHANNEL-ERRORS" in ids(raw, tls_failed) and "RDP-TLS-SCHANNEL-ERRORS" in ids(raw)
+    _event(raw, "Schannel", reg.EVENT_SCHANNEL_ALERT)
+    assert "RDP-TLS-SCHANNEL-ERRORS" in ids(raw, tls_ok)
