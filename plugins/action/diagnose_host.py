@@ -15,7 +15,6 @@ Pure parts (``selected_steps``, ``host_state``, ``probe_arguments``, ``published
 
 from __future__ import annotations
 
-import ipaddress
 import typing as t
 
 from ansible.errors import AnsibleConnectionFailure
@@ -29,6 +28,7 @@ from ansible_collections.rdp.doctor.plugins.filter.findings import findings as f
 from ansible_collections.rdp.doctor.plugins.filter.findings_summary import findings_summary
 from ansible_collections.rdp.doctor.plugins.filter.fleet_summary import FAIL_ON, host_verdict
 from ansible_collections.rdp.doctor.plugins.module_utils import validation
+from ansible_collections.rdp.doctor.plugins.module_utils import x509_info
 from ansible_collections.rdp.doctor.plugins.module_utils.findings import CATALOGUE, SEVERITIES
 from ansible_collections.rdp.doctor.plugins.modules.probe import argument_spec as probe_argument_spec
 
@@ -148,23 +148,14 @@ def probe_arguments(args: dict[str, t.Any], facts: dict[str, t.Any], inventory_h
     probe_args.update(host=probe_host,
                       port=args["probe_port"] or listener.get("effective_port") or 3389,
                       connect_timeout=args["probe_timeout"], read_timeout=args["probe_timeout"])
-    if args["probe_expected_address"] and _is_ip_address(args["probe_expected_address"]):
+    if args["probe_expected_address"] and x509_info.ip_literal(str(args["probe_expected_address"])) is not None:
         probe_args["expected_address"] = args["probe_expected_address"]
     server_name = args["probe_server_name"] or os_facts.get("fqdn") or probe_args.get("server_name")
     if server_name:
         probe_args["server_name"] = server_name
-    elif _is_ip_address(probe_host):
+    elif x509_info.ip_literal(str(probe_host)) is not None:
         probe_args["name_check_skip_reason"] = "host not read" if not facts else "the host's FQDN is unknown"
     return probe_args
-
-
-def _is_ip_address(value: t.Any) -> bool:
-    """True for an IPv4 or IPv6 address literal (brackets and a zone id allowed)."""
-    try:
-        ipaddress.ip_address(str(value).strip("[]").split("%", 1)[0])
-    except ValueError:
-        return False
-    return True
 
 
 def published_facts(facts: dict[str, t.Any], probe: dict[str, t.Any] | None, found: list[dict[str, t.Any]],
@@ -225,7 +216,6 @@ class ActionModule(ActionBase):
         result.update(changed=False, steps=steps, host_state=state, summary=summary,
                       ansible_facts=published_facts(facts, probe, found, state))
         fail_on = "cause" if args["fail_on_findings"] and args["fail_on"] == "none" else args["fail_on"]
-        if args["fail_on_findings"] or args["fail_on"] != "none":
-            if host_verdict({"host_state": state, "findings": found, "probe": probe}, fail_on)["fails"]:
-                result.update(failed=True, msg=" | ".join(summary or findings_summary(found, state, probe)))
+        if fail_on != "none" and host_verdict({"host_state": state, "findings": found, "probe": probe}, fail_on)["fails"]:
+            result.update(failed=True, msg=" | ".join(summary or findings_summary(found, state, probe)))
         return result

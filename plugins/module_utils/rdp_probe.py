@@ -168,14 +168,6 @@ def _control_character(text: str) -> bool:
     return any(ord(char) < 32 or 127 <= ord(char) < 160 for char in text)
 
 
-def _ip_literal(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address ``text`` spells (brackets and an IPv6 zone id allowed), else None."""
-    try:
-        return ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
-    except ValueError:
-        return None
-
-
 def name_error(option: str, value: t.Any) -> str | None:
     """Message when ``value`` is neither an IP literal nor a host name a client could type (None when usable).
 
@@ -189,7 +181,7 @@ def name_error(option: str, value: t.Any) -> str | None:
         return f"{allowed}, not {value!r}"
     if _control_character(value):
         return f"{allowed}; it contains a control character: {value!r}"
-    if _ip_literal(value) is not None:
+    if x509_info.ip_literal(value) is not None:
         return None
     if len(value) > MAX_NAME_LENGTH:
         return f"{allowed}, not a name of {len(value)} characters"
@@ -203,7 +195,7 @@ def name_error(option: str, value: t.Any) -> str | None:
 
 def address_error(option: str, value: t.Any) -> str | None:
     """Message when ``value`` is not an IPv4 or IPv6 address literal (None when it is)."""
-    if isinstance(value, str) and not _control_character(value) and _ip_literal(value) is not None:
+    if isinstance(value, str) and not _control_character(value) and x509_info.ip_literal(value) is not None:
         return None
     return f"{option} must be an IPv4 or IPv6 address (the inventory address; it is never looked up), not {value!r}"
 
@@ -438,11 +430,7 @@ def warm_up() -> None:
 
 def _sni(server_name: str) -> str | None:
     """SNI to send: the name, or nothing for an IP literal (TLS forbids IPs in SNI)."""
-    try:
-        ipaddress.ip_address(server_name.strip("[]").split("%", 1)[0])
-    except ValueError:
-        return server_name
-    return None
+    return None if x509_info.ip_literal(server_name) is not None else server_name
 
 
 def _unverified_chain(tls: ssl.SSLSocket) -> list[bytes]:

@@ -326,8 +326,8 @@ def dns_name_matches(pattern: str, name: str) -> bool:
     return bool(head) and rest == pattern[2:]
 
 
-def _as_ip(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The IP address ``name`` spells, if it is a literal (brackets and zone ids tolerated)."""
+def ip_literal(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address ``name`` spells, if it is a literal (brackets and zone ids tolerated), else None."""
     try:
         return ipaddress.ip_address(name.strip("[]").split("%", 1)[0])
     except ValueError:
@@ -342,10 +342,10 @@ def name_check(description: dict[str, t.Any], server_name: str) -> dict[str, t.A
     still follows for certificates without SAN — inference from CryptoAPI's SSL policy).
     """
     out: dict[str, t.Any] = {"server_name": server_name, "matches": False, "matched_by": None}
-    address = _as_ip(server_name)
+    address = ip_literal(server_name)
     if address is not None:
         for san_ip in description["san_ip"]:
-            if _as_ip(san_ip) == address:
+            if ip_literal(san_ip) == address:
                 out.update(matches=True, matched_by="san_ip")
                 return out
         if not description["san_dns"] and not description["san_ip"] and description["subject_cn"] == str(address):
