@@ -79,13 +79,13 @@ import typing as t
 from collections.abc import Mapping
 
 from ansible_collections.rdp.doctor.plugins.filter.findings_summary import could_not_read_line
+from ansible_collections.rdp.doctor.plugins.module_utils.findings import SEVERITIES, severity_rank
+from ansible_collections.rdp.doctor.plugins.module_utils.fleet_report import READ_INCOMPLETE, published_results
 
-SEVERITIES = ("critical", "high", "medium", "low", "info")
 FAIL_ON = ("none", "cause") + SEVERITIES
 #: Host states, worst first: the order of the per-host lines and of the counts.
 STATES = ("failed", "unreachable", "broken", "read incomplete", "manual", "would change", "at risk", "skipped", "not reached",
           "fixed", "healthy")
-READ_INCOMPLETE = "RDP-READ-INCOMPLETE"
 #: Remediation outcomes that are a failure of the host (the remediate role fails these hosts).
 REMEDIATION_FAILED = frozenset({"failed", "refused", "rolled_back"})
 #: Certificate problems of Windows' default listener certificate: made by the host, trusted by nobody.
@@ -136,17 +136,11 @@ def _field(record: Mapping, name: str) -> t.Any:
     INJECT_FACTS_AS_VARS says); other results (``rdp_doctor_remediation``) are plain host variables.
     """
     value = record.get(name)
-    if value is None and isinstance(record.get("ansible_facts"), Mapping):
-        value = record["ansible_facts"].get("rdp_doctor_" + name)
-    return record.get("rdp_doctor_" + name) if value is None else value
+    return published_results(record)[name] if value is None else value
 
 
 def _findings(record: Mapping) -> list[dict[str, t.Any]]:
     return [f for f in _field(record, "findings") or [] if isinstance(f, Mapping)]
-
-
-def _rank(severity: t.Any) -> int:
-    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
 
 
 def failing_findings(findings: t.Sequence[dict[str, t.Any]], fail_on: str) -> list[dict[str, t.Any]]:
@@ -155,7 +149,7 @@ def failing_findings(findings: t.Sequence[dict[str, t.Any]], fail_on: str) -> li
         return []
     if fail_on == "cause":
         return [f for f in findings if f.get("explains_0x904")]
-    return [f for f in findings if _rank(f.get("severity")) <= _rank(fail_on)]
+    return [f for f in findings if severity_rank(f.get("severity")) <= severity_rank(fail_on)]
 
 
 def _probe_fails(probe: t.Any) -> bool:
@@ -181,7 +175,7 @@ def host_verdict(record: t.Any, fail_on: str = "none", max_error: int = 160) -> 
     remediation = _field(record, "remediation")
     remediation = remediation if isinstance(remediation, Mapping) else None
     probe = _field(record, "probe")
-    findings = sorted(_findings(record), key=lambda f: (0 if f.get("explains_0x904") else 1, _rank(f.get("severity")), str(f.get("id"))))
+    findings = sorted(_findings(record), key=lambda f: (0 if f.get("explains_0x904") else 1, severity_rank(f.get("severity")), str(f.get("id"))))
     causes = [str(f.get("id")) for f in findings if f.get("explains_0x904")]
     read_state = str(read.get("state") or "skipped")
     probe_error = read.get("probe_error")
@@ -279,7 +273,7 @@ def fleet_summary(hosts: t.Any, fail_on: str = "none", max_error: int = 160, not
         lines.append("failed or not read: " + ", ".join(f"{reason} {count}" for reason, count in reasons))
     width = max((len(s) for s in STATES), default=0)
     shown = [(name, v) for name, v in verdicts.items() if v["state"] not in ("healthy", "fixed")]
-    shown.sort(key=lambda item: (STATES.index(item[1]["state"]), _rank(item[1]["severity"]), item[0]))
+    shown.sort(key=lambda item: (STATES.index(item[1]["state"]), severity_rank(item[1]["severity"]), item[0]))
     lines += [f"{v['state'].upper().replace(' ', '_'):<{width}} {name}: {v['detail']}".rstrip(": ") for name, v in shown]
     default_certificate = sum(1 for v in verdicts.values() if v["default_certificate"])
     if default_certificate:

@@ -25,6 +25,11 @@ SEVERITIES = ("critical", "high", "medium", "low", "info")
 _SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 
 
+def severity_rank(severity: t.Any) -> int:
+    """0 for critical ... 4 for info; an unknown severity ranks after info."""
+    return _SEVERITY_RANK.get(str(severity), len(SEVERITIES))
+
+
 class Entry(t.NamedTuple):
     """A catalogue entry: what does not change from one host to the next."""
 
@@ -1341,7 +1346,7 @@ def _gpo_override(findings: list[Finding]) -> list[Finding]:
 
 def sort_key(finding: Finding) -> tuple[int, int, str]:
     """Causes that explain 0x904 first, then by severity, then by id (stable)."""
-    return (0 if finding.get("explains_0x904") else 1, _SEVERITY_RANK.get(finding.get("severity", "info"), len(SEVERITIES)),
+    return (0 if finding.get("explains_0x904") else 1, severity_rank(finding.get("severity", "info")),
             finding.get("id", ""))
 
 

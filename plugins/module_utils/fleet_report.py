@@ -18,11 +18,11 @@ from __future__ import annotations
 import copy
 import typing as t
 
+from ansible_collections.rdp.doctor.plugins.module_utils.findings import SEVERITIES, severity_rank
+
 SCHEMA = "rdp.doctor/fleet_report/1"
 SCHEMA_VERSION = 1
 
-SEVERITIES = ("critical", "high", "medium", "low", "info")
-_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 #: Host states, worst first (the order the summary and the Markdown list hosts in).
 STATES = ("unreachable", "failed", "broken", "unknown", "healthy")
 _STATE_RANK = {name: rank for rank, name in enumerate(STATES)}
@@ -40,11 +40,6 @@ _REMEDIATION_KEEP = ("operations", "manual", "remaining", "fixed", "refused", "r
 _OPERATION_KEEP = ("id", "kind", "target", "expect", "set", "why", "status", "reversible", "error")
 
 
-def severity_rank(severity: t.Any) -> int:
-    """0 for critical ... 4 for info; unknown severities after info."""
-    return _RANK.get(str(severity), len(SEVERITIES))
-
-
 def _dict(value: t.Any) -> dict[str, t.Any]:
     return value if isinstance(value, dict) else {}
 
@@ -59,7 +54,8 @@ def published_results(host_vars: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     Each is read from ``ansible_facts.<name>`` first, then from the top-level variable (set_fact vs. a returned
     fact: both ways exist), else None. The facts may also be ``ansible_facts.rdp_doctor`` (what host_facts returns).
     """
-    facts_ns = _dict(host_vars.get("ansible_facts"))
+    # Any mapping: templated hostvars hand out their own mapping types.
+    facts_ns = host_vars.get("ansible_facts") if isinstance(host_vars.get("ansible_facts"), t.Mapping) else {}
     found: dict[str, t.Any] = {}
     for key, name in PUBLISHED.items():
         value = facts_ns.get(name)

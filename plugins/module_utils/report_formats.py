@@ -16,7 +16,8 @@ import re
 import typing as t
 import xml.etree.ElementTree as ET
 
-from ansible_collections.rdp.doctor.plugins.module_utils.fleet_report import CATEGORIES, severity_rank
+from ansible_collections.rdp.doctor.plugins.module_utils.findings import severity_rank
+from ansible_collections.rdp.doctor.plugins.module_utils.fleet_report import CATEGORIES
 
 #: Checks every host suite has, in this order: then one per finding area (fleet_report.CATEGORIES).
 FIXED_CHECKS = ("read", "probe")

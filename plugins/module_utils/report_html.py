@@ -25,11 +25,11 @@ import html
 import json
 import typing as t
 
+from ansible_collections.rdp.doctor.plugins.module_utils.findings import SEVERITIES, severity_rank
+
 Report = t.Dict[str, t.Any]
 Host = t.Dict[str, t.Any]
 
-SEVERITIES = ("critical", "high", "medium", "low", "info")
-_SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 # The host x check table's columns after the probe, in the catalogue's order of categories (findings.py).
 CHECK_COLUMNS = ("network", "listener", "certificate", "security", "tls", "credssp", "sessions", "licensing",
                  "accounts", "group_policy", "host")
@@ -118,7 +118,7 @@ def state_of(host: Host) -> str:
 def findings_of(host: Host) -> list[dict[str, t.Any]]:
     """The host's findings, worst first, then by id (a stable order for the page)."""
     items = [f for f in _list(host.get("findings")) if isinstance(f, dict)]
-    return sorted(items, key=lambda f: (_SEVERITY_RANK.get(str(f.get("severity")), len(SEVERITIES)), str(f.get("id"))))
+    return sorted(items, key=lambda f: (severity_rank(f.get("severity")), str(f.get("id"))))
 
 
 def open_findings(host: Host) -> list[dict[str, t.Any]]:
@@ -136,7 +136,7 @@ def causes_of(host: Host) -> list[str]:
 
 def worst_severity(findings: list[dict[str, t.Any]]) -> str | None:
     """The worst severity among ``findings``; None when there are none."""
-    ranks = [_SEVERITY_RANK.get(str(f.get("severity")), len(SEVERITIES) - 1) for f in findings]
+    ranks = [min(severity_rank(f.get("severity")), len(SEVERITIES) - 1) for f in findings]  # an unknown severity counts as info
     return SEVERITIES[min(ranks)] if ranks else None
 
 
@@ -194,7 +194,7 @@ def fleet_summary(hosts: list[Host]) -> dict[str, t.Any]:
             entry = causes.setdefault(str(finding.get("id")), {"hosts": 0, "severity": "info", "title": finding.get("title")})
             entry["hosts"] += 1
             entry["severity"] = worst_severity([finding, {"severity": entry["severity"]}])
-    ordered = sorted(causes.items(), key=lambda item: (-item[1]["hosts"], _SEVERITY_RANK.get(item[1]["severity"], 9), item[0]))
+    ordered = sorted(causes.items(), key=lambda item: (-item[1]["hosts"], severity_rank(item[1]["severity"]), item[0]))
     return {"hosts": len(hosts), "states": states, "severities": severities, "causes": ordered}
 
 
@@ -203,7 +203,7 @@ def _state_badge(state: str) -> str:
 
 
 def _severity_badge(severity: t.Any) -> str:
-    name = severity if isinstance(severity, str) and severity in _SEVERITY_RANK else "unknown"
+    name = severity if isinstance(severity, str) and severity in SEVERITIES else "unknown"
     return f'<span class="sev s-{name}">{esc(severity or "unknown")}</span>'
 
 
