@@ -8,9 +8,17 @@ and the summary lines with the collection's filters. Everything the diagnose rol
 per-host tasks, each of which cost Ansible a worker process per host (issue 8).
 
 The results are returned as ``ansible_facts`` (``published_facts``): Ansible publishes them with this task,
-no per-host ``set_fact`` (docs/dev/contracts.md section 4a).
+no per-host ``set_fact`` (docs/dev/contracts.md section 4a). With ``verdict`` the task itself fails a host that
+could not be read or whose findings reach ``fail_on`` (the role's former per-host fail task, one worker per host);
+Ansible publishes no facts of a failed task, so that host's results go, with every host's, into this run's records
+(``run_records``), from which the run-once ``rdp.doctor.diagnose_fleet`` task publishes them and sums up the fleet.
 
-Pure parts (``selected_steps``, ``host_state``, ``probe_arguments``, ``published_facts``) are functions of plain data.
+With ``use_role_variables`` the options come from the diagnose role's variables (``ROLE_VARIABLES``), read here:
+every templated task argument costs each host's worker a Jinja compilation (~5 ms; Ansible keeps no template cache
+across its per-task worker processes), which is why the role's task has no templated argument at all.
+
+Pure parts (``selected_steps``, ``host_state``, ``probe_arguments``, ``published_facts``, ``role_arguments``) are
+functions of plain data.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import typing as t
 
 from ansible.errors import AnsibleConnectionFailure
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.rdp.doctor.plugins.action.host_facts import ARGUMENT_SPEC as FACTS_SPEC
@@ -31,6 +40,7 @@ from ansible_collections.rdp.doctor.plugins.module_utils import validation
 from ansible_collections.rdp.doctor.plugins.module_utils import x509_info
 from ansible_collections.rdp.doctor.plugins.module_utils.findings import CATALOGUE, SEVERITIES
 from ansible_collections.rdp.doctor.plugins.modules.probe import argument_spec as probe_argument_spec
+from ansible_collections.rdp.doctor.plugins.plugin_utils import run_records
 
 STEPS = ("facts", "probe", "findings", "summary")
 #: The diagnose role's tags and the steps each selects: a later step's tag also runs what it needs.
@@ -61,7 +71,29 @@ ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     # Deprecated: true is fail_on=cause. Kept so playbooks written for 0.2 keep failing the same hosts.
     "fail_on_findings": {"type": "bool", "default": False},
     "fail_on": {"type": "str", "default": "none", "choices": list(FAIL_ON)},
+    "verdict": {"type": "bool", "default": False},
+    "use_role_variables": {"type": "bool", "default": False},
 }
+
+#: With use_role_variables: the diagnose role's variable of each option (roles/diagnose/meta/argument_specs.yml).
+ROLE_VARIABLES: dict[str, str] = {
+    "accounts": "rdp_doctor_accounts",
+    "event_days": "rdp_doctor_event_days",
+    "event_sample_size": "rdp_doctor_event_sample_size",
+    "probe": "rdp_doctor_diagnose_probe",
+    "probe_host": "rdp_doctor_probe_host",
+    "probe_port": "rdp_doctor_probe_port",
+    "probe_server_name": "rdp_doctor_probe_server_name",
+    "probe_timeout": "rdp_doctor_probe_timeout",
+    "min_severity": "rdp_doctor_diagnose_min_severity",
+    "fail_on": "rdp_doctor_diagnose_fail_on",
+    "fail_on_findings": "rdp_doctor_diagnose_fail_on_findings",
+    "verdict": "rdp_doctor_diagnose_verdict",
+}
+#: With use_role_variables: the role's switch of each finding category (its area); categories = the areas switched on.
+AREA_VARIABLES: dict[str, str] = {area: f"rdp_doctor_diagnose_{area}" for area in (
+    "listener", "network", "certificate", "credssp", "security", "tls", "sessions", "licensing", "accounts",
+    "group_policy", "host")}
 
 
 #: Probe options diagnose_host sets itself (probe_host, probe_port, probe_timeout ...): they win over probe_options.
@@ -169,6 +201,67 @@ def published_facts(facts: dict[str, t.Any], probe: dict[str, t.Any] | None, fou
     return {"rdp_doctor_facts": facts, "rdp_doctor_probe": probe, "rdp_doctor_findings": found, "rdp_doctor_host_state": state}
 
 
+def role_arguments(task_args: t.Mapping[str, t.Any], variables: t.Mapping[str, t.Any]) -> tuple[dict[str, t.Any], list[str], dict[str, str]]:
+    """The task's options with ``use_role_variables``: each option the task leaves out comes from its role variable.
+
+    ``variables`` holds the variables that are defined, templated. Returns the arguments, the problems of the
+    variables (each names its variable, as Ansible's role argument validation would) and which variable gave
+    which option. The probe connects to ``ansible_host`` (else the inventory name) and expects that address, and
+    the run's tags select the steps, as the role's task always passed them.
+    """
+    args = dict(task_args)
+    source: dict[str, str] = {}
+    spec: dict[str, dict[str, t.Any]] = {}
+    values: dict[str, t.Any] = {}
+    for option, variable in ROLE_VARIABLES.items():
+        if option not in args and variable in variables:
+            spec[variable] = {key: value for key, value in ARGUMENT_SPEC[option].items() if key not in ("default", "required")}
+            values[variable] = variables[variable]
+            source[option] = variable
+    converted, problems = validation.validated_arguments(spec, values)
+    args.update({option: converted[variable] for option, variable in source.items() if variable in converted})
+    if "categories" not in args:
+        switched_on = []
+        for area, variable in AREA_VARIABLES.items():
+            value = variables.get(variable, True)
+            try:
+                if boolean(value, strict=True):
+                    switched_on.append(area)
+            except TypeError:
+                problems.append(f"{variable} must be a boolean (true or false), not {value!r}")
+        args["categories"] = switched_on
+    address = variables.get("ansible_host")
+    if "probe_host" not in args or args["probe_host"] is None:
+        args["probe_host"] = address or variables.get("inventory_hostname")
+    if "probe_expected_address" not in args and address:
+        args["probe_expected_address"] = address
+    if "run_tags" not in args:
+        args["run_tags"] = list(variables.get("ansible_run_tags") or ["all"])
+    if "skip_tags" not in args:
+        args["skip_tags"] = list(variables.get("ansible_skip_tags") or [])
+    return args, problems, source
+
+
+def attributed(problems: list[str], source: dict[str, str]) -> list[str]:
+    """Each problem of an option that came from a role variable, prefixed with that variable's name."""
+    named = []
+    for problem in problems:
+        option = next((name for name in sorted(source, key=len, reverse=True)
+                       if problem.startswith(name) and problem[len(name):len(name) + 1] in (" ", ":", "[", ".")), None)
+        named.append(f"{source[option]}: {problem}" if option else problem)
+    return named
+
+
+def fleet_record(state: dict[str, t.Any], facts: dict[str, t.Any], probe: dict[str, t.Any] | None,
+                 found: list[dict[str, t.Any]], summary: list[str], published: bool) -> dict[str, t.Any]:
+    """What this host leaves in the run's records: what the fleet summary needs, and every result when Ansible
+    will not publish them (a failed task's facts are dropped: rdp.doctor.diagnose_fleet publishes them)."""
+    record = {"host_state": state, "findings": found, "probe": probe, "summary": summary, "published": published}
+    if not published:
+        record["results"] = published_facts(facts, probe, found, state)
+    return record
+
+
 class ActionModule(ActionBase):
     """Facts, probe, findings and summary of one host in one task."""
 
@@ -177,12 +270,21 @@ class ActionModule(ActionBase):
     _supports_async = False
 
     def run(self, tmp: str | None = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
-        """Run the selected steps; never fails for a host that cannot be read (it is reported), unless fail_on_findings."""
+        """Run the selected steps; fails a host only with ``verdict`` or ``fail_on`` (an unreadable host is reported)."""
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         del tmp  # deprecated by ActionBase; never used
-        args, problems = validation.validated_arguments(ARGUMENT_SPEC, self._task.args)
-        problems = problems or option_problems(args)
+        task_args = dict(self._task.args)
+        source: dict[str, str] = {}
+        problems: list[str] = []
+        if boolean(task_args.get("use_role_variables", False), strict=False):
+            wanted = [*ROLE_VARIABLES.values(), *AREA_VARIABLES.values(), "ansible_host", "inventory_hostname",
+                      "ansible_run_tags", "ansible_skip_tags"]
+            # Only variables that hold a template are compiled (the role's defaults do not).
+            variables = {name: self._templar.template(task_vars[name]) for name in wanted if name in task_vars}
+            task_args, problems, source = role_arguments(task_args, variables)
+        args, spec_errors = validation.validated_arguments(ARGUMENT_SPEC, task_args)
+        problems = attributed(problems + spec_errors or option_problems(args), source)
         if problems:  # before the host is read or probed
             return dict(result, failed=True, changed=False, msg="; ".join(problems))
         inventory_host = str(task_vars.get("inventory_hostname") or "")
@@ -213,9 +315,22 @@ class ActionModule(ActionBase):
         found = findings_filter(facts, probe, categories=args["categories"], min_severity=args["min_severity"]) \
             if "findings" in steps else []
         summary = findings_summary(found, state, probe) if "summary" in steps else []
-        result.update(changed=False, steps=steps, host_state=state, summary=summary,
-                      ansible_facts=published_facts(facts, probe, found, state))
+        result.update(changed=False, steps=steps, host_state=state, summary=summary)
         fail_on = "cause" if args["fail_on_findings"] and args["fail_on"] == "none" else args["fail_on"]
-        if fail_on != "none" and host_verdict({"host_state": state, "findings": found, "probe": probe}, fail_on)["fails"]:
-            result.update(failed=True, msg=" | ".join(summary or findings_summary(found, state, probe)))
+        verdict = host_verdict({"host_state": state, "findings": found, "probe": probe}, fail_on)
+        fails = (args["verdict"] or fail_on != "none") and verdict["fails"]
+        if fails:
+            # The verdict says it as the role always did (STATE: why, one line); fail_on alone with the summary.
+            # No facts in a failed result: Ansible would not publish them and would print them whole; the run's
+            # records keep them for rdp.doctor.diagnose_fleet.
+            result.update(failed=True, msg=f"{str(verdict['state']).upper()}: {verdict['detail']}" if args["verdict"]
+                          else " | ".join(summary or findings_summary(found, state, probe)))
+        else:
+            result["ansible_facts"] = published_facts(facts, probe, found, state)
+        try:
+            run_records.write_record(run_records.records_dir(run_records.scope_of(self._task)), inventory_host,
+                                     fleet_record(state, facts, probe, found, summary, published=not fails),
+                                     task_vars.get("ansible_play_batch") or [inventory_host])
+        except OSError as exc:
+            result.setdefault("warnings", []).append(f"rdp.doctor could not keep this host's results for the fleet summary: {exc}")
         return result

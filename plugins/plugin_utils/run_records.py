@@ -1,0 +1,90 @@
+# Copyright (c) rdp.doctor contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What each host's ``rdp.doctor.diagnose_host`` task concluded in this run, for the run-once task after it.
+
+Why files and not host variables (issue 8, docs/performance.md): a run-once task that reads every host's variables
+makes Ansible compute each host's whole variable set (its facts deep-copied twice), a few milliseconds per host;
+and a host whose diagnose task fails has no facts published at all, so its results need a way to the run-once
+task that publishes them. Each ``diagnose_host`` worker writes one small JSON record; the run-once
+``rdp.doctor.diagnose_fleet`` task reads them all.
+
+Where: Ansible's own per-run local temporary directory (``DEFAULT_LOCAL_TMP``, ``~/.ansible/tmp/ansible-local-<pid>...``:
+created by ansible-playbook when it starts, mode 0700, removed when it exits), so a record never outlives its run
+and two runs never mix. The records hold what the host's facts hold (no credential ever reaches them).
+
+Scope: one directory per block of tasks (the diagnose task's parent block), so the diagnose role included twice
+in one run (``rdp.doctor.remediate`` and then a report) keeps two sets. The serial batches of one play share the
+block, so a batch's summary covers the batches before it, as the play's hosts do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import typing as t
+
+from ansible import constants as C
+
+RECORDS_DIR_NAME = "rdp_doctor_diagnose"
+RECORD_SUFFIX = ".record.json"
+BATCH_PREFIX = "batch-"
+
+
+def scope_of(task: t.Any) -> str:
+    """The records' scope of a task: its parent block's id (the same for every task of the block, in every worker)."""
+    parent = getattr(task, "_parent", None)
+    return str(getattr(parent, "_uuid", "") or "play")
+
+
+def records_dir(scope: str, base: str | None = None) -> str:
+    """The directory of one scope's records, under ``base`` (default: this run's local temporary directory)."""
+    safe = "".join(ch for ch in scope if ch.isalnum() or ch in "-_") or "play"
+    return os.path.join(base or str(C.DEFAULT_LOCAL_TMP), RECORDS_DIR_NAME, safe)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def _write_json(path: str, document: t.Any, exclusive: bool = False) -> None:
+    """Write atomically (a reader never sees half a record); ``exclusive`` keeps an existing file."""
+    if exclusive and os.path.exists(path):
+        return
+    partial = f"{path}.{os.getpid()}.partial"
+    with open(partial, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, separators=(",", ":"))
+    os.replace(partial, path)
+
+
+def write_record(directory: str, host: str, record: dict[str, t.Any], batch: t.Sequence[str]) -> None:
+    """Keep ``record`` for ``host`` and note the hosts of its batch (the hosts that started the diagnose task)."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    hosts = sorted({str(name) for name in batch} | {host})
+    # Every worker of one task sees the same batch: the first one writes it, the rest find it there.
+    _write_json(os.path.join(directory, BATCH_PREFIX + _digest("\n".join(hosts)) + ".json"), hosts, exclusive=True)
+    _write_json(os.path.join(directory, _digest(host) + RECORD_SUFFIX), dict(record, host=host))
+
+
+def read_records(directory: str) -> tuple[dict[str, dict[str, t.Any]], set[str]]:
+    """(records by host, every host that started the diagnose task in this scope). Unreadable files are skipped."""
+    records: dict[str, dict[str, t.Any]] = {}
+    started: set[str] = set()
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return records, started
+    for name in names:
+        if not name.endswith(".json") or name.endswith(".partial"):
+            continue
+        try:
+            with open(os.path.join(directory, name), encoding="utf-8") as handle:
+                document = json.load(handle)
+        except (OSError, ValueError):
+            continue
+        if name.startswith(BATCH_PREFIX) and isinstance(document, list):
+            started.update(str(host) for host in document)
+        elif name.endswith(RECORD_SUFFIX) and isinstance(document, dict) and isinstance(document.get("host"), str):
+            records[document["host"]] = document
+    started.update(records)
+    return records, started
