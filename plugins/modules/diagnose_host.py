@@ -22,7 +22,9 @@ description:
     variables the P(rdp.doctor.diagnose#role) role documents. Read them as C(ansible_facts['rdp_doctor_findings'])
     (works with C(INJECT_FACTS_AS_VARS=False)) or, while Ansible injects facts as variables, as C(rdp_doctor_findings).
   - A host that cannot be reached or whose script fails is not a failed task - RV(host_state) says so and
-    the probe still looks at it - unless O(fail_on) (or the deprecated O(fail_on_findings)) is set.
+    the probe still looks at it - unless O(verdict) or O(fail_on) (or the deprecated O(fail_on_findings)) is set.
+  - A failed task publishes no facts (Ansible drops them); every host's results are also kept in the run's records
+    for P(rdp.doctor.diagnose_fleet#module), which returns those of the failed hosts for publishing.
   - Never changes the host.
 author:
   - rdp.doctor contributors (!UNKNOWN)
@@ -111,10 +113,32 @@ options:
       - Which findings fail the task (the message is the summary) - C(none) never for a finding; C(cause) a finding
         that explains 0x904; a severity (C(critical), C(high), C(medium), C(low), C(info)) a finding that severe or worse.
       - When it is not C(none), a host that could not be read, or whose probe could not run, fails too.
-      - The diagnose role passes C(none) and fails hosts itself after its fleet summary (C(rdp_doctor_diagnose_fail_on)).
+      - "The message is the summary; with O(verdict) it is the role's one line, C(STATE: reason)."
     type: str
     choices: [none, cause, critical, high, medium, low, info]
     default: none
+  verdict:
+    description:
+      - "Fail the task for a host that could not be read or probed, or whose findings reach O(fail_on), with one line
+        (C(UNREACHABLE: not reached (timeout): ...), C(BROKEN: [critical] RDP-... (explains 0x904) ...)). What the
+        P(rdp.doctor.diagnose#role) role does with C(rdp_doctor_diagnose_verdict)."
+    type: bool
+    default: false
+  use_role_variables:
+    description:
+      - Take every option the task does not set from the P(rdp.doctor.diagnose#role) role's variables -
+        C(rdp_doctor_accounts), C(rdp_doctor_event_days), C(rdp_doctor_event_sample_size), C(rdp_doctor_diagnose_probe),
+        C(rdp_doctor_probe_host), C(rdp_doctor_probe_port), C(rdp_doctor_probe_server_name), C(rdp_doctor_probe_timeout),
+        C(rdp_doctor_diagnose_min_severity), C(rdp_doctor_diagnose_fail_on), C(rdp_doctor_diagnose_fail_on_findings),
+        C(rdp_doctor_diagnose_verdict) and the area switches C(rdp_doctor_diagnose_<category>) (O(categories)); the
+        probe connects to C(ansible_host) (else the inventory name) and expects that address; O(run_tags) and
+        O(skip_tags) are the run's.
+      - Each is validated as the option it feeds, with the variable named in the message, before the host is touched.
+      - "Why: every templated argument of a per-host task costs each host's worker process a Jinja compilation
+        (a few milliseconds; Ansible keeps no template cache across its per-task processes). Variables that hold
+        a template are templated here."
+    type: bool
+    default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
@@ -138,6 +162,7 @@ notes:
 seealso:
   - module: rdp.doctor.host_facts
   - module: rdp.doctor.probe
+  - module: rdp.doctor.diagnose_fleet
   - plugin: rdp.doctor.findings
     plugin_type: filter
   - plugin: rdp.doctor.findings_summary
@@ -193,7 +218,7 @@ summary:
   sample: ["1 finding, 1 explains 0x904", "[critical] RDP-CERT-EXPIRED (explains 0x904): ..."]
 ansible_facts:
   description: The results of this run, published as facts of the host.
-  returned: always
+  returned: when the task does not fail
   type: dict
   contains:
     rdp_doctor_facts:
