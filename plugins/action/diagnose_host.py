@@ -40,7 +40,7 @@ from ansible_collections.rdp.doctor.plugins.module_utils import validation
 from ansible_collections.rdp.doctor.plugins.module_utils import x509_info
 from ansible_collections.rdp.doctor.plugins.module_utils.findings import CATALOGUE, SEVERITIES
 from ansible_collections.rdp.doctor.plugins.modules.probe import argument_spec as probe_argument_spec
-from ansible_collections.rdp.doctor.plugins.plugin_utils import run_records
+from ansible_collections.rdp.doctor.plugins.plugin_utils import role_variables, run_records
 
 STEPS = ("facts", "probe", "findings", "summary")
 #: The diagnose role's tags and the steps each selects: a later step's tag also runs what it needs.
@@ -209,29 +209,13 @@ def role_arguments(task_args: t.Mapping[str, t.Any], variables: t.Mapping[str, t
     which option. The probe connects to ``ansible_host`` (else the inventory name) and expects that address, and
     the run's tags select the steps, as the role's task always passed them.
     """
-    args = dict(task_args)
-    source: dict[str, str] = {}
-    spec: dict[str, dict[str, t.Any]] = {}
-    values: dict[str, t.Any] = {}
-    for option, variable in ROLE_VARIABLES.items():
-        if option not in args and variable in variables:
-            spec[variable] = {key: value for key, value in ARGUMENT_SPEC[option].items() if key not in ("default", "required")}
-            values[variable] = variables[variable]
-            source[option] = variable
-    converted, problems = validation.validated_arguments(spec, values)
-    args.update({option: converted[variable] for option, variable in source.items() if variable in converted})
+    args, problems, source = role_variables.options_from_variables(task_args, variables, ROLE_VARIABLES, ARGUMENT_SPEC)
     if "categories" not in args:
-        switched_on = []
-        for area, variable in AREA_VARIABLES.items():
-            value = variables.get(variable, True)
-            try:
-                if boolean(value, strict=True):
-                    switched_on.append(area)
-            except TypeError:
-                problems.append(f"{variable} must be a boolean (true or false), not {value!r}")
-        args["categories"] = switched_on
+        areas, switch_problems = role_variables.switches(variables, AREA_VARIABLES)
+        args["categories"] = [area for area, on in areas.items() if on]
+        problems += switch_problems
     address = variables.get("ansible_host")
-    if "probe_host" not in args or args["probe_host"] is None:
+    if args.get("probe_host") is None:
         args["probe_host"] = address or variables.get("inventory_hostname")
     if "probe_expected_address" not in args and address:
         args["probe_expected_address"] = address
@@ -242,14 +226,9 @@ def role_arguments(task_args: t.Mapping[str, t.Any], variables: t.Mapping[str, t
     return args, problems, source
 
 
-def attributed(problems: list[str], source: dict[str, str]) -> list[str]:
-    """Each problem of an option that came from a role variable, prefixed with that variable's name."""
-    named = []
-    for problem in problems:
-        option = next((name for name in sorted(source, key=len, reverse=True)
-                       if problem.startswith(name) and problem[len(name):len(name) + 1] in (" ", ":", "[", ".")), None)
-        named.append(f"{source[option]}: {problem}" if option else problem)
-    return named
+#: The variables ``use_role_variables`` reads (besides the options': the address, the name and the run's tags).
+READ_VARIABLES = (*ROLE_VARIABLES.values(), *AREA_VARIABLES.values(), "ansible_host", "inventory_hostname",
+                  "ansible_run_tags", "ansible_skip_tags")
 
 
 def fleet_record(state: dict[str, t.Any], facts: dict[str, t.Any], probe: dict[str, t.Any] | None,
@@ -278,13 +257,10 @@ class ActionModule(ActionBase):
         source: dict[str, str] = {}
         problems: list[str] = []
         if boolean(task_args.get("use_role_variables", False), strict=False):
-            wanted = [*ROLE_VARIABLES.values(), *AREA_VARIABLES.values(), "ansible_host", "inventory_hostname",
-                      "ansible_run_tags", "ansible_skip_tags"]
-            # Only variables that hold a template are compiled (the role's defaults do not).
-            variables = {name: self._templar.template(task_vars[name]) for name in wanted if name in task_vars}
+            variables = role_variables.templated_variables(self._templar, task_vars, READ_VARIABLES)
             task_args, problems, source = role_arguments(task_args, variables)
         args, spec_errors = validation.validated_arguments(ARGUMENT_SPEC, task_args)
-        problems = attributed(problems + spec_errors or option_problems(args), source)
+        problems = role_variables.attributed(problems + spec_errors or option_problems(args), source)
         if problems:  # before the host is read or probed
             return dict(result, failed=True, changed=False, msg="; ".join(problems))
         inventory_host = str(task_vars.get("inventory_hostname") or "")

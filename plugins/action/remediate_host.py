@@ -23,6 +23,7 @@ import time
 import typing as t
 
 from ansible.errors import AnsibleError
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.utils.display import Display
 
 from ansible_collections.rdp.doctor.plugins.action.diagnose_host import probe_arguments
@@ -32,6 +33,7 @@ from ansible_collections.rdp.doctor.plugins.module_utils import findings as rule
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation_plan as rp
 from ansible_collections.rdp.doctor.plugins.module_utils import validation
+from ansible_collections.rdp.doctor.plugins.plugin_utils import role_variables
 from ansible_collections.rdp.doctor.plugins.plugin_utils.facts_reader import FactsDocumentError, read_host_facts
 from ansible_collections.rdp.doctor.plugins.plugin_utils.host_protocol import HostScriptError
 from ansible_collections.rdp.doctor.plugins.plugin_utils.remediation_action import RemediationAction, RemediationFailure
@@ -79,6 +81,63 @@ def findings_problems(findings: t.Any) -> list[str]:
 #: Role-wide opt-ins, handed to every module whose options have them.
 OPT_INS = ("allow_lockout", "allow_insecure", "write_local_policy")
 
+#: With use_role_variables: the remediate role's variable of each option (roles/remediate/meta/argument_specs.yml);
+#: the last four are the diagnose role's, which the remediate role reads with.
+ROLE_VARIABLES: dict[str, str] = {
+    "baseline": "rdp_doctor_baseline",
+    "allow_lockout": "rdp_doctor_allow_lockout",
+    "allow_insecure": "rdp_doctor_allow_insecure",
+    "write_local_policy": "rdp_doctor_write_local_policy",
+    "verify": "rdp_doctor_remediate_verify",
+    "rollback_on_regression": "rdp_doctor_remediate_rollback_on_regression",
+    "reboot": "rdp_doctor_remediate_reboot",
+    "reboot_delay": "rdp_doctor_remediate_reboot_delay",
+    "reboot_timeout": "rdp_doctor_remediate_reboot_timeout",
+    "accounts": "rdp_doctor_accounts",
+    "probe_host": "rdp_doctor_probe_host",
+    "probe_server_name": "rdp_doctor_probe_server_name",
+    "probe_timeout": "rdp_doctor_probe_timeout",
+}
+#: With use_role_variables: each fix's switch (enabled).
+FIX_SWITCHES: dict[str, str] = {module: f"rdp_doctor_fix_{module}" for module in rp.MODULES}
+#: With use_role_variables: plan from diagnose's findings (else from the baseline alone); compare the probe after.
+FROM_FINDINGS, PROBE_SWITCH = "rdp_doctor_remediate_from_findings", "rdp_doctor_diagnose_probe"
+FAIL_ON_REMAINING = "rdp_doctor_remediate_fail_on_remaining"
+#: The variables use_role_variables reads (besides the facts diagnose published, read as they are).
+READ_VARIABLES = (*ROLE_VARIABLES.values(), *FIX_SWITCHES.values(), FROM_FINDINGS, PROBE_SWITCH, FAIL_ON_REMAINING, "ansible_host",
+                  "inventory_hostname", "ansible_run_tags", "ansible_skip_tags")
+
+
+def role_arguments(task_args: t.Mapping[str, t.Any], variables: t.Mapping[str, t.Any],
+                   published: t.Mapping[str, t.Any]) -> tuple[dict[str, t.Any], list[str], dict[str, str]]:
+    """The task's options with ``use_role_variables`` (pure): each option the task leaves out from its role variable,
+    the switches as ``enabled``, the run's tags, and - unless ``validate_only`` - what the diagnose role published
+    for this host (``published``: the host's ``ansible_facts``) as ``facts``, ``findings`` and ``probe_before``,
+    as the role's task always passed them."""
+    args, problems, source = role_variables.options_from_variables(task_args, variables, ROLE_VARIABLES, ActionModule.ARGUMENT_SPEC)
+    # fail_on_remaining is the role's (its last task reads it): checked here with the others, before any host is touched.
+    flags, flag_problems = role_variables.switches(variables, {"findings": FROM_FINDINGS, "probe": PROBE_SWITCH,
+                                                               "fail_on_remaining": FAIL_ON_REMAINING})
+    problems += flag_problems
+    if "enabled" not in args:
+        args["enabled"], switch_problems = role_variables.switches(variables, FIX_SWITCHES)
+        problems += switch_problems
+    address = variables.get("ansible_host")
+    if args.get("probe_host") is None:
+        args["probe_host"] = address or variables.get("inventory_hostname")
+    if "probe_expected_address" not in args and address:
+        args["probe_expected_address"] = address
+    args.setdefault("run_tags", list(variables.get("ansible_run_tags") or ["all"]))
+    args.setdefault("skip_tags", list(variables.get("ansible_skip_tags") or []))
+    if not args.get("validate_only"):  # the checks before diagnose ran read no facts (the fact cache's are stale)
+        if "facts" not in args and isinstance(published.get("rdp_doctor_facts"), dict) and published["rdp_doctor_facts"]:
+            args["facts"] = published["rdp_doctor_facts"]
+        if "findings" not in args:
+            args["findings"] = list(published.get("rdp_doctor_findings") or []) if flags["findings"] else []
+        if "probe_before" not in args:
+            args["probe_before"] = published.get("rdp_doctor_probe") if flags["probe"] else None
+    return args, problems, source
+
 
 class ActionModule(RemediationAction):
     """``rdp.doctor.remediate_host``."""
@@ -108,7 +167,26 @@ class ActionModule(RemediationAction):
         "reboot_delay": {"type": "int", "default": 10},
         "reboot_timeout": {"type": "int", "default": 600},
         "validate_only": {"type": "bool", "default": False},
+        "use_role_variables": {"type": "bool", "default": False},
     }
+
+    def task_arguments(self, task_vars: dict[str, t.Any]) -> tuple[dict[str, t.Any], list[str], dict[str, str]]:
+        """With use_role_variables, the role's variables and what diagnose published (see ``role_arguments``)."""
+        task_args = dict(self._task.args)
+        if not boolean(task_args.get("use_role_variables", False), strict=False):
+            return task_args, [], {}
+        variables = role_variables.templated_variables(self._templar, task_vars, READ_VARIABLES)
+        published = task_vars.get("ansible_facts") if isinstance(task_vars.get("ansible_facts"), dict) else {}
+        return role_arguments(task_args, variables, published)
+
+    def skip_reason(self, options: dict[str, t.Any], task_vars: dict[str, t.Any]) -> str | None:
+        """With use_role_variables, a host diagnose could not read in this run is left alone (the role's former
+        ``when``): nothing can be planned without its facts."""
+        if not options["use_role_variables"] or options["validate_only"]:
+            return None
+        published = task_vars.get("ansible_facts") if isinstance(task_vars.get("ansible_facts"), dict) else {}
+        state = (published.get("rdp_doctor_host_state") or {}).get("state")
+        return None if state == "ok" else f"the host was not read in this run ({state or 'no diagnosis'})"
 
     def option_problems(self, options: dict[str, t.Any]) -> list[str]:
         """Every module's options, validated before the host is touched; names the module and the option."""

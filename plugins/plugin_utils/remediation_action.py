@@ -32,6 +32,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation
 from ansible_collections.rdp.doctor.plugins.module_utils import validation
+from ansible_collections.rdp.doctor.plugins.plugin_utils import role_variables
 from ansible_collections.rdp.doctor.plugins.plugin_utils.facts_reader import FactsDocumentError, read_host_facts
 from ansible_collections.rdp.doctor.plugins.plugin_utils.host_protocol import HostScriptError, run_host_script
 
@@ -96,6 +97,16 @@ class RemediationAction(ActionBase):
         """Checks the argument spec cannot express; each message names the option and what is allowed."""
         return []
 
+    def task_arguments(self, task_vars: dict[str, t.Any]) -> tuple[dict[str, t.Any], list[str], dict[str, str]]:
+        """(arguments, problems, option -> variable it came from): the task's arguments; a subclass may add its
+        role's variables (``rdp.doctor.remediate_host``'s ``use_role_variables``). Problems come before any other check."""
+        del task_vars
+        return dict(self._task.args), [], {}
+
+    def skip_reason(self, options: dict[str, t.Any], task_vars: dict[str, t.Any]) -> str | None:  # pylint: disable=unused-argument
+        """Why this host is skipped without being touched (None: it is not); checked after the options."""
+        return None
+
     def facts_options(self, options: dict[str, t.Any]) -> dict[str, t.Any]:  # pylint: disable=unused-argument
         """``rdp.doctor.host_facts`` options for the read this module needs (e.g. a ``port_hint``)."""
         return {}
@@ -117,15 +128,20 @@ class RemediationAction(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp  # deprecated by ActionBase; never used
         spec = dict(self.ARGUMENT_SPEC, **COMMON_ARGUMENT_SPEC)
-        options, problems = validation.validated_arguments(spec, self._task.args)
+        task_args, problems, source = self.task_arguments(task_vars)
+        options, spec_errors = validation.validated_arguments(spec, task_args)
+        problems += spec_errors
         if problems:
-            return dict(result, failed=True, changed=False, msg="; ".join(problems))
+            return dict(result, failed=True, changed=False, msg="; ".join(role_variables.attributed(problems, source)))
         host = str(task_vars.get("inventory_hostname") or "")
         # The generic checks (control characters, lengths, finite numbers, keys inside dict options) first, then
         # the module's own (ranges, combinations): all before any host is touched.
         problems = validation.spec_problems(spec, options, lengths=self.TEXT_LENGTHS, skip=self.CHECKED_BY_MODULE) + self.option_problems(options)
         if problems:
-            return dict(result, failed=True, changed=False, msg="; ".join(problems))
+            return dict(result, failed=True, changed=False, msg="; ".join(role_variables.attributed(problems, source)))
+        skip = self.skip_reason(options, task_vars)
+        if skip:
+            return dict(result, changed=False, skipped=True, skip_reason=skip)
         given_facts = options.pop("facts", None)
         try:
             return dict(result, **self._remediate(host, given_facts, options))

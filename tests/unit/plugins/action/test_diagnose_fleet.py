@@ -19,7 +19,7 @@ from ansible.template import Templar, trust_as_template
 from ansible_collections.rdp.doctor.plugins.action import diagnose_fleet, diagnose_host
 from ansible_collections.rdp.doctor.plugins.action.diagnose_fleet import collect
 from ansible_collections.rdp.doctor.plugins.action.diagnose_host import AREA_VARIABLES, ARGUMENT_SPEC, CATEGORIES, ROLE_VARIABLES, role_arguments
-from ansible_collections.rdp.doctor.plugins.plugin_utils import run_records
+from ansible_collections.rdp.doctor.plugins.plugin_utils import role_variables, run_records
 from tests.unit.plugins.action.test_diagnose_host_action import answered, probe_document
 from tests.unit.plugins.module_utils import rdp_doctor_raw as samples
 
@@ -102,9 +102,9 @@ def test_bad_role_variables_are_named() -> None:
                                                    "rdp_doctor_diagnose_min_severity": "urgent"})
     text = "; ".join(problems)
     assert "argument 'rdp_doctor_event_days' is of type str and we were unable to convert to int" in text
-    assert "rdp_doctor_diagnose_tls must be a boolean (true or false), not 'perhaps'" in text
+    assert "argument 'rdp_doctor_diagnose_tls' is of type str and we were unable to convert to bool" in text
     assert "value of rdp_doctor_diagnose_min_severity must be one of" in text
-    assert diagnose_host.attributed(["event_days must be between 1 and 365, not 0", "steps must name a step"],
+    assert role_variables.attributed(["event_days must be between 1 and 365, not 0", "steps must name a step"],
                                     {"event_days": "rdp_doctor_event_days"}) == [
         "rdp_doctor_event_days: event_days must be between 1 and 365, not 0", "steps must name a step"]
 
