@@ -11,7 +11,7 @@ The results are returned as ``ansible_facts`` (``published_facts``): Ansible pub
 no per-host ``set_fact`` (docs/dev/contracts.md section 4a). With ``verdict`` the task itself fails a host that
 could not be read or whose findings reach ``fail_on`` (the role's former per-host fail task, one worker per host);
 Ansible publishes no facts of a failed task, so that host's results go, with every host's, into this run's records
-(``run_records``), from which the run-once ``rdp.doctor.diagnose_fleet`` task publishes them and sums up the fleet.
+(``run_records``), from which the run-once ``rdp.doctor.run_summary`` task publishes them and sums up the fleet.
 
 With ``use_role_variables`` the options come from the diagnose role's variables (``ROLE_VARIABLES``), read here:
 every templated task argument costs each host's worker a Jinja compilation (~5 ms; Ansible keeps no template cache
@@ -234,7 +234,7 @@ READ_VARIABLES = (*ROLE_VARIABLES.values(), *AREA_VARIABLES.values(), "ansible_h
 def fleet_record(state: dict[str, t.Any], facts: dict[str, t.Any], probe: dict[str, t.Any] | None,
                  found: list[dict[str, t.Any]], summary: list[str], published: bool) -> dict[str, t.Any]:
     """What this host leaves in the run's records: what the fleet summary needs, and every result when Ansible
-    will not publish them (a failed task's facts are dropped: rdp.doctor.diagnose_fleet publishes them)."""
+    will not publish them (a failed task's facts are dropped: rdp.doctor.run_summary publishes them)."""
     record = {"host_state": state, "findings": found, "probe": probe, "summary": summary, "published": published}
     if not published:
         record["results"] = published_facts(facts, probe, found, state)
@@ -298,7 +298,7 @@ class ActionModule(ActionBase):
         if fails:
             # The verdict says it as the role always did (STATE: why, one line); fail_on alone with the summary.
             # No facts in a failed result: Ansible would not publish them and would print them whole; the run's
-            # records keep them for rdp.doctor.diagnose_fleet.
+            # records keep them for rdp.doctor.run_summary.
             result.update(failed=True, msg=f"{str(verdict['state']).upper()}: {verdict['detail']}" if args["verdict"]
                           else " | ".join(summary or findings_summary(found, state, probe)))
         else:

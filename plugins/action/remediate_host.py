@@ -29,11 +29,13 @@ from ansible.utils.display import Display
 from ansible_collections.rdp.doctor.plugins.action.diagnose_host import probe_arguments
 from ansible_collections.rdp.doctor.plugins.action.host_facts import MAX_ACCOUNT_LENGTH
 from ansible_collections.rdp.doctor.plugins.action.probe import probe_in_process
+from ansible_collections.rdp.doctor.plugins.filter.remediation_record import remediation_record
+from ansible_collections.rdp.doctor.plugins.filter.remediation_summary import remediation_summary
 from ansible_collections.rdp.doctor.plugins.module_utils import findings as rules
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation_plan as rp
 from ansible_collections.rdp.doctor.plugins.module_utils import validation
-from ansible_collections.rdp.doctor.plugins.plugin_utils import role_variables
+from ansible_collections.rdp.doctor.plugins.plugin_utils import role_variables, run_records
 from ansible_collections.rdp.doctor.plugins.plugin_utils.facts_reader import FactsDocumentError, read_host_facts
 from ansible_collections.rdp.doctor.plugins.plugin_utils.host_protocol import HostScriptError
 from ansible_collections.rdp.doctor.plugins.plugin_utils.remediation_action import RemediationAction, RemediationFailure
@@ -78,6 +80,9 @@ def findings_problems(findings: t.Any) -> list[str]:
     return problems
 
 
+#: The remediation states that pass the verdict (the role's assert since 0.2).
+PASSING_STATES = ("compliant", "changed", "would_change", "manual_only")
+
 #: Role-wide opt-ins, handed to every module whose options have them.
 OPT_INS = ("allow_lockout", "allow_insecure", "write_local_policy")
 
@@ -97,14 +102,14 @@ ROLE_VARIABLES: dict[str, str] = {
     "probe_host": "rdp_doctor_probe_host",
     "probe_server_name": "rdp_doctor_probe_server_name",
     "probe_timeout": "rdp_doctor_probe_timeout",
+    "fail_on_remaining": "rdp_doctor_remediate_fail_on_remaining",
 }
 #: With use_role_variables: each fix's switch (enabled).
 FIX_SWITCHES: dict[str, str] = {module: f"rdp_doctor_fix_{module}" for module in rp.MODULES}
 #: With use_role_variables: plan from diagnose's findings (else from the baseline alone); compare the probe after.
 FROM_FINDINGS, PROBE_SWITCH = "rdp_doctor_remediate_from_findings", "rdp_doctor_diagnose_probe"
-FAIL_ON_REMAINING = "rdp_doctor_remediate_fail_on_remaining"
 #: The variables use_role_variables reads (besides the facts diagnose published, read as they are).
-READ_VARIABLES = (*ROLE_VARIABLES.values(), *FIX_SWITCHES.values(), FROM_FINDINGS, PROBE_SWITCH, FAIL_ON_REMAINING, "ansible_host",
+READ_VARIABLES = (*ROLE_VARIABLES.values(), *FIX_SWITCHES.values(), FROM_FINDINGS, PROBE_SWITCH, "ansible_host",
                   "inventory_hostname", "ansible_run_tags", "ansible_skip_tags")
 
 
@@ -115,9 +120,7 @@ def role_arguments(task_args: t.Mapping[str, t.Any], variables: t.Mapping[str, t
     for this host (``published``: the host's ``ansible_facts``) as ``facts``, ``findings`` and ``probe_before``,
     as the role's task always passed them."""
     args, problems, source = role_variables.options_from_variables(task_args, variables, ROLE_VARIABLES, ActionModule.ARGUMENT_SPEC)
-    # fail_on_remaining is the role's (its last task reads it): checked here with the others, before any host is touched.
-    flags, flag_problems = role_variables.switches(variables, {"findings": FROM_FINDINGS, "probe": PROBE_SWITCH,
-                                                               "fail_on_remaining": FAIL_ON_REMAINING})
+    flags, flag_problems = role_variables.switches(variables, {"findings": FROM_FINDINGS, "probe": PROBE_SWITCH})
     problems += flag_problems
     if "enabled" not in args:
         args["enabled"], switch_problems = role_variables.switches(variables, FIX_SWITCHES)
@@ -168,6 +171,8 @@ class ActionModule(RemediationAction):
         "reboot_timeout": {"type": "int", "default": 600},
         "validate_only": {"type": "bool", "default": False},
         "use_role_variables": {"type": "bool", "default": False},
+        "verdict": {"type": "bool", "default": False},
+        "fail_on_remaining": {"type": "bool", "default": True},
     }
 
     def task_arguments(self, task_vars: dict[str, t.Any]) -> tuple[dict[str, t.Any], list[str], dict[str, str]]:
@@ -178,6 +183,37 @@ class ActionModule(RemediationAction):
         variables = role_variables.templated_variables(self._templar, task_vars, READ_VARIABLES)
         published = task_vars.get("ansible_facts") if isinstance(task_vars.get("ansible_facts"), dict) else {}
         return role_arguments(task_args, variables, published)
+
+    def conclude(self, result: dict[str, t.Any], options: dict[str, t.Any], task_vars: dict[str, t.Any]) -> dict[str, t.Any]:
+        """With ``verdict`` (the remediate role): the host's remediation record, published as the fact
+        ``rdp_doctor_remediation``, and the task fails a host whose fixes did not take, were refused or rolled back,
+        that could not be read, or (``fail_on_remaining``) that still has a finding a module should have fixed - the
+        role's former record, summary and assert tasks, one worker per host each. Every host's record also goes into
+        the run's records, from which ``rdp.doctor.run_summary`` sums up the fleet and publishes a failed host's."""
+        if not options["verdict"] or options["validate_only"]:
+            return result
+        published = task_vars.get("ansible_facts") if isinstance(task_vars.get("ansible_facts"), dict) else {}
+        record = remediation_record(result, published.get("rdp_doctor_host_state"))
+        fails = record["state"] not in PASSING_STATES or (options["fail_on_remaining"] and bool(record["remaining"]))
+        if fails:
+            # One line for a person, as the role's assert said it; no facts (Ansible drops a failed task's facts and
+            # prints the result whole): the record keeps what the fleet summary and the report need.
+            result = {key: value for key, value in result.items() if key != "ansible_facts"}
+            result.update(failed=True, msg=" | ".join(remediation_summary(record)))
+            result.pop("skipped", None)
+        else:
+            result["ansible_facts"] = dict(result.get("ansible_facts") or {}, rdp_doctor_remediation=record)
+        host = str(task_vars.get("inventory_hostname") or "")
+        entry = {"host_state": published.get("rdp_doctor_host_state"), "findings": published.get("rdp_doctor_findings") or [],
+                 "probe": published.get("rdp_doctor_probe"), "remediation": record, "published": not fails}
+        if fails:
+            entry["results"] = {"rdp_doctor_remediation": record}
+        try:
+            run_records.write_record(run_records.records_dir(run_records.scope_of(self._task)), host, entry,
+                                     task_vars.get("ansible_play_batch") or [host])
+        except OSError as exc:
+            result.setdefault("warnings", []).append(f"rdp.doctor could not keep this host's results for the fleet summary: {exc}")
+        return result
 
     def skip_reason(self, options: dict[str, t.Any], task_vars: dict[str, t.Any]) -> str | None:
         """With use_role_variables, a host diagnose could not read in this run is left alone (the role's former

@@ -24,7 +24,7 @@ description:
   - A host that cannot be reached or whose script fails is not a failed task - RV(host_state) says so and
     the probe still looks at it - unless O(verdict) or O(fail_on) (or the deprecated O(fail_on_findings)) is set.
   - A failed task publishes no facts (Ansible drops them); every host's results are also kept in the run's records
-    for P(rdp.doctor.diagnose_fleet#module), which returns those of the failed hosts for publishing.
+    for P(rdp.doctor.run_summary#module), which returns those of the failed hosts for publishing.
   - Never changes the host.
 author:
   - rdp.doctor contributors (!UNKNOWN)
@@ -162,7 +162,7 @@ notes:
 seealso:
   - module: rdp.doctor.host_facts
   - module: rdp.doctor.probe
-  - module: rdp.doctor.diagnose_fleet
+  - module: rdp.doctor.run_summary
   - plugin: rdp.doctor.findings
     plugin_type: filter
   - plugin: rdp.doctor.findings_summary

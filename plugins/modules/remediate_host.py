@@ -126,6 +126,34 @@ options:
         changed. The P(rdp.doctor.remediate#role) role runs this first, so a bad baseline fails before the host is read.
     type: bool
     default: false
+  verdict:
+    description:
+      - Judge the host as the P(rdp.doctor.remediate#role) role does - publish its remediation record as the fact
+        C(rdp_doctor_remediation) (see P(rdp.doctor.remediation_record#filter)) and fail the task, with the record's
+        summary as the message, when a fix did not take, was refused or rolled back, the host could not be read, or
+        (O(fail_on_remaining)) a finding a module should have fixed is still present.
+      - Every host's record also goes into the run's records, for P(rdp.doctor.run_summary#module) (a failed task's
+        facts are not published by Ansible; that module returns them for publishing).
+    type: bool
+    default: false
+  fail_on_remaining:
+    description: With O(verdict), fail a host that still has a finding a module should have fixed after the change.
+    type: bool
+    default: true
+  use_role_variables:
+    description:
+      - Take every option the task does not set from the P(rdp.doctor.remediate#role) role's variables (C(rdp_doctor_baseline),
+        the C(rdp_doctor_fix_<module>) switches as O(enabled), C(rdp_doctor_allow_lockout), C(rdp_doctor_allow_insecure),
+        C(rdp_doctor_write_local_policy), C(rdp_doctor_remediate_verify), C(rdp_doctor_remediate_rollback_on_regression),
+        C(rdp_doctor_remediate_fail_on_remaining), C(rdp_doctor_remediate_reboot), C(rdp_doctor_remediate_reboot_delay),
+        C(rdp_doctor_remediate_reboot_timeout), and the diagnose role's C(rdp_doctor_accounts), C(rdp_doctor_probe_host),
+        C(rdp_doctor_probe_server_name), C(rdp_doctor_probe_timeout)), the run's tags, and - unless O(validate_only) -
+        what P(rdp.doctor.diagnose#role) published for the host as O(facts), O(findings) (when
+        C(rdp_doctor_remediate_from_findings)) and O(probe_before) (when C(rdp_doctor_diagnose_probe)).
+      - A host diagnose could not read in this run is then left alone (the task is skipped, or with O(verdict) failed).
+      - "Why: every templated argument of a per-host task costs each host's worker process a Jinja compilation."
+    type: bool
+    default: false
 seealso:
   - module: rdp.doctor.host_facts
   - module: rdp.doctor.probe

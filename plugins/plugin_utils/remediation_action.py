@@ -141,18 +141,22 @@ class RemediationAction(ActionBase):
             return dict(result, failed=True, changed=False, msg="; ".join(role_variables.attributed(problems, source)))
         skip = self.skip_reason(options, task_vars)
         if skip:
-            return dict(result, changed=False, skipped=True, skip_reason=skip)
+            return self.conclude(dict(result, changed=False, skipped=True, skip_reason=skip), options, task_vars)
         given_facts = options.pop("facts", None)
         try:
-            return dict(result, **self._remediate(host, given_facts, options))
+            outcome = dict(result, **self._remediate(host, given_facts, options))
         except RemediationFailure as exc:
-            failure = dict(result, failed=True, changed=False, msg=exc.msg)
-            failure.update(exc.extra)  # an unverified apply did change the host: extra says changed=True
-            return failure
+            outcome = dict(result, failed=True, changed=False, msg=exc.msg)
+            outcome.update(exc.extra)  # an unverified apply did change the host: extra says changed=True
         except HostScriptError as exc:
-            return dict(result, failed=True, changed=False, msg=str(exc), error=exc.to_dict())
+            outcome = dict(result, failed=True, changed=False, msg=str(exc), error=exc.to_dict())
         except FactsDocumentError as exc:
-            return dict(result, failed=True, changed=False, msg=str(exc))
+            outcome = dict(result, failed=True, changed=False, msg=str(exc))
+        return self.conclude(outcome, options, task_vars)
+
+    def conclude(self, result: dict[str, t.Any], options: dict[str, t.Any], task_vars: dict[str, t.Any]) -> dict[str, t.Any]:  # pylint: disable=unused-argument
+        """The task's result from the remediation's (a subclass may judge it: ``rdp.doctor.remediate_host``'s verdict)."""
+        return result
 
     def _read_facts(self, host: str, options: dict[str, t.Any]) -> dict[str, t.Any]:
         display.vvv(f"{self.module_name}: reading the host's RDP state (read_rdp_state)", host=host)

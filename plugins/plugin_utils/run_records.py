@@ -6,7 +6,7 @@ Why files and not host variables (issue 8, docs/performance.md): a run-once task
 makes Ansible compute each host's whole variable set (its facts deep-copied twice), a few milliseconds per host;
 and a host whose diagnose task fails has no facts published at all, so its results need a way to the run-once
 task that publishes them. Each ``diagnose_host`` worker writes one small JSON record; the run-once
-``rdp.doctor.diagnose_fleet`` task reads them all.
+``rdp.doctor.run_summary`` task reads them all.
 
 Where: Ansible's own per-run local temporary directory (``DEFAULT_LOCAL_TMP``, ``~/.ansible/tmp/ansible-local-<pid>...``:
 created by ansible-playbook when it starts, mode 0700, removed when it exits), so a record never outlives its run
@@ -66,14 +66,14 @@ def write_record(directory: str, host: str, record: dict[str, t.Any], batch: t.S
     _write_json(os.path.join(directory, _digest(host) + RECORD_SUFFIX), dict(record, host=host))
 
 
-def read_records(directory: str) -> tuple[dict[str, dict[str, t.Any]], set[str]]:
-    """(records by host, every host that started the diagnose task in this scope). Unreadable files are skipped."""
+def read_records(directory: str) -> tuple[dict[str, dict[str, t.Any]], list[list[str]]]:
+    """(records by host, the batches: the hosts that started the task, one list per batch). Unreadable files are skipped."""
     records: dict[str, dict[str, t.Any]] = {}
-    started: set[str] = set()
+    batches: list[list[str]] = []
     try:
         names = sorted(os.listdir(directory))
     except FileNotFoundError:
-        return records, started
+        return records, batches
     for name in names:
         if not name.endswith(".json") or name.endswith(".partial"):
             continue
@@ -83,8 +83,12 @@ def read_records(directory: str) -> tuple[dict[str, dict[str, t.Any]], set[str]]
         except (OSError, ValueError):
             continue
         if name.startswith(BATCH_PREFIX) and isinstance(document, list):
-            started.update(str(host) for host in document)
+            batches.append([str(host) for host in document])
         elif name.endswith(RECORD_SUFFIX) and isinstance(document, dict) and isinstance(document.get("host"), str):
             records[document["host"]] = document
-    started.update(records)
-    return records, started
+    return records, batches
+
+
+def started_hosts(records: dict[str, dict[str, t.Any]], batches: list[list[str]]) -> set[str]:
+    """Every host that started the task in this scope: those of every batch, and any host with a record."""
+    return {host for batch in batches for host in batch} | set(records)

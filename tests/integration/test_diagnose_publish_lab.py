@@ -62,7 +62,7 @@ REMEDIATE_AND_DUMP = """\
         content: >-
           {{ {'host_state': ansible_facts['rdp_doctor_host_state'], 'findings': ansible_facts['rdp_doctor_findings'],
               'probe': ansible_facts['rdp_doctor_probe'], 'facts_version': ansible_facts['rdp_doctor_facts'].facts_version | default(None),
-              'remediation': rdp_doctor_remediation, 'injected': rdp_doctor_findings is defined,
+              'remediation': ansible_facts['rdp_doctor_remediation'], 'injected': rdp_doctor_findings is defined,
               'old_name': ansible_facts['rdp_doctor'] is defined} | to_json }}
         dest: "{{ rdp_doctor_test_dump }}/{{ inventory_hostname }}.json"
         mode: "0600"

@@ -1,5 +1,5 @@
 """The diagnose role's one-task-per-host shape (issue 8): diagnose_host reads the role's variables itself, fails the hosts
-the verdict fails while keeping their results in the run's records, and diagnose_fleet sums the fleet up from the records
+the verdict fails while keeping their results in the run's records, and run_summary sums the fleet up from the records
 (the end-to-end runs are in tests/integration/test_diagnose_lab.py)."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.playbook.play_context import PlayContext
 from ansible.template import Templar, trust_as_template
 
-from ansible_collections.rdp.doctor.plugins.action import diagnose_fleet, diagnose_host
-from ansible_collections.rdp.doctor.plugins.action.diagnose_fleet import collect
+from ansible_collections.rdp.doctor.plugins.action import diagnose_host, run_summary
+from ansible_collections.rdp.doctor.plugins.action.run_summary import collect
 from ansible_collections.rdp.doctor.plugins.action.diagnose_host import AREA_VARIABLES, ARGUMENT_SPEC, CATEGORIES, ROLE_VARIABLES, role_arguments
 from ansible_collections.rdp.doctor.plugins.plugin_utils import role_variables, run_records
 from tests.unit.plugins.action.test_diagnose_host_action import answered, probe_document
@@ -134,8 +134,8 @@ def test_verdict_fails_an_unreadable_host_with_one_line_and_keeps_its_results(pr
     result = action.run(task_vars={"inventory_hostname": "win03", "ansible_play_batch": ["win01", "win03"]})
     assert result["failed"] is True and result["msg"].startswith("UNREACHABLE: not reached (")
     assert "ansible_facts" not in result and probed.call_count == 1
-    records, started = run_records.read_records(run_records.records_dir("block-1"))
-    assert started == {"win01", "win03"} and records["win03"]["published"] is False
+    records, batches = run_records.read_records(run_records.records_dir("block-1"))
+    assert run_records.started_hosts(records, batches) == {"win01", "win03"} and records["win03"]["published"] is False
     kept = records["win03"]["results"]
     assert kept["rdp_doctor_host_state"]["state"] == "unreachable" and kept["rdp_doctor_facts"] == {}
     assert kept["rdp_doctor_probe"]["verdict"]["ok"] is True
@@ -167,10 +167,10 @@ def test_records_survive_garbage_and_keep_scopes_apart(tmp_path: Path) -> None:
     run_records.write_record(second, "win01", {"host_state": {"state": "failed"}}, ["win01"])
     Path(first, "garbage" + run_records.RECORD_SUFFIX).write_text("{not json", encoding="utf-8")
     Path(first, "x.record.json.123.partial").write_text("{}", encoding="utf-8")
-    records, started = run_records.read_records(first)
-    assert sorted(records) == ["win01", "win02"] and started == {"win01", "win02"}
+    records, batches = run_records.read_records(first)
+    assert sorted(records) == ["win01", "win02"] and batches == [["win01", "win02"]]
     assert run_records.read_records(second)[0]["win01"]["host_state"]["state"] == "failed"
-    assert run_records.read_records(os.path.join(str(tmp_path), "missing")) == ({}, set())
+    assert run_records.read_records(os.path.join(str(tmp_path), "missing")) == ({}, [])
     assert len([n for n in os.listdir(first) if n.startswith(run_records.BATCH_PREFIX)]) == 1  # one batch file per batch
     assert run_records.scope_of(mock.MagicMock(_parent=Block("0a-b"))) == "0a-b" and run_records.scope_of(object()) == "play"
 
@@ -183,11 +183,11 @@ def test_collect_reports_failed_lost_and_unrun_hosts() -> None:
         "win02": {"host": "win02", "host_state": {"state": "unreachable", "msg": "refused"}, "findings": [], "probe": None,
                   "published": False, "results": {"rdp_doctor_host_state": {"state": "unreachable"}}},
     }
-    summary_input, to_publish = collect(["win01", "win02", "win03", "win04"], records, {"win01", "win02", "win03", "win05"})
-    assert summary_input["win01"]["host_state"] == {"state": "ok"} and summary_input["win04"] == {}
+    summary_input, to_publish, not_reached = collect(["win01", "win02", "win03", "win04"], records, {"win01", "win02", "win03", "win05"})
+    assert summary_input["win01"]["host_state"] == {"state": "ok"} and summary_input["win04"] == {} and not_reached == []
     assert summary_input["win03"]["host_state"]["state"] == "unreachable" and "win05" in summary_input
     assert [item["host"] for item in to_publish] == ["win02", "win03", "win05"]
-    assert to_publish[1]["results"] == diagnose_fleet.lost_results()
+    assert to_publish[1]["results"] == run_summary.lost_results()
 
 
 def test_fleet_action_sums_up_from_the_records_only(probed: mock.MagicMock) -> None:
@@ -198,12 +198,31 @@ def test_fleet_action_sums_up_from_the_records_only(probed: mock.MagicMock) -> N
     lost_read = make(diagnose_host.ActionModule, {"verdict": True})
     lost_read._low_level_execute_command.side_effect = diagnose_host.AnsibleConnectionFailure("timed out")  # pylint: disable=protected-access
     lost_read.run(task_vars={"inventory_hostname": "win02", "ansible_play_batch": batch})
-    fleet = make(diagnose_fleet.ActionModule, {"use_role_variables": True})
+    fleet = make(run_summary.ActionModule, {"use_role_variables": True})
     result = fleet.run(task_vars={"ansible_play_hosts_all": batch, "rdp_doctor_diagnose_fail_on": "high"})
     assert result["summary"][0].startswith("rdp.doctor: 3 hosts") and "fail_on=high" in result["summary"][0]
     assert result["states"] == {"win01": "healthy", "win02": "unreachable", "win03": "unreachable"}
     assert [item["host"] for item in result["unpublished"]] == ["win02", "win03"]
-    other_block = make(diagnose_fleet.ActionModule, {}, block="block-2").run(task_vars={"ansible_play_hosts_all": batch})
+    other_block = make(run_summary.ActionModule, {}, block="block-2").run(task_vars={"ansible_play_hosts_all": batch})
     assert set(other_block["states"].values()) == {"skipped"} and other_block["unpublished"] == []
-    bad = make(diagnose_fleet.ActionModule, {"fail_on": "sometimes"}).run(task_vars={})
+    bad = make(run_summary.ActionModule, {"fail_on": "sometimes"}).run(task_vars={})
     assert bad["failed"] is True and "fail_on" in bad["msg"]
+
+
+def test_collect_with_batches_and_remediation() -> None:
+    """Remediate's view: hosts of later batches are not reached; a remediated host's own lines follow the summary."""
+    remediation = {"state": "changed", "operations": [], "manual": [], "remaining": [], "refused": [], "regressions": []}
+    records = {"win01": {"host": "win01", "host_state": {"state": "ok"}, "findings": [], "probe": None, "published": True,
+                         "remediation": remediation},
+               "win02": {"host": "win02", "host_state": {"state": "ok"}, "findings": [], "probe": None, "published": False,
+                         "remediation": dict(remediation, state="refused", msg="guard"),
+                         "results": {"rdp_doctor_remediation": dict(remediation, state="refused")}}}
+    summary_input, to_publish, not_reached = collect(["win01", "win02", "win03"], records, {"win01", "win02"}, batches=True)
+    assert not_reached == ["win03"] and "win03" not in summary_input and [i["host"] for i in to_publish] == ["win02"]
+    assert run_summary.detail_lines(summary_input)[0] == "win01: changed: 0 operation(s) applied and verified"
+    assert any(line.startswith("win02: refused by a safety guard") for line in run_summary.detail_lines(summary_input))
+    # Printed at the last batch, or at a batch that fails a host; never before otherwise.
+    assert run_summary.print_now(True, "win03", {"win01", "win02"}, ["win02"], records) is True
+    assert run_summary.print_now(True, "win03", {"win01"}, ["win01"], records) is False
+    assert run_summary.print_now(True, "win03", {"win01", "win03"}, ["win03"], records) is True
+    assert run_summary.print_now(False, "win03", set(), [], {}) is True

@@ -1,22 +1,24 @@
 # Copyright (c) rdp.doctor contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-# This file holds the documentation only; the action plugin plugins/action/diagnose_fleet.py does the work.
+# This file holds the documentation only; the action plugin plugins/action/run_summary.py does the work.
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: diagnose_fleet
-short_description: Sum up the rdp.doctor.diagnose_host results of a play, once - fleet summary and the results to publish
+module: run_summary
+short_description: Sum up the per-host results of a play once - fleet summary and the results to publish
 version_added: 0.3.0
 description:
-  - Runs once (C(run_once)) after P(rdp.doctor.diagnose_host#module), in the same block of tasks (consecutive tasks of a
-    play are one block; the P(rdp.doctor.diagnose#role) role puts it in the C(always) section of its block).
-  - Reads what each host's C(diagnose_host) task of this run left in the run's records (files in Ansible's per-run
-    local temporary directory, removed when ansible-playbook exits), not the hosts' variables, so its cost does not
-    grow with each host's facts.
-  - Returns the fleet summary lines (see P(rdp.doctor.fleet_summary#filter)) and the results Ansible did not publish -
-    those of hosts whose C(diagnose_host) task failed (Ansible drops a failed task's facts) and of hosts Ansible lost
+  - Runs once (C(run_once)) after P(rdp.doctor.diagnose_host#module) or P(rdp.doctor.remediate_host#module) (with
+    O(rdp.doctor.remediate_host#module:verdict=true)), in the same block of tasks (consecutive tasks of a play are one
+    block; the P(rdp.doctor.diagnose#role) and P(rdp.doctor.remediate#role) roles put it in the C(always) section of
+    their block).
+  - Reads what each host's task of this run left in the run's records (files in Ansible's per-run local temporary
+    directory, removed when ansible-playbook exits), not the hosts' variables, so its cost does not grow with each
+    host's facts.
+  - Returns the fleet summary lines (see P(rdp.doctor.fleet_summary#filter)), each remediated host's own lines (see
+    P(rdp.doctor.remediation_summary#filter); none for a compliant host), and the results Ansible did not publish - those of hosts whose task failed (Ansible drops a failed task's facts) and of hosts Ansible lost
     before the task ran - for one C(ansible.builtin.set_fact) loop with C(delegate_facts) to publish.
   - Never contacts a host.
 author:
@@ -33,6 +35,12 @@ options:
     default: none
   fail_on_findings:
     description: Deprecated, use O(fail_on=cause).
+    type: bool
+    default: false
+  batches:
+    description:
+      - The play runs in batches (C(serial)) - a host whose batch has not run is listed as not reached, and RV(print_now)
+        is true only at the last batch or at a batch where a host failed.
     type: bool
     default: false
   use_role_variables:
@@ -67,7 +75,7 @@ EXAMPLES = r"""
         verdict: true
   always:
     - name: Collect the fleet's results
-      rdp.doctor.diagnose_fleet:
+      rdp.doctor.run_summary:
         fail_on: none
       register: fleet
       run_once: true
@@ -104,6 +112,16 @@ states:
   returned: always
   type: dict
   sample: {"win01": "healthy", "win03": "unreachable"}
+details:
+  description: Each remediated host's own lines, prefixed with its name (what changed, what is manual, what is left); none for a compliant host.
+  returned: always
+  type: list
+  elements: str
+  sample: ["win01: changed: 1 operation(s) applied and verified", "win01:   applied registry_value nla: False -> True"]
+print_now:
+  description: Whether to print the summary at this batch (always true without O(batches)).
+  returned: always
+  type: bool
 unpublished:
   description:
     - The results Ansible did not publish, one item per host - C(host) and C(results) (C(rdp_doctor_host_state),
