@@ -18,8 +18,9 @@ description:
     directory, removed when ansible-playbook exits), not the hosts' variables, so its cost does not grow with each
     host's facts.
   - Returns the fleet summary lines (see P(rdp.doctor.fleet_summary#filter)), each remediated host's own lines (see
-    P(rdp.doctor.remediation_summary#filter); none for a compliant host), and the results Ansible did not publish - those of hosts whose task failed (Ansible drops a failed task's facts) and of hosts Ansible lost
-    before the task ran - for one C(ansible.builtin.set_fact) loop with C(delegate_facts) to publish.
+    P(rdp.doctor.remediation_summary#filter); none for a compliant host), and the results Ansible did not publish -
+    those of hosts whose task failed (Ansible drops a failed task's facts) and of hosts Ansible lost before the task
+    ran - for one C(ansible.builtin.set_fact) loop with C(delegate_facts) to publish.
   - Never contacts a host.
 author:
   - rdp.doctor contributors (!UNKNOWN)

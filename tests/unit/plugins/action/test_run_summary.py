@@ -104,9 +104,9 @@ def test_bad_role_variables_are_named() -> None:
     assert "argument 'rdp_doctor_event_days' is of type str and we were unable to convert to int" in text
     assert "argument 'rdp_doctor_diagnose_tls' is of type str and we were unable to convert to bool" in text
     assert "value of rdp_doctor_diagnose_min_severity must be one of" in text
-    assert role_variables.attributed(["event_days must be between 1 and 365, not 0", "steps must name a step"],
-                                    {"event_days": "rdp_doctor_event_days"}) == [
-        "rdp_doctor_event_days: event_days must be between 1 and 365, not 0", "steps must name a step"]
+    named = role_variables.attributed(["event_days must be between 1 and 365, not 0", "steps must name a step"],
+                                      {"event_days": "rdp_doctor_event_days"})
+    assert named == ["rdp_doctor_event_days: event_days must be between 1 and 365, not 0", "steps must name a step"]
 
 
 def test_bad_role_variable_fails_before_the_host_is_touched(probed: mock.MagicMock) -> None:
