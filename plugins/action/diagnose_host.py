@@ -214,21 +214,12 @@ def role_arguments(task_args: t.Mapping[str, t.Any], variables: t.Mapping[str, t
         areas, switch_problems = role_variables.switches(variables, AREA_VARIABLES)
         args["categories"] = [area for area, on in areas.items() if on]
         problems += switch_problems
-    address = variables.get("ansible_host")
-    if args.get("probe_host") is None:
-        args["probe_host"] = address or variables.get("inventory_hostname")
-    if "probe_expected_address" not in args and address:
-        args["probe_expected_address"] = address
-    if "run_tags" not in args:
-        args["run_tags"] = list(variables.get("ansible_run_tags") or ["all"])
-    if "skip_tags" not in args:
-        args["skip_tags"] = list(variables.get("ansible_skip_tags") or [])
+    role_variables.add_target_and_tags(args, variables)
     return args, problems, source
 
 
 #: The variables ``use_role_variables`` reads (besides the options': the address, the name and the run's tags).
-READ_VARIABLES = (*ROLE_VARIABLES.values(), *AREA_VARIABLES.values(), "ansible_host", "inventory_hostname",
-                  "ansible_run_tags", "ansible_skip_tags")
+READ_VARIABLES = (*ROLE_VARIABLES.values(), *AREA_VARIABLES.values(), *role_variables.TARGET_AND_TAG_VARIABLES)
 
 
 def fleet_record(state: dict[str, t.Any], facts: dict[str, t.Any], probe: dict[str, t.Any] | None,

@@ -109,8 +109,8 @@ FIX_SWITCHES: dict[str, str] = {module: f"rdp_doctor_fix_{module}" for module in
 #: With use_role_variables: plan from diagnose's findings (else from the baseline alone); compare the probe after.
 FROM_FINDINGS, PROBE_SWITCH = "rdp_doctor_remediate_from_findings", "rdp_doctor_diagnose_probe"
 #: The variables use_role_variables reads (besides the facts diagnose published, read as they are).
-READ_VARIABLES = (*ROLE_VARIABLES.values(), *FIX_SWITCHES.values(), FROM_FINDINGS, PROBE_SWITCH, "ansible_host",
-                  "inventory_hostname", "ansible_run_tags", "ansible_skip_tags")
+READ_VARIABLES = (*ROLE_VARIABLES.values(), *FIX_SWITCHES.values(), FROM_FINDINGS, PROBE_SWITCH,
+                  *role_variables.TARGET_AND_TAG_VARIABLES)
 
 
 def role_arguments(task_args: t.Mapping[str, t.Any], variables: t.Mapping[str, t.Any],
@@ -125,13 +125,7 @@ def role_arguments(task_args: t.Mapping[str, t.Any], variables: t.Mapping[str, t
     if "enabled" not in args:
         args["enabled"], switch_problems = role_variables.switches(variables, FIX_SWITCHES)
         problems += switch_problems
-    address = variables.get("ansible_host")
-    if args.get("probe_host") is None:
-        args["probe_host"] = address or variables.get("inventory_hostname")
-    if "probe_expected_address" not in args and address:
-        args["probe_expected_address"] = address
-    args.setdefault("run_tags", list(variables.get("ansible_run_tags") or ["all"]))
-    args.setdefault("skip_tags", list(variables.get("ansible_skip_tags") or []))
+    role_variables.add_target_and_tags(args, variables)
     if not args.get("validate_only"):  # the checks before diagnose ran read no facts (the fact cache's are stale)
         if "facts" not in args and isinstance(published.get("rdp_doctor_facts"), dict) and published["rdp_doctor_facts"]:
             args["facts"] = published["rdp_doctor_facts"]

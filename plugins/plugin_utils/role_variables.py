@@ -52,6 +52,22 @@ def switches(variables: t.Mapping[str, t.Any], named: t.Mapping[str, str], defau
     return {key: bool(converted.get(variable, default)) for key, variable in named.items()}, problems
 
 
+def add_target_and_tags(args: dict[str, t.Any], variables: t.Mapping[str, t.Any]) -> None:
+    """In place, what the roles' tasks always passed: the probe connects to ``ansible_host`` (else the inventory name)
+    and expects that address; the run's ``--tags`` / ``--skip-tags`` (the actions select their steps or fixes by them)."""
+    address = variables.get("ansible_host")
+    if args.get("probe_host") is None:
+        args["probe_host"] = address or variables.get("inventory_hostname")
+    if "probe_expected_address" not in args and address:
+        args["probe_expected_address"] = address
+    args.setdefault("run_tags", list(variables.get("ansible_run_tags") or ["all"]))
+    args.setdefault("skip_tags", list(variables.get("ansible_skip_tags") or []))
+
+
+#: The play's variables add_target_and_tags reads.
+TARGET_AND_TAG_VARIABLES = ("ansible_host", "inventory_hostname", "ansible_run_tags", "ansible_skip_tags")
+
+
 def attributed(problems: t.Iterable[str], source: t.Mapping[str, str]) -> list[str]:
     """Each problem about an option that came from a variable, prefixed with that variable's name."""
     named = []
