@@ -238,7 +238,7 @@ class RemediationAction(ActionBase):
 
     def _message(self, plan: remediation.Plan, outcome: str) -> str:
         changed = sorted(key for key in plan.after if plan.before.get(key) != plan.after.get(key))
-        manual = f"; manual: {', '.join(str(item.get('setting')) for item in plan.manual)}" if plan.manual else ""
+        manual = f"; manual: {', '.join(str(item.get('setting') or item.get('id')) for item in plan.manual)}" if plan.manual else ""
         if outcome == "compliant":
             return f"{self.module_name}: nothing to change{manual}"
         verb = "would change" if outcome == "check_mode" else "changed"

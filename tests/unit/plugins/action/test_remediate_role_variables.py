@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import typing as t
 from pathlib import Path
+from unittest import mock
 
 import yaml
+from ansible.playbook.play_context import PlayContext
 
 from ansible_collections.rdp.doctor.plugins.action import remediate_host
 from ansible_collections.rdp.doctor.plugins.action.remediate_host import FIX_SWITCHES, ROLE_VARIABLES, role_arguments
+from ansible_collections.rdp.doctor.plugins.module_utils import remediation
 from ansible_collections.rdp.doctor.plugins.module_utils import remediation_plan as rp
 
 ROLE = Path(__file__).resolve().parents[4] / "roles" / "remediate"
@@ -59,3 +62,12 @@ def test_bad_role_variables_are_named() -> None:
     assert "argument 'rdp_doctor_fix_credssp' is of type str and we were unable to convert to bool" in text
     assert "argument 'rdp_doctor_remediate_reboot_delay' is of type str and we were unable to convert to int" in text
     assert "argument 'rdp_doctor_remediate_fail_on_remaining' is of type str and we were unable to convert to bool" in text
+
+
+def test_message_names_manual_steps_of_findings_and_planners() -> None:
+    """A manual step from a finding has an id, one from a planner a setting: the message names both (it said None)."""
+    task = mock.MagicMock(args={}, check_mode=False, async_val=0)
+    action = remediate_host.ActionModule(task, mock.MagicMock(), PlayContext(), loader=None, templar=None, shared_loader_obj=None)
+    plan = remediation.Plan(manual=[{"id": "RDP-PORT-CONFLICT", "title": "t", "manual": "stop nginx"},
+                                    {"setting": "firewall_gpo_domain", "reason": "a GPO owns it"}])
+    assert action._message(plan, "compliant").endswith("nothing to change; manual: RDP-PORT-CONFLICT, firewall_gpo_domain")  # pylint: disable=protected-access
