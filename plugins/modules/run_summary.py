@@ -62,6 +62,11 @@ attributes:
     platforms: posix
     support: full
     details: Runs in the controller's worker; never contacts a host.
+notes:
+  - Needs the C(linear) strategy (Ansible's default) - it must run after every host of the batch finished its task; with
+    C(free), a host still running would be summed up as lost.
+  - The records hold what the hosts' facts hold (never a credential) and are removed with Ansible's per-run temporary
+    directory when ansible-playbook exits.
 seealso:
   - module: rdp.doctor.diagnose_host
   - plugin: rdp.doctor.fleet_summary
