@@ -458,10 +458,16 @@ def tls_handshake(conn: _Connection, server_name: str, timeout: float) -> dict[s
         return {"ok": False, "elapsed_ms": _ms(start), "error": f"no TLS answer within {timeout:g} s", "reason": "TIMEOUT"}
     except (OSError, ValueError) as exc:  # ValueError/UnicodeError: a server_name that is no valid SNI
         return {"ok": False, "elapsed_ms": _ms(start), "error": str(exc), "reason": type(exc).__name__}
-    conn.sock = tls
-    cipher = tls.cipher() or (None, None, None)
-    chain = _unverified_chain(tls)
-    leaf = tls.getpeercert(binary_form=True)
+    conn.sock = tls  # wrap_socket took the socket over: closing the connection closes it
+    try:
+        cipher = tls.cipher() or (None, None, None)
+        chain = _unverified_chain(tls)
+        leaf = tls.getpeercert(binary_form=True)
+    except OSError as exc:
+        # A server that reset the connection before the handshake: wrap_socket finds the socket unconnected
+        # (getpeername: ENOTCONN), skips the handshake and returns; asking for the certificate then fails.
+        return {"ok": False, "elapsed_ms": _ms(start), "error": f"the connection was reset before the TLS handshake ({exc})",
+                "reason": type(exc).__name__}
     return {"ok": True, "elapsed_ms": _ms(start), "version": tls.version(), "cipher": cipher[0],
             "cipher_protocol": cipher[1], "cipher_bits": cipher[2], "sni": _sni(server_name),
             "leaf_der": leaf, "chain_der": chain[1:] if chain and chain[0] == leaf else chain}

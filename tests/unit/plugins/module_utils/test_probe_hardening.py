@@ -245,3 +245,21 @@ def test_a_reset_that_beats_connect_returning_is_the_listener_closing(monkeypatc
     assert steps["tcp"]["verdict"] == "ok"
     assert result["verdict"]["failed_step"] == "x224", result["verdict"]
     assert "RDP-PROBE-CLOSED" in result["verdict"]["finding_ids"], result["verdict"]
+
+
+def test_tls_on_a_connection_the_server_already_reset_is_a_failed_handshake() -> None:
+    """A server that resets right after accept(), seen late (a loaded client): wrap_socket finds the socket unconnected,
+    skips the handshake and returns; the probe said 'OSError: [Errno 107] Transport endpoint is not connected' instead
+    of a verdict (found by tests/integration/test_probe_hostile.py's reset-on-accept under load). An unconnected socket
+    is the same state, deterministically."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    gate = threading.BoundedSemaphore(1)
+    gate.acquire()  # pylint: disable=consider-using-with  # the connection gives it back on close
+    conn = probe_mod._Connection(sock, gate)  # pylint: disable=protected-access
+    try:
+        result = probe_mod.tls_handshake(conn, "win01", 1.0)
+    finally:
+        conn.close()
+    assert result["ok"] is False and "reset before the TLS handshake" in result["error"], result
+    assert str(errno.ENOTCONN) in result["error"] or "not connected" in result["error"]
+    assert gate.acquire(blocking=False)  # the slot came back
