@@ -21,6 +21,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.rdp.doctor.plugins.action.diagnose_host import ROLE_VARIABLES
 from ansible_collections.rdp.doctor.plugins.filter.fleet_summary import FAIL_ON, fleet_summary, host_verdict
+from ansible_collections.rdp.doctor.plugins.filter.remediation_record import remediation_record
 from ansible_collections.rdp.doctor.plugins.filter.remediation_summary import remediation_summary
 from ansible_collections.rdp.doctor.plugins.module_utils import validation
 from ansible_collections.rdp.doctor.plugins.plugin_utils import run_records
@@ -30,23 +31,30 @@ ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "fail_on": {"type": "str", "default": "none", "choices": list(FAIL_ON)},
     "fail_on_findings": {"type": "bool", "default": False},
     "batches": {"type": "bool", "default": False},
+    "kind": {"type": "str", "default": "diagnose", "choices": ["diagnose", "remediate"]},
     "use_role_variables": {"type": "bool", "default": False},
 }
 #: The state of a host Ansible lost before its task ran (a failed connection plugin, a bad connection variable):
 #: Ansible printed why; no result of this run exists.
-LOST_MSG = "Ansible lost the host before rdp.doctor.diagnose_host ran (its error is shown above)"
+LOST_MSG = "Ansible lost the host before rdp.doctor.{kind}_host ran (its error is shown above)"
 #: A remediation that needs no person: no line for it under the summary.
 QUIET_REMEDIATION = ("compliant",)
 
 
-def lost_results() -> dict[str, t.Any]:
-    """The facts a lost host gets, so no value of an earlier run (a fact cache) stays."""
-    return {"rdp_doctor_host_state": {"state": "unreachable", "msg": LOST_MSG, "error": None},
-            "rdp_doctor_facts": {}, "rdp_doctor_probe": None, "rdp_doctor_findings": []}
+def lost_state(kind: str = "diagnose") -> dict[str, t.Any]:
+    """How a host Ansible lost before its ``rdp.doctor.<kind>_host`` task ran stands."""
+    return {"state": "unreachable", "msg": LOST_MSG.format(kind=kind), "error": None}
 
 
-def collect(hosts: t.Sequence[str], records: dict[str, dict[str, t.Any]], started: set[str],
-            batches: bool = False) -> tuple[dict[str, dict[str, t.Any]], list[dict[str, t.Any]], list[str]]:
+def lost_results(kind: str = "diagnose") -> dict[str, t.Any]:
+    """The facts a lost host gets (what the role's publishing task sets), so no value of an earlier run stays."""
+    if kind == "remediate":
+        return {"rdp_doctor_remediation": remediation_record({}, lost_state(kind))}
+    return {"rdp_doctor_host_state": lost_state(kind), "rdp_doctor_facts": {}, "rdp_doctor_probe": None, "rdp_doctor_findings": []}
+
+
+def collect(hosts: t.Sequence[str], records: dict[str, dict[str, t.Any]], started: set[str], batches: bool = False,
+            kind: str = "diagnose") -> tuple[dict[str, dict[str, t.Any]], list[dict[str, t.Any]], list[str]]:
     """(summary input: host -> record, the results to publish: [{host, results}], hosts not reached) of ``hosts`` (pure).
 
     A host with a record is summed up from it; a host that started the task without leaving a record was lost. Any
@@ -67,8 +75,10 @@ def collect(hosts: t.Sequence[str], records: dict[str, dict[str, t.Any]], starte
             if not record.get("published", True) and isinstance(record.get("results"), dict):
                 to_publish.append({"host": host, "results": record["results"]})
         elif host in started:
-            results = lost_results()
-            summary_input[host] = {"host_state": results["rdp_doctor_host_state"], "findings": [], "probe": None}
+            results = lost_results(kind)
+            summary_input[host] = {"host_state": lost_state(kind), "findings": [], "probe": None}
+            if kind == "remediate":
+                summary_input[host]["remediation"] = results["rdp_doctor_remediation"]
             to_publish.append({"host": host, "results": results})
         elif batches:
             not_reached.append(host)
@@ -122,7 +132,7 @@ class ActionModule(ActionBase):
         fail_on = "cause" if args["fail_on_findings"] and args["fail_on"] == "none" else args["fail_on"]
         records, batches = run_records.read_records(run_records.records_dir(run_records.scope_of(self._task)))
         started = run_records.started_hosts(records, batches)
-        summary_input, to_publish, not_reached = collect(hosts, records, started, batches=args["batches"])
+        summary_input, to_publish, not_reached = collect(hosts, records, started, batches=args["batches"], kind=args["kind"])
         this_host = str(task_vars.get("inventory_hostname") or "")
         this_batch = next((batch for batch in reversed(batches) if this_host in batch), [this_host])
         states = {host: host_verdict(record, fail_on)["state"] for host, record in summary_input.items()}

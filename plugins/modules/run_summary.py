@@ -44,6 +44,14 @@ options:
         is true only at the last batch or at a batch where a host failed.
     type: bool
     default: false
+  kind:
+    description:
+      - Whose records these are - C(diagnose) (P(rdp.doctor.diagnose_host#module)) or C(remediate)
+        (P(rdp.doctor.remediate_host#module)); decides what a host Ansible lost before its task ran gets published
+        (the four diagnose facts, or C(rdp_doctor_remediation)).
+    type: str
+    choices: [diagnose, remediate]
+    default: diagnose
   use_role_variables:
     description:
       - Take O(fail_on) and O(fail_on_findings), when not given, from the P(rdp.doctor.diagnose#role) role's variables

@@ -35,6 +35,8 @@ description: Raises AnsibleConnectionFailure when Ansible sets its options for r
 author: rdp.doctor contributors
 """
 
+import os
+
 from ansible.errors import AnsibleConnectionFailure
 from ansible.plugins.connection.local import Connection as LocalConnection
 
@@ -44,7 +46,10 @@ class Connection(LocalConnection):
 
     def set_options(self, task_keys=None, var_options=None, direct=None):
         super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
-        if str((task_keys or {}).get("action", "")).endswith("diagnose_host"):
+        keys = task_keys or {}
+        lose_at = os.environ.get("RDP_DOCTOR_TEST_LOSE_AT", "diagnose_host")
+        # remediate_host: the plan/apply task, not the role's first task (validate_only) that runs it too
+        if str(keys.get("action", "")).endswith(lose_at) and not (keys.get("args") or {}).get("validate_only"):
             raise AnsibleConnectionFailure("lost: the host went away before the task started")
 '''
 
@@ -173,3 +178,48 @@ def test_facts_published_cached_and_lost_host_not_stale(lab_fleet: t.Callable[..
     assert summary and summary.start() > second.stdout.index("fatal: [ok-2022]"), second.stdout[-3000:]
     # The other host: diagnosed in this run (fixed by the first run: no finding left).
     assert hosts["f-rdp-disabled"]["host_state"]["state"] == "ok" and hosts["f-rdp-disabled"]["findings"] == []
+
+
+#: Remediate, then what both hosts hold, read through hostvars (a host Ansible found unreachable has left the play).
+REMEDIATE_ONLY_AND_DUMP = """\
+- name: Run the collection's remediate playbook
+  ansible.builtin.import_playbook: rdp.doctor.remediate
+
+- name: Write what each host holds, for the test
+  hosts: windows
+  gather_facts: false
+  tasks:
+    - name: Dump the remediation record of both hosts
+      ansible.builtin.copy:
+        content: "{{ {'remediation': hostvars[item].ansible_facts['rdp_doctor_remediation']} | to_json }}"
+        dest: "{{ rdp_doctor_test_dump }}/{{ item }}.json"
+        mode: "0600"
+      loop: [ok-2022, f-rdp-disabled]
+      run_once: true
+      delegate_to: localhost
+      check_mode: false
+      changed_when: false
+"""
+
+
+def test_host_lost_at_the_remediate_task_is_reported_and_published(lab_fleet: t.Callable[..., t.Any], run_playbook: RunPlaybook,
+                                                                   tmp_path: Path) -> None:
+    """A host Ansible loses at the remediate task (after diagnose read it): unreachable in the recap, named in the fleet
+    summary, and its rdp_doctor_remediation of this run published; the other host is fixed. (The run-once publishing
+    task once got diagnose facts for it, failed on the missing remediation record, and so failed every host.)"""
+    from tests.lab.fleet import SMALL_FLEET  # pylint: disable=import-outside-toplevel
+
+    info = lab_fleet(SMALL_FLEET, fresh=True)
+    lost_inventory = tmp_path / "lost.yml"
+    lost_inventory.write_text(yaml.safe_dump({"all": {"hosts": {"ok-2022": {"ansible_connection": "lost"}}}}), encoding="utf-8")
+    try:
+        process, hosts = run_dumping(run_playbook, REMEDIATE_ONLY_AND_DUMP, [info.inventory, lost_inventory], tmp_path / "run",
+                                     {"RDP_DOCTOR_TEST_LOSE_AT": "remediate_host"})
+    finally:
+        lab_fleet.stop(info)
+    recap = {line.split()[0]: line for line in process.stdout.splitlines() if ": ok=" in line}
+    assert process.returncode != 0 and "unreachable=1" in recap["ok-2022"], process.stdout[-3000:]
+    assert "failed=0" in recap["f-rdp-disabled"] and "unreachable=0" in recap["f-rdp-disabled"], recap
+    assert re.search(r"UNREACHABLE +ok-2022: .*before rdp.doctor.remediate_host ran", process.stdout), process.stdout[-3000:]
+    assert hosts["ok-2022"]["remediation"]["state"] == "unreachable"
+    assert hosts["f-rdp-disabled"]["remediation"]["state"] == "changed"

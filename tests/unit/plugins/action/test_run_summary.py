@@ -226,3 +226,13 @@ def test_collect_with_batches_and_remediation() -> None:
     assert run_summary.print_now(True, "win03", {"win01"}, ["win01"], records) is False
     assert run_summary.print_now(True, "win03", {"win01", "win03"}, ["win03"], records) is True
     assert run_summary.print_now(False, "win03", set(), [], {}) is True
+
+
+def test_a_host_lost_at_the_remediate_task_gets_a_remediation_record() -> None:
+    """What the remediate role's publishing task sets for a lost host is a remediation record (the diagnose facts would
+    leave item.results.rdp_doctor_remediation undefined and fail the run-once task, so every host)."""
+    _summary_input, to_publish, _not_reached = collect(["win01"], {}, {"win01"}, batches=True, kind="remediate")
+    (item,) = to_publish
+    record = item["results"]["rdp_doctor_remediation"]
+    assert record["state"] == "unreachable" and "before rdp.doctor.remediate_host ran" in record["msg"]
+    assert set(item["results"]) == {"rdp_doctor_remediation"}
