@@ -294,10 +294,7 @@ class ActionModule(ActionBase):
                           else " | ".join(summary or findings_summary(found, state, probe)))
         else:
             result["ansible_facts"] = published_facts(facts, probe, found, state)
-        try:
-            run_records.write_record(run_records.records_dir(run_records.scope_of(self._task)), inventory_host,
-                                     fleet_record(state, facts, probe, found, summary, published=not fails),
-                                     task_vars.get("ansible_play_batch") or [inventory_host])
-        except OSError as exc:
-            result.setdefault("warnings", []).append(f"rdp.doctor could not keep this host's results for the fleet summary: {exc}")
+        warning = run_records.keep(self._task, task_vars, fleet_record(state, facts, probe, found, summary, published=not fails))
+        if warning:
+            result.setdefault("warnings", []).append(warning)
         return result

@@ -113,6 +113,12 @@ READ_VARIABLES = (*ROLE_VARIABLES.values(), *FIX_SWITCHES.values(), FROM_FINDING
                   *role_variables.TARGET_AND_TAG_VARIABLES)
 
 
+def published_by_diagnose(task_vars: t.Mapping[str, t.Any]) -> t.Mapping[str, t.Any]:
+    """The host's facts, where the diagnose role published its ``rdp_doctor_*`` results (read as they are)."""
+    facts = task_vars.get("ansible_facts")
+    return facts if isinstance(facts, dict) else {}
+
+
 def role_arguments(task_args: t.Mapping[str, t.Any], variables: t.Mapping[str, t.Any],
                    published: t.Mapping[str, t.Any]) -> tuple[dict[str, t.Any], list[str], dict[str, str]]:
     """The task's options with ``use_role_variables`` (pure): each option the task leaves out from its role variable,
@@ -175,8 +181,7 @@ class ActionModule(RemediationAction):
         if not boolean(task_args.get("use_role_variables", False), strict=False):
             return task_args, [], {}
         variables = role_variables.templated_variables(self._templar, task_vars, READ_VARIABLES)
-        published = task_vars.get("ansible_facts") if isinstance(task_vars.get("ansible_facts"), dict) else {}
-        return role_arguments(task_args, variables, published)
+        return role_arguments(task_args, variables, published_by_diagnose(task_vars))
 
     def conclude(self, result: dict[str, t.Any], options: dict[str, t.Any], task_vars: dict[str, t.Any]) -> dict[str, t.Any]:
         """With ``verdict`` (the remediate role): the host's remediation record, published as the fact
@@ -186,7 +191,7 @@ class ActionModule(RemediationAction):
         the run's records, from which ``rdp.doctor.run_summary`` sums up the fleet and publishes a failed host's."""
         if not options["verdict"] or options["validate_only"]:
             return result
-        published = task_vars.get("ansible_facts") if isinstance(task_vars.get("ansible_facts"), dict) else {}
+        published = published_by_diagnose(task_vars)
         record = remediation_record(result, published.get("rdp_doctor_host_state"))
         fails = record["state"] not in PASSING_STATES or (options["fail_on_remaining"] and bool(record["remaining"]))
         if fails:
@@ -197,16 +202,13 @@ class ActionModule(RemediationAction):
             result.pop("skipped", None)
         else:
             result["ansible_facts"] = dict(result.get("ansible_facts") or {}, rdp_doctor_remediation=record)
-        host = str(task_vars.get("inventory_hostname") or "")
         entry = {"host_state": published.get("rdp_doctor_host_state"), "findings": published.get("rdp_doctor_findings") or [],
                  "probe": published.get("rdp_doctor_probe"), "remediation": record, "published": not fails}
         if fails:
             entry["results"] = {"rdp_doctor_remediation": record}
-        try:
-            run_records.write_record(run_records.records_dir(run_records.scope_of(self._task)), host, entry,
-                                     task_vars.get("ansible_play_batch") or [host])
-        except OSError as exc:
-            result.setdefault("warnings", []).append(f"rdp.doctor could not keep this host's results for the fleet summary: {exc}")
+        warning = run_records.keep(self._task, task_vars, entry)
+        if warning:
+            result.setdefault("warnings", []).append(warning)
         return result
 
     def skip_reason(self, options: dict[str, t.Any], task_vars: dict[str, t.Any]) -> str | None:
@@ -214,8 +216,7 @@ class ActionModule(RemediationAction):
         ``when``): nothing can be planned without its facts."""
         if not options["use_role_variables"] or options["validate_only"]:
             return None
-        published = task_vars.get("ansible_facts") if isinstance(task_vars.get("ansible_facts"), dict) else {}
-        state = (published.get("rdp_doctor_host_state") or {}).get("state")
+        state = (published_by_diagnose(task_vars).get("rdp_doctor_host_state") or {}).get("state")
         return None if state == "ok" else f"the host was not read in this run ({state or 'no diagnosis'})"
 
     def option_problems(self, options: dict[str, t.Any]) -> list[str]:

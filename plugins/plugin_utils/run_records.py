@@ -66,6 +66,17 @@ def write_record(directory: str, host: str, record: dict[str, t.Any], batch: t.S
     _write_json(os.path.join(directory, _digest(host) + RECORD_SUFFIX), dict(record, host=host))
 
 
+def keep(task: t.Any, task_vars: t.Mapping[str, t.Any], record: dict[str, t.Any]) -> str | None:
+    """Write this host's ``record`` in the scope of ``task``, with the batch the play runs; a warning for the task's
+    result when it cannot be written (the host is then summed up as lost; its task's own result stands)."""
+    host = str(task_vars.get("inventory_hostname") or "")
+    try:
+        write_record(records_dir(scope_of(task)), host, record, task_vars.get("ansible_play_batch") or [host])
+    except OSError as exc:
+        return f"rdp.doctor could not keep this host's results for the fleet summary: {exc}"
+    return None
+
+
 def read_records(directory: str) -> tuple[dict[str, dict[str, t.Any]], list[list[str]]]:
     """(records by host, the batches: the hosts that started the task, one list per batch). Unreadable files are skipped."""
     records: dict[str, dict[str, t.Any]] = {}

@@ -236,3 +236,16 @@ def test_a_host_lost_at_the_remediate_task_gets_a_remediation_record() -> None:
     record = item["results"]["rdp_doctor_remediation"]
     assert record["state"] == "unreachable" and "before rdp.doctor.remediate_host ran" in record["msg"]
     assert set(item["results"]) == {"rdp_doctor_remediation"}
+
+
+def test_a_record_that_cannot_be_written_is_a_warning(probed: mock.MagicMock, local_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A local temporary directory that cannot hold the records: the diagnosis stands, the result says why the fleet
+    summary will miss this host."""
+    blocker = local_tmp / "not-a-directory"
+    blocker.write_text("", encoding="utf-8")
+    monkeypatch.setattr(C, "DEFAULT_LOCAL_TMP", str(blocker))
+    action = make(diagnose_host.ActionModule, {"verdict": True}, answer=answered(samples.healthy_raw()))
+    result = action.run(task_vars={"inventory_hostname": "win01"})
+    assert not result.get("failed") and result["ansible_facts"]["rdp_doctor_host_state"]["state"] == "ok"
+    assert any("could not keep this host's results for the fleet summary" in w for w in result["warnings"]), result.get("warnings")
+    assert probed.call_count == 1
