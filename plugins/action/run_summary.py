@@ -20,7 +20,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.rdp.doctor.plugins.action.diagnose_host import ROLE_VARIABLES
-from ansible_collections.rdp.doctor.plugins.filter.fleet_summary import FAIL_ON, fleet_summary, host_verdict
+from ansible_collections.rdp.doctor.plugins.filter.fleet_summary import FAIL_ON, fleet_verdicts, summary_lines
 from ansible_collections.rdp.doctor.plugins.filter.remediation_record import remediation_record
 from ansible_collections.rdp.doctor.plugins.filter.remediation_summary import remediation_summary
 from ansible_collections.rdp.doctor.plugins.module_utils import validation
@@ -135,9 +135,9 @@ class ActionModule(ActionBase):
         summary_input, to_publish, not_reached = collect(hosts, records, started, batches=args["batches"], kind=args["kind"])
         this_host = str(task_vars.get("inventory_hostname") or "")
         this_batch = next((batch for batch in reversed(batches) if this_host in batch), [this_host])
-        states = {host: host_verdict(record, fail_on)["state"] for host, record in summary_input.items()}
-        states.update({host: "not reached" for host in not_reached})
-        summary = fleet_summary(summary_input, fail_on=fail_on, not_reached=not_reached)
+        verdicts = fleet_verdicts(summary_input, fail_on=fail_on, not_reached=not_reached)
+        states = {host: verdict["state"] for host, verdict in verdicts.items()}
+        summary = summary_lines(verdicts, fail_on)
         result.update(changed=False, summary=summary, details=detail_lines(summary_input), unpublished=to_publish, states=states,
                       print_now=print_now(args["batches"], play_hosts[-1] if play_hosts else None, started, this_batch, records))
         return result

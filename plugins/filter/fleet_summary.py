@@ -248,8 +248,8 @@ def _counts(values: t.Iterable[str]) -> list[tuple[str, int]]:
     return sorted(counted.items(), key=lambda item: (-item[1], item[0]))
 
 
-def fleet_summary(hosts: t.Any, fail_on: str = "none", max_error: int = 160, not_reached: t.Any = None) -> list[str]:
-    """Summary lines; see DOCUMENTATION."""
+def fleet_verdicts(hosts: t.Any, fail_on: str = "none", max_error: int = 160, not_reached: t.Any = None) -> dict[str, dict[str, t.Any]]:
+    """Each host's verdict (``host_verdict``), and the hosts whose batch never ran as not reached (pure)."""
     if fail_on not in FAIL_ON:
         raise ValueError(f"fail_on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}")
     records = hosts if isinstance(hosts, Mapping) else {}
@@ -258,6 +258,16 @@ def fleet_summary(hosts: t.Any, fail_on: str = "none", max_error: int = 160, not
         if str(name) not in verdicts:
             verdicts[str(name)] = {"state": "not reached", "causes": [], "reason": "", "fails": False, "severity": None,
                                    "default_certificate": False, "detail": "the run stopped before this host's batch"}
+    return verdicts
+
+
+def fleet_summary(hosts: t.Any, fail_on: str = "none", max_error: int = 160, not_reached: t.Any = None) -> list[str]:
+    """Summary lines; see DOCUMENTATION."""
+    return summary_lines(fleet_verdicts(hosts, fail_on, max_error, not_reached), fail_on)
+
+
+def summary_lines(verdicts: dict[str, dict[str, t.Any]], fail_on: str = "none") -> list[str]:
+    """The summary lines of ``fleet_verdicts`` (pure)."""
     by_state = dict(_counts(v["state"] for v in verdicts.values()))
     total = len(verdicts)
     states = ", ".join(f"{by_state[s]} {s}" for s in STATES if s in by_state) or "no hosts"
