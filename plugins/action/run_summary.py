@@ -24,7 +24,7 @@ from ansible_collections.rdp.doctor.plugins.filter.fleet_summary import FAIL_ON,
 from ansible_collections.rdp.doctor.plugins.filter.remediation_record import remediation_record
 from ansible_collections.rdp.doctor.plugins.filter.remediation_summary import remediation_summary
 from ansible_collections.rdp.doctor.plugins.module_utils import validation
-from ansible_collections.rdp.doctor.plugins.plugin_utils import run_records
+from ansible_collections.rdp.doctor.plugins.plugin_utils import role_variables, run_records
 
 ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "hosts": {"type": "list", "elements": "str"},
@@ -119,12 +119,13 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp  # deprecated by ActionBase; never used
         task_args = dict(self._task.args)
+        problems: list[str] = []
         if boolean(task_args.get("use_role_variables", False), strict=False):
-            for option in ("fail_on", "fail_on_findings"):
-                variable = ROLE_VARIABLES[option]
-                if option not in task_args and variable in task_vars:
-                    task_args[option] = self._templar.template(task_vars[variable])
-        args, problems = validation.validated_arguments(ARGUMENT_SPEC, task_args)
+            mapping = {option: ROLE_VARIABLES[option] for option in ("fail_on", "fail_on_findings")}
+            variables = role_variables.templated_variables(self._templar, task_vars, mapping.values())
+            task_args, problems, _source = role_variables.options_from_variables(task_args, variables, mapping, ARGUMENT_SPEC)
+        args, spec_errors = validation.validated_arguments(ARGUMENT_SPEC, task_args)
+        problems += spec_errors
         if problems:
             return dict(result, failed=True, changed=False, msg="; ".join(problems))
         play_hosts = [str(host) for host in task_vars.get("ansible_play_hosts_all") or []]

@@ -249,3 +249,13 @@ def test_a_record_that_cannot_be_written_is_a_warning(probed: mock.MagicMock, lo
     assert not result.get("failed") and result["ansible_facts"]["rdp_doctor_host_state"]["state"] == "ok"
     assert any("could not keep this host's results for the fleet summary" in w for w in result["warnings"]), result.get("warnings")
     assert probed.call_count == 1
+
+
+def test_fleet_reads_and_checks_the_roles_fail_on() -> None:
+    """With use_role_variables the summary's fail_on is the role's; a bad one is named as the variable."""
+    good = make(run_summary.ActionModule, {"use_role_variables": True}).run(
+        task_vars={"ansible_play_hosts_all": [], "rdp_doctor_diagnose_fail_on_findings": "yes"})
+    assert not good.get("failed") and good["summary"][0].endswith("fail_on=cause fails 0")
+    bad = make(run_summary.ActionModule, {"use_role_variables": True}).run(
+        task_vars={"ansible_play_hosts_all": [], "rdp_doctor_diagnose_fail_on": "sometimes"})
+    assert bad["failed"] is True and "rdp_doctor_diagnose_fail_on must be one of" in bad["msg"], bad["msg"]
