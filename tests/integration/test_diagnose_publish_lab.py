@@ -53,54 +53,42 @@ class Connection(LocalConnection):
             raise AnsibleConnectionFailure("lost: the host went away before the task started")
 '''
 
-#: Remediate (which reads first with the diagnose role), then what each host holds, read as facts only.
-REMEDIATE_AND_DUMP = """\
-- name: Run the collection's remediate playbook
-  ansible.builtin.import_playbook: rdp.doctor.remediate
+HOSTS = "ok-2022,f-rdp-disabled"
 
-- name: Write what each host holds, for the test
-  hosts: windows
-  gather_facts: false
-  tasks:
-    - name: Dump the facts and whether the names exist as variables
-      ansible.builtin.copy:
-        content: >-
-          {{ {'host_state': ansible_facts['rdp_doctor_host_state'], 'findings': ansible_facts['rdp_doctor_findings'],
-              'probe': ansible_facts['rdp_doctor_probe'], 'facts_version': ansible_facts['rdp_doctor_facts'].facts_version | default(None),
-              'remediation': ansible_facts['rdp_doctor_remediation'], 'injected': rdp_doctor_findings is defined,
-              'old_name': ansible_facts['rdp_doctor'] is defined} | to_json }}
-        dest: "{{ rdp_doctor_test_dump }}/{{ inventory_hostname }}.json"
-        mode: "0600"
-      delegate_to: localhost
-      check_mode: false
-      changed_when: false
-"""
+
+def then_dump(playbook: str, content: str, through_hostvars: bool = False) -> str:
+    """The collection's ``playbook``, then a play writing ``content`` (a template) for each host of HOSTS into
+    ``rdp_doctor_test_dump``: on each host itself, or once through ``hostvars[item]`` (a host Ansible failed or found
+    unreachable has left the play, not hostvars)."""
+    task: dict[str, t.Any] = {
+        "name": "Dump what the host holds",
+        "ansible.builtin.copy": {"content": content, "mode": "0600",
+                                 "dest": "{{ rdp_doctor_test_dump }}/{{ %s }}.json" % ("item" if through_hostvars else "inventory_hostname")},
+        "delegate_to": "localhost", "check_mode": False, "changed_when": False}
+    if through_hostvars:
+        task.update(loop=HOSTS.split(","), run_once=True)
+    return yaml.safe_dump([{"name": f"Run the collection's playbook {playbook}", "ansible.builtin.import_playbook": playbook},
+                           {"name": "Write what each host holds, for the test", "hosts": "windows", "gather_facts": False,
+                            "tasks": [task]}], sort_keys=False)
+
+
+#: Remediate (which reads first with the diagnose role), then what each host holds, read as facts only, and whether
+#: the names also exist as variables.
+REMEDIATE_AND_DUMP = then_dump("rdp.doctor.remediate", (
+    "{{ {'host_state': ansible_facts['rdp_doctor_host_state'], 'findings': ansible_facts['rdp_doctor_findings'],"
+    " 'probe': ansible_facts['rdp_doctor_probe'], 'facts_version': ansible_facts['rdp_doctor_facts'].facts_version | default(None),"
+    " 'remediation': ansible_facts['rdp_doctor_remediation'], 'injected': rdp_doctor_findings is defined,"
+    " 'old_name': ansible_facts['rdp_doctor'] is defined} | to_json }}"))
 
 #: Diagnose, then what each host holds under the names users read (facts injected as variables: the default).
-DIAGNOSE_AND_DUMP = """\
-- name: Run the collection's diagnose playbook
-  ansible.builtin.import_playbook: rdp.doctor.diagnose
+DIAGNOSE_AND_DUMP = then_dump("rdp.doctor.diagnose", (
+    "{{ {'host_state': hostvars[item].rdp_doctor_host_state, 'findings': hostvars[item].rdp_doctor_findings,"
+    " 'probe': hostvars[item].rdp_doctor_probe, 'facts': hostvars[item].rdp_doctor_facts,"
+    " 'fact': hostvars[item].ansible_facts['rdp_doctor_host_state']} | to_json }}"), through_hostvars=True)
 
-- name: Write what each host holds, for the test
-  hosts: windows
-  gather_facts: false
-  tasks:
-    - name: Dump the diagnosis of both hosts (a host the role failed has left the play, not hostvars)
-      ansible.builtin.copy:
-        content: >-
-          {{ {'host_state': hostvars[item].rdp_doctor_host_state, 'findings': hostvars[item].rdp_doctor_findings,
-              'probe': hostvars[item].rdp_doctor_probe, 'facts': hostvars[item].rdp_doctor_facts,
-              'fact': hostvars[item].ansible_facts['rdp_doctor_host_state']} | to_json }}
-        dest: "{{ rdp_doctor_test_dump }}/{{ item }}.json"
-        mode: "0600"
-      loop: [ok-2022, f-rdp-disabled]
-      run_once: true
-      delegate_to: localhost
-      check_mode: false
-      changed_when: false
-"""
-
-HOSTS = "ok-2022,f-rdp-disabled"
+#: Remediate, then both hosts' remediation records.
+REMEDIATE_ONLY_AND_DUMP = then_dump("rdp.doctor.remediate", "{{ {'remediation': hostvars[item].ansible_facts['rdp_doctor_remediation']} | to_json }}",
+                                    through_hostvars=True)
 
 
 def run_dumping(run_playbook: RunPlaybook, template: str, inventories: list[Path], folder: Path,
@@ -180,26 +168,6 @@ def test_facts_published_cached_and_lost_host_not_stale(lab_fleet: t.Callable[..
     assert hosts["f-rdp-disabled"]["host_state"]["state"] == "ok" and hosts["f-rdp-disabled"]["findings"] == []
 
 
-#: Remediate, then what both hosts hold, read through hostvars (a host Ansible found unreachable has left the play).
-REMEDIATE_ONLY_AND_DUMP = """\
-- name: Run the collection's remediate playbook
-  ansible.builtin.import_playbook: rdp.doctor.remediate
-
-- name: Write what each host holds, for the test
-  hosts: windows
-  gather_facts: false
-  tasks:
-    - name: Dump the remediation record of both hosts
-      ansible.builtin.copy:
-        content: "{{ {'remediation': hostvars[item].ansible_facts['rdp_doctor_remediation']} | to_json }}"
-        dest: "{{ rdp_doctor_test_dump }}/{{ item }}.json"
-        mode: "0600"
-      loop: [ok-2022, f-rdp-disabled]
-      run_once: true
-      delegate_to: localhost
-      check_mode: false
-      changed_when: false
-"""
 
 
 def test_host_lost_at_the_remediate_task_is_reported_and_published(lab_fleet: t.Callable[..., t.Any], run_playbook: RunPlaybook,
