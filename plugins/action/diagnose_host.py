@@ -223,10 +223,10 @@ READ_VARIABLES = (*ROLE_VARIABLES.values(), *AREA_VARIABLES.values(), *role_vari
 
 
 def fleet_record(state: dict[str, t.Any], facts: dict[str, t.Any], probe: dict[str, t.Any] | None,
-                 found: list[dict[str, t.Any]], summary: list[str], published: bool) -> dict[str, t.Any]:
+                 found: list[dict[str, t.Any]], published: bool) -> dict[str, t.Any]:
     """What this host leaves in the run's records: what the fleet summary needs, and every result when Ansible
     will not publish them (a failed task's facts are dropped: rdp.doctor.run_summary publishes them)."""
-    record = {"host_state": state, "findings": found, "probe": probe, "summary": summary, "published": published}
+    record = {"host_state": state, "findings": found, "probe": probe, "published": published}
     if not published:
         record["results"] = published_facts(facts, probe, found, state)
     return record
@@ -294,7 +294,7 @@ class ActionModule(ActionBase):
                           else " | ".join(summary or findings_summary(found, state, probe)))
         else:
             result["ansible_facts"] = published_facts(facts, probe, found, state)
-        warning = run_records.keep(self._task, task_vars, fleet_record(state, facts, probe, found, summary, published=not fails))
+        warning = run_records.keep(self._task, task_vars, fleet_record(state, facts, probe, found, published=not fails))
         if warning:
             result.setdefault("warnings", []).append(warning)
         return result
