@@ -26,7 +26,6 @@ from __future__ import annotations
 import typing as t
 
 from ansible.errors import AnsibleConnectionFailure
-from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.rdp.doctor.plugins.action.host_facts import ARGUMENT_SPEC as FACTS_SPEC
@@ -247,7 +246,7 @@ class ActionModule(ActionBase):
         task_args = dict(self._task.args)
         source: dict[str, str] = {}
         problems: list[str] = []
-        if boolean(task_args.get("use_role_variables", False), strict=False):
+        if role_variables.requested(task_args):
             variables = role_variables.templated_variables(self._templar, task_vars, READ_VARIABLES)
             task_args, problems, source = role_arguments(task_args, variables)
         args, spec_errors = validation.validated_arguments(ARGUMENT_SPEC, task_args)

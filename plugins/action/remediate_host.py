@@ -23,7 +23,6 @@ import time
 import typing as t
 
 from ansible.errors import AnsibleError
-from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.utils.display import Display
 
 from ansible_collections.rdp.doctor.plugins.action.diagnose_host import probe_arguments
@@ -178,7 +177,7 @@ class ActionModule(RemediationAction):
     def task_arguments(self, task_vars: dict[str, t.Any]) -> tuple[dict[str, t.Any], list[str], dict[str, str]]:
         """With use_role_variables, the role's variables and what diagnose published (see ``role_arguments``)."""
         task_args = dict(self._task.args)
-        if not boolean(task_args.get("use_role_variables", False), strict=False):
+        if not role_variables.requested(task_args):
             return task_args, [], {}
         variables = role_variables.templated_variables(self._templar, task_vars, READ_VARIABLES)
         return role_arguments(task_args, variables, published_by_diagnose(task_vars))

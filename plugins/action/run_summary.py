@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.rdp.doctor.plugins.action.diagnose_host import ROLE_VARIABLES
@@ -120,7 +119,7 @@ class ActionModule(ActionBase):
         del tmp  # deprecated by ActionBase; never used
         task_args = dict(self._task.args)
         problems: list[str] = []
-        if boolean(task_args.get("use_role_variables", False), strict=False):
+        if role_variables.requested(task_args):
             mapping = {option: ROLE_VARIABLES[option] for option in ("fail_on", "fail_on_findings")}
             variables = role_variables.templated_variables(self._templar, task_vars, mapping.values())
             task_args, problems, _source = role_variables.options_from_variables(task_args, variables, mapping, ARGUMENT_SPEC)

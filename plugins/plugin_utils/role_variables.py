@@ -15,7 +15,14 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 from ansible_collections.rdp.doctor.plugins.module_utils import validation
+
+
+def requested(task_args: t.Mapping[str, t.Any]) -> bool:
+    """Whether the task asks for its role's variables (``use_role_variables``; checked as a boolean with the rest)."""
+    return boolean(task_args.get("use_role_variables", False), strict=False)
 
 
 def templated_variables(templar: t.Any, task_vars: t.Mapping[str, t.Any], names: t.Iterable[str]) -> dict[str, t.Any]:
