@@ -168,8 +168,6 @@ def test_facts_published_cached_and_lost_host_not_stale(lab_fleet: t.Callable[..
     assert hosts["f-rdp-disabled"]["host_state"]["state"] == "ok" and hosts["f-rdp-disabled"]["findings"] == []
 
 
-
-
 def test_host_lost_at_the_remediate_task_is_reported_and_published(lab_fleet: t.Callable[..., t.Any], run_playbook: RunPlaybook,
                                                                    tmp_path: Path) -> None:
     """A host Ansible loses at the remediate task (after diagnose read it): unreachable in the recap, named in the fleet
