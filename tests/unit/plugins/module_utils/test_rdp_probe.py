@@ -17,6 +17,7 @@ import pytest
 
 from ansible_collections.rdp.doctor.plugins.module_utils import rdp_probe as probe_mod
 from ansible_collections.rdp.doctor.plugins.module_utils import rdp_wire as wire
+from ansible_collections.rdp.doctor.plugins.module_utils import x509_info
 from tests.integration.realservers import certs as testcerts
 
 # --- builders -------------------------------------------------------------------------------------
@@ -549,3 +550,14 @@ def test_documentation_lists_every_finding_id() -> None:
     doc = (Path(__file__).resolve().parents[4] / "docs" / "probe.md").read_text(encoding="utf-8")
     missing = [finding_id for finding_id in probe_mod.FINDING_SEVERITY if f"`{finding_id}`" not in doc]
     assert not missing, missing
+
+
+def test_warm_up_builds_what_every_forked_probe_shares(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The controller's main process builds the TLS context, the trust store and its path validation store once:
+    a worker forked after it finds them built (each would otherwise build its own for every host)."""
+    monkeypatch.setattr(x509_info, "_STORE_CACHE", {})  # as in a fresh ansible-playbook
+    probe_mod.warm_up()
+    store = x509_info.load_trust_store()
+    assert store.count > 0, store.error  # the system store of the controller (ca-certificates is a project package)
+    assert store._verification_store is not None  # pylint: disable=protected-access
+    assert probe_mod.permissive_context() is probe_mod.permissive_context()
