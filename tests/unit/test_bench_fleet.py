@@ -5,11 +5,14 @@ No benchmark runs here (no timed assertions in tests): only the planning and rep
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from unittest import mock
 
 import yaml
+from ansible.playbook.play_context import PlayContext
 
 from ansible_collections.rdp.doctor.plugins.module_utils import rdp_registry
 from tests.bench import bench_fleet as bench
@@ -95,3 +98,48 @@ def test_report_table_and_plot() -> None:
     section = bench.markdown_section(report)
     assert section.startswith(bench.MARK_START) and section.endswith(bench.MARK_END) and "remediate_compliant_check" in section
     assert "remediate_broken_apply 50h/0ms 3 (≤3) met" in section
+
+
+def test_ansible_share_leaves_the_target_minus_the_facts_floor_for_the_collection() -> None:
+    """The facts floor's ratio, the CPU the target leaves for diagnose's own work, and what that work costs."""
+    cell = {"hosts": 100, "latency_ms": 0, "forks": 25, "floor": {"wall_s": 2.0, "cpu_s": 4.0},
+            "scenarios": {"floor": _run(2.0, 4.0), "facts_floor": dict(_run(2.6, 5.2), wall_ratio=1.3, cpu_ratio=1.3),
+                          "diagnose": dict(_run(3.6, 7.2), wall_ratio=1.8, cpu_ratio=1.8)}}
+    (share,) = bench.ansible_share([cell])
+    assert share == {"hosts": 100, "latency_ms": 0, "cpu_ratio": 1.3, "wall_ratio": 1.3, "floor_ms": 40.0,
+                     "facts_floor_ms": 52.0, "budget_ms": 8.0, "own_ms": 20.0}
+    failed = dict(cell, scenarios=dict(cell["scenarios"], facts_floor=dict(_run(2.6, 5.2, rc=2), cpu_ratio=1.3)))
+    assert not bench.ansible_share([failed])
+    report = {"cells": [cell], "verdicts": bench.verdicts([cell]), "started_utc": "2026-11-26T13:00:00+00:00", "forks": 25,
+              "machine": {"cpus": 2, "python": "3.11.7", "loadavg_start": 1.0}, "per_setting_reads": 34, "total_s": 60.0,
+              "ansible_share": [share]}
+    assert "100h/0ms ×1.3 the floor (52.0 ms), leaving 8.0 ms under the 1.5× target for diagnose's own work, which " \
+           "costs 20.0 ms" in bench.markdown_section(report)
+
+
+def test_facts_floor_makes_one_round_trip_and_publishes_a_copy_of_the_captured_facts(tmp_path: Path) -> None:
+    """The bench's facts floor does what diagnose must do and nothing more: the host script once, the facts published."""
+    published = {"rdp_doctor_facts": {"os": {"fqdn": "win001.lab"}}, "rdp_doctor_probe": None, "rdp_doctor_findings": [],
+                 "rdp_doctor_host_state": {"state": "ok", "msg": "", "error": None}}
+    plugin_dir = tmp_path / "action_plugins"
+    plugin_dir.mkdir()
+    (plugin_dir / "published_facts.json").write_text(json.dumps(published), encoding="utf-8")
+    source = Path(bench.__file__).with_name("facts_floor") / "rdp_doctor_facts_floor.py"
+    (plugin_dir / source.name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("bench_facts_floor", plugin_dir / source.name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    task = mock.MagicMock(args={}, check_mode=False, async_val=0, action="rdp_doctor_facts_floor")
+    connection = mock.MagicMock()
+    connection._shell.tmpdir = None  # pylint: disable=protected-access
+    action = module.ActionModule(task, connection, PlayContext(), loader=None, templar=None, shared_loader_obj=None)
+    execute = mock.MagicMock(return_value={"rc": 0, "stdout": '{"schema": "x"}\r\n', "stderr": ""})
+    action._low_level_execute_command = execute  # pylint: disable=protected-access
+    result = action.run(task_vars={"inventory_hostname": "win001"})
+    assert execute.call_count == 1 and b"read_rdp_state" in execute.call_args.kwargs["in_data"]
+    assert result["ansible_facts"] == published and result["changed"] is False
+    assert result["ansible_facts"]["rdp_doctor_facts"] is not module.PUBLISHED["rdp_doctor_facts"]  # each host its own copy
+    playbook = bench.facts_floor_playbook()
+    assert playbook[0]["tasks"][0] == {"name": "One round trip publishing diagnose's facts", "rdp_doctor_facts_floor": {}}
+    capture = bench.capture_playbook(tmp_path / "out.json")
+    assert capture[0]["hosts"] == "windows[0]" and capture[0]["tasks"][1]["delegate_to"] == "localhost"
