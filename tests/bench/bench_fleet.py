@@ -106,7 +106,7 @@ FLOOR = Scenario("floor", "floor.yml", "one ansible.builtin.raw task per host", 
 #: parsed, and facts of the same size published (tests/bench/facts_floor/), nothing else. Not a target: the reference
 #: that splits diagnose's cost above the floor into Ansible's (the published facts) and the collection's own work.
 FACTS_FLOOR = Scenario("facts_floor", "facts_floor.yml",
-                       "the host script's round trip publishing diagnose's facts, nothing else (Ansible's share)")
+                       "the host script's round trip publishing diagnose's facts, and nothing else")
 DIAGNOSE = Scenario("diagnose", "rdp.doctor.diagnose", "the diagnose playbook (facts, probe, findings, summary)",
                     role="target")
 #: The role's per-host task alone (as the role passes it): what the whole diagnosis of a host costs in one task.
@@ -588,10 +588,11 @@ def markdown_section(report: dict[str, t.Any]) -> str:
             for v in trips) + "."]
     shares = report.get("ansible_share") or []
     if shares:
-        lines += ["", f"Ansible's share (`{FACTS_FLOOR.name}`: {FACTS_FLOOR.description}), controller CPU per host: " + ", ".join(
-            f"{s['hosts']}h/{s['latency_ms']}ms ×{s['cpu_ratio']} the floor ({s['facts_floor_ms']} ms), leaving "
-            f"{s['budget_ms']} ms under the {TARGET_RATIO}× target for diagnose's own work, which costs {_fmt(s['own_ms'])} ms"
-            for s in shares) + "."]
+        lines += ["", f"Ansible's share of diagnose (`{FACTS_FLOOR.name}`: {FACTS_FLOOR.description}), controller CPU per host:",
+                  "", f"| hosts | latency | floor (ms) | facts floor (ms) | × floor | left under the {TARGET_RATIO}× target (ms) | "
+                  "diagnose's own work (ms) |", "|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {s['hosts']} | {s['latency_ms']} ms | {_fmt(s['floor_ms'])} | {_fmt(float(s['facts_floor_ms']))} | "
+                  f"{_fmt(s['cpu_ratio'], 2)} | {_fmt(s['budget_ms'])} | {_fmt(s['own_ms'])} |" for s in shares]
     if skipped:
         lines += ["", "Not measured: " + "; ".join(skipped) + "."]
     lines.append(MARK_END)

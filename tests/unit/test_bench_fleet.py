@@ -113,8 +113,7 @@ def test_ansible_share_leaves_the_target_minus_the_facts_floor_for_the_collectio
     report = {"cells": [cell], "verdicts": bench.verdicts([cell]), "started_utc": "2026-11-26T13:00:00+00:00", "forks": 25,
               "machine": {"cpus": 2, "python": "3.11.7", "loadavg_start": 1.0}, "per_setting_reads": 34, "total_s": 60.0,
               "ansible_share": [share]}
-    assert "100h/0ms ×1.3 the floor (52.0 ms), leaving 8.0 ms under the 1.5× target for diagnose's own work, which " \
-           "costs 20.0 ms" in bench.markdown_section(report)
+    assert "| 100 | 0 ms | 40.0 | 52.0 | 1.30 | 8.0 | 20.0 |" in bench.markdown_section(report)
 
 
 def test_facts_floor_makes_one_round_trip_and_publishes_a_copy_of_the_captured_facts(tmp_path: Path) -> None:
