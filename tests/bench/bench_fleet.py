@@ -7,7 +7,8 @@ For every fleet size and per-command host latency (0 ms, and 300 ms: a real Powe
 * **facts floor** - the host script's one round trip publishing the facts diagnose publishes, and nothing else
   (the bench's own action plugin, ``tests/bench/facts_floor/``): Ansible's share of diagnose's cost. The report
   says how much of the target it leaves for the collection's own work.
-* **diagnose** - ``ansible-playbook rdp.doctor.diagnose`` (host facts, probe, findings, summary); also the
+* **diagnose** - ``ansible-playbook rdp.doctor.diagnose`` (host facts, probe, findings, summary); also with
+  ``inject_facts_as_vars = False`` (``diagnose_no_inject``: the setting a large fleet should run with), the
   role as a user's own ``roles:`` list includes it, with Ansible's per-host argument validation task
   (``diagnose_validated``), and its one per-host task alone (``diagnose_host``), to show where the cost above
   the floor is.
@@ -88,7 +89,8 @@ class Scenario:
     ``requires``: a repository path that must exist (a role still being built is reported, not run).
     ``fleet``: ``healthy`` (generated hosts) or ``broken`` (one fault of BROKEN_FAULTS per host; the lab is
     restarted before, since a scenario that changes hosts must not leave them fixed for the next one).
-    ``sizes``: restrict to these fleet sizes (None: all). ``role``: which target it is judged by.
+    ``sizes``: restrict to these fleet sizes (None: all). ``role``: which target it is judged by. ``env``: settings
+    for ansible-playbook (an ansible.cfg setting as its environment variable).
     """
 
     name: str
@@ -99,6 +101,7 @@ class Scenario:
     requires: str | None = None
     sizes: tuple[int, ...] | None = None
     role: str = "measure"  # floor | target | baseline | measure
+    env: tuple[tuple[str, str], ...] = ()
 
 
 FLOOR = Scenario("floor", "floor.yml", "one ansible.builtin.raw task per host", role="floor")
@@ -115,6 +118,11 @@ DIAGNOSE_HOST = Scenario("diagnose_host", "diagnose_host.yml", "rdp.doctor.diagn
 #: (the collection's playbooks import the role with rolespec_validate: false; diagnose_host checks the same).
 DIAGNOSE_VALIDATED = Scenario("diagnose_validated", "diagnose_validated.yml",
                               "the diagnose role in a play's roles: list (with Ansible's per-host argument validation)")
+#: The diagnose playbook as a large fleet should run it: with Ansible's inject_facts_as_vars off (the collection's
+#: roles read ansible_facts), ansible-core no longer cleans every published fact twice in each worker.
+DIAGNOSE_NO_INJECT = Scenario("diagnose_no_inject", "rdp.doctor.diagnose",
+                              "the diagnose playbook with inject_facts_as_vars = False (ANSIBLE_INJECT_FACT_VARS)",
+                              env=(("ANSIBLE_INJECT_FACT_VARS", "False"),))
 #: The floor again at the end of each cell: the machine is shared, the ratio uses the mean of both floors.
 FLOOR_AGAIN = Scenario("floor_again", "floor.yml", "the floor, measured again after the others", role="floor")
 PER_SETTING = Scenario("per_setting", "per_setting.yml", "one raw task per setting host_facts reads",
@@ -130,10 +138,10 @@ REMEDIATE_SCENARIOS = (
     Scenario("remediate_broken_apply", "rdp.doctor.remediate", "remediate, broken fleet, apply",
              fleet="broken", requires="playbooks/remediate.yml", sizes=REMEDIATE_SIZES),
 )
-SCENARIOS = (FLOOR, FACTS_FLOOR, DIAGNOSE, DIAGNOSE_VALIDATED, DIAGNOSE_HOST, PER_SETTING, *REMEDIATE_SCENARIOS, FLOOR_AGAIN)
+SCENARIOS = (FLOOR, FACTS_FLOOR, DIAGNOSE, DIAGNOSE_NO_INJECT, DIAGNOSE_VALIDATED, DIAGNOSE_HOST, PER_SETTING, *REMEDIATE_SCENARIOS, FLOOR_AGAIN)
 #: Host round trips a host may cost (issue 8): diagnose 1; remediate 1 on a compliant host (the read) and in
 #: check mode, at most 3 on a host that needs fixes (read, apply, final read). Judged on the busiest host.
-ROUND_TRIP_BUDGET = {"diagnose": 1, "diagnose_validated": 1, "diagnose_host": 1, "remediate_compliant_check": 1,
+ROUND_TRIP_BUDGET = {"diagnose": 1, "diagnose_no_inject": 1, "diagnose_validated": 1, "diagnose_host": 1, "remediate_compliant_check": 1,
                      "remediate_compliant_apply": 1, "remediate_broken_check": 1, "remediate_broken_apply": 3}
 FLOORS = (FLOOR.name, FLOOR_AGAIN.name)
 
@@ -281,12 +289,12 @@ class _PeakSampler(threading.Thread):
 
 
 def run_playbook(playbook: str, inventory: Path, args: t.Sequence[str], forks: int, log: Path,
-                 bin_dir: Path = ANSIBLE_BIN) -> dict[str, t.Any]:
+                 bin_dir: Path = ANSIBLE_BIN, env: t.Sequence[tuple[str, str]] = ()) -> dict[str, t.Any]:
     """Run ansible-playbook (of ``bin_dir``); wall time, CPU of its whole (reaped) tree, peak memory; stdout to ``log``."""
     argv = [str(bin_dir / "ansible-playbook"), "-i", str(inventory), "--forks", str(forks), playbook, *args]
     with open(log, "wb") as out:
         start = time.perf_counter()
-        process = subprocess.Popen(argv, cwd=str(ROOT), env=ansible_env(), stdout=out, stderr=subprocess.STDOUT)  # pylint: disable=consider-using-with
+        process = subprocess.Popen(argv, cwd=str(ROOT), env=dict(ansible_env(), **dict(env)), stdout=out, stderr=subprocess.STDOUT)  # pylint: disable=consider-using-with
         sampler = _PeakSampler(process.pid)
         sampler.start()
         _pid, status, usage = os.wait4(process.pid, 0)
@@ -355,7 +363,7 @@ def measure(scenario: Scenario, info: LabInfo, playbook: str, size: int, forks: 
     """One scenario on one running fleet."""
     info.admin.reset_counters()
     lab_cpu = process_cpu_seconds(info.pid)
-    run = run_playbook(playbook, info.inventory, scenario.args, forks, log, bin_dir)
+    run = run_playbook(playbook, info.inventory, scenario.args, forks, log, bin_dir, scenario.env)
     run["lab_cpu_s"] = round(process_cpu_seconds(info.pid) - lab_cpu, 3)
     run.update(lab_counters(info))
     run["cpu_ms_per_host"] = round(run["cpu_s"] * 1000 / size, 2)
@@ -502,7 +510,7 @@ def markdown_table(cells: list[dict[str, t.Any]]) -> str:
     return "\n".join(rows)
 
 
-_COLOURS = {"floor": "#555555", "facts_floor": "#8c564b", "diagnose": "#1f77b4", "diagnose_host": "#17becf", "diagnose_validated": "#9edae5",
+_COLOURS = {"floor": "#555555", "facts_floor": "#8c564b", "diagnose": "#1f77b4", "diagnose_no_inject": "#aec7e8", "diagnose_host": "#17becf", "diagnose_validated": "#9edae5",
             "per_setting": "#d62728", "remediate_compliant_check": "#2ca02c", "remediate_compliant_apply": "#98df8a",
             "remediate_broken_check": "#ff7f0e", "remediate_broken_apply": "#ffbb78"}
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import typing as t
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from unittest import mock
 
+import pytest
 import yaml
 from ansible.playbook.play_context import PlayContext
 
@@ -142,3 +144,25 @@ def test_facts_floor_makes_one_round_trip_and_publishes_a_copy_of_the_captured_f
     assert playbook[0]["tasks"][0] == {"name": "One round trip publishing diagnose's facts", "rdp_doctor_facts_floor": {}}
     capture = bench.capture_playbook(tmp_path / "out.json")
     assert capture[0]["hosts"] == "windows[0]" and capture[0]["tasks"][1]["delegate_to"] == "localhost"
+
+
+def test_a_scenario_sets_its_ansible_settings_for_its_run_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """diagnose_no_inject runs the same playbook as diagnose, with inject_facts_as_vars off in its environment only."""
+    assert bench.DIAGNOSE_NO_INJECT.playbook == bench.DIAGNOSE.playbook and not bench.DIAGNOSE.env
+    seen: list[dict[str, str]] = []
+
+    class Finished:  # what run_playbook needs of the process: it ends at once
+        pid = 0
+        returncode = 0
+
+    def popen(argv: list[str], **kwargs: t.Any) -> Finished:
+        seen.append(kwargs["env"])
+        return Finished()
+
+    monkeypatch.setattr(bench.subprocess, "Popen", popen)
+    monkeypatch.setattr(bench.os, "wait4", lambda pid, options: (pid, 0, mock.MagicMock(ru_utime=1.0, ru_stime=0.5, ru_maxrss=1024)))
+    monkeypatch.setattr(bench, "_PeakSampler", mock.MagicMock(return_value=mock.MagicMock(peak_kib=2048)))
+    for scenario in (bench.DIAGNOSE_NO_INJECT, bench.DIAGNOSE):
+        run = bench.run_playbook(scenario.playbook, tmp_path / "inventory.yml", scenario.args, 25, tmp_path / "log", env=scenario.env)
+        assert run["cpu_s"] == 1.5 and run["rc"] == 0
+    assert seen[0]["ANSIBLE_INJECT_FACT_VARS"] == "False" and "ANSIBLE_INJECT_FACT_VARS" not in seen[1]
