@@ -294,7 +294,8 @@ def run_playbook(playbook: str, inventory: Path, args: t.Sequence[str], forks: i
     argv = [str(bin_dir / "ansible-playbook"), "-i", str(inventory), "--forks", str(forks), playbook, *args]
     with open(log, "wb") as out:
         start = time.perf_counter()
-        process = subprocess.Popen(argv, cwd=str(ROOT), env=dict(ansible_env(), **dict(env)), stdout=out, stderr=subprocess.STDOUT)  # pylint: disable=consider-using-with
+        process = subprocess.Popen(argv, cwd=str(ROOT), env=dict(ansible_env(), **dict(env)),  # pylint: disable=consider-using-with
+                                   stdout=out, stderr=subprocess.STDOUT)
         sampler = _PeakSampler(process.pid)
         sampler.start()
         _pid, status, usage = os.wait4(process.pid, 0)
@@ -510,7 +511,8 @@ def markdown_table(cells: list[dict[str, t.Any]]) -> str:
     return "\n".join(rows)
 
 
-_COLOURS = {"floor": "#555555", "facts_floor": "#8c564b", "diagnose": "#1f77b4", "diagnose_no_inject": "#aec7e8", "diagnose_host": "#17becf", "diagnose_validated": "#9edae5",
+_COLOURS = {"floor": "#555555", "facts_floor": "#8c564b", "diagnose": "#1f77b4", "diagnose_no_inject": "#aec7e8",
+            "diagnose_host": "#17becf", "diagnose_validated": "#9edae5",
             "per_setting": "#d62728", "remediate_compliant_check": "#2ca02c", "remediate_compliant_apply": "#98df8a",
             "remediate_broken_check": "#ff7f0e", "remediate_broken_apply": "#ffbb78"}
 
