@@ -221,16 +221,6 @@ def role_arguments(task_args: t.Mapping[str, t.Any], variables: t.Mapping[str, t
 READ_VARIABLES = (*ROLE_VARIABLES.values(), *AREA_VARIABLES.values(), *role_variables.TARGET_AND_TAG_VARIABLES)
 
 
-def fleet_record(state: dict[str, t.Any], facts: dict[str, t.Any], probe: dict[str, t.Any] | None,
-                 found: list[dict[str, t.Any]], published: bool) -> dict[str, t.Any]:
-    """What this host leaves in the run's records: what the fleet summary needs, and every result when Ansible
-    will not publish them (a failed task's facts are dropped: rdp.doctor.run_summary publishes them)."""
-    record = {"host_state": state, "findings": found, "probe": probe, "published": published}
-    if not published:
-        record["results"] = published_facts(facts, probe, found, state)
-    return record
-
-
 class ActionModule(ActionBase):
     """Facts, probe, findings and summary of one host in one task."""
 
@@ -285,6 +275,7 @@ class ActionModule(ActionBase):
         fail_on = "cause" if args["fail_on_findings"] and args["fail_on"] == "none" else args["fail_on"]
         verdict = host_verdict({"host_state": state, "findings": found, "probe": probe}, fail_on)
         fails = (args["verdict"] or fail_on != "none") and verdict["fails"]
+        results = published_facts(facts, probe, found, state)
         if fails:
             # The verdict says it as the role always did (STATE: why, one line); fail_on alone with the summary.
             # No facts in a failed result: Ansible would not publish them and would print them whole; the run's
@@ -292,8 +283,6 @@ class ActionModule(ActionBase):
             result.update(failed=True, msg=f"{str(verdict['state']).upper()}: {verdict['detail']}" if args["verdict"]
                           else " | ".join(summary or findings_summary(found, state, probe)))
         else:
-            result["ansible_facts"] = published_facts(facts, probe, found, state)
-        warning = run_records.keep(self._task, task_vars, fleet_record(state, facts, probe, found, published=not fails))
-        if warning:
-            result.setdefault("warnings", []).append(warning)
+            result["ansible_facts"] = results
+        run_records.keep(self._task, task_vars, run_records.run_record(state, found, probe, results if fails else None), result)
         return result

@@ -201,13 +201,10 @@ class ActionModule(RemediationAction):
             result.pop("skipped", None)
         else:
             result["ansible_facts"] = dict(result.get("ansible_facts") or {}, rdp_doctor_remediation=record)
-        entry = {"host_state": published.get("rdp_doctor_host_state"), "findings": published.get("rdp_doctor_findings") or [],
-                 "probe": published.get("rdp_doctor_probe"), "remediation": record, "published": not fails}
-        if fails:
-            entry["results"] = {"rdp_doctor_remediation": record}
-        warning = run_records.keep(self._task, task_vars, entry)
-        if warning:
-            result.setdefault("warnings", []).append(warning)
+        entry = run_records.run_record(published.get("rdp_doctor_host_state"), published.get("rdp_doctor_findings") or [],
+                                       published.get("rdp_doctor_probe"), {"rdp_doctor_remediation": record} if fails else None,
+                                       remediation=record)
+        run_records.keep(self._task, task_vars, entry, result)
         return result
 
     def skip_reason(self, options: dict[str, t.Any], task_vars: dict[str, t.Any]) -> str | None:

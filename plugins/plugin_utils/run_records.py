@@ -66,15 +66,25 @@ def write_record(directory: str, host: str, record: dict[str, t.Any], batch: t.S
     _write_json(os.path.join(directory, _digest(host) + RECORD_SUFFIX), dict(record, host=host))
 
 
-def keep(task: t.Any, task_vars: t.Mapping[str, t.Any], record: dict[str, t.Any]) -> str | None:
-    """Write this host's ``record`` in the scope of ``task``, with the batch the play runs; a warning for the task's
-    result when it cannot be written (the host is then summed up as lost; its task's own result stands)."""
+def run_record(host_state: t.Any, findings: t.Any, probe: t.Any, unpublished: dict[str, t.Any] | None = None,
+               **extra: t.Any) -> dict[str, t.Any]:
+    """One host's record (docs/dev/contracts.md, "The run's records"): what ``rdp.doctor.run_summary`` sums up, and
+    ``unpublished``: the results Ansible will not publish because the host's task failed, which run_summary
+    publishes instead (None: the task publishes them itself). ``extra``: more for the summary (``remediation``)."""
+    record = {"host_state": host_state, "findings": findings, "probe": probe, "published": unpublished is None, **extra}
+    if unpublished is not None:
+        record["results"] = unpublished
+    return record
+
+
+def keep(task: t.Any, task_vars: t.Mapping[str, t.Any], record: dict[str, t.Any], result: dict[str, t.Any]) -> None:
+    """Write this host's ``record`` in the scope of ``task``, with the batch the play runs; when it cannot be written,
+    a warning in the task's ``result`` (the host is then summed up as lost; its task's own result stands)."""
     host = str(task_vars.get("inventory_hostname") or "")
     try:
         write_record(records_dir(scope_of(task)), host, record, task_vars.get("ansible_play_batch") or [host])
     except OSError as exc:
-        return f"rdp.doctor could not keep this host's results for the fleet summary: {exc}"
-    return None
+        result.setdefault("warnings", []).append(f"rdp.doctor could not keep this host's results for the fleet summary: {exc}")
 
 
 def read_records(directory: str) -> tuple[dict[str, dict[str, t.Any]], list[list[str]]]:
