@@ -1,6 +1,6 @@
 """Bench-only action plugin: the cheapest conceivable diagnose, to measure what Ansible itself costs.
 
-Per host it makes the diagnosis's one round trip (the real host script, its real parameters, its answer parsed)
+Per host it makes the diagnosis's one round trip (the real host script with its default parameters, its answer parsed)
 and publishes facts of exactly the size and shape diagnose publishes - one healthy lab host's four facts,
 captured by the bench - and does nothing else: no normalisation, no probe, no findings, no role variables, no
 run record. ``make bench`` measures it as the ``facts_floor`` scenario; the gap between it and the raw-task floor
